@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs skein's build and test dependencies from Debian packages.
+# Idempotent: packages already present are skipped; apt runs only when something is missing.
+set -euo pipefail
+PKGS=(
+  g++ cmake ninja-build pkg-config
+  libopenblas-dev
+  libopenmpi-dev openmpi-bin
+  libhdf5-dev
+  libyaml-cpp-dev
+  libboost-program-options-dev
+  libgtest-dev libgmock-dev
+  libbenchmark-dev
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,139 @@
+// autograd.cpp — the engine: record, accumulate_grad, run_backward, grad mode.
+#include "core/autograd.h"
+#include <unordered_map>
+#include <unordered_set>
+#include "core/ops.h"
+
+namespace skein {
+namespace {
+thread_local bool t_grad_enabled = true;
+}
+
+bool grad_mode_enabled() { return t_grad_enabled; }
+NoGradGuard::NoGradGuard() : prev_(t_grad_enabled) { t_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { t_grad_enabled = prev_; }
+
+bool any_requires_grad(std::initializer_list<Tensor> ts) {
+  if (!t_grad_enabled) return false;
+  for (const Tensor& t : ts)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn fn) {
+  if (!t_grad_enabled) return out;
+  bool any = false;
+  for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
+  if (!any) return out;
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  for (const Tensor& t : inputs) {
+    Edge e;
+    if (t.defined() && t.requires_grad()) {
+      if (t.grad_fn()) e.fn = t.grad_fn();
+      else e.leaf = t.impl_ptr();
+      e.shape = t.shape();
+      e.dtype = t.dtype();
+    }
+    node->inputs.push_back(std::move(e));
+  }
+  node->backward = std::move(fn);
+  // The result is a fresh handle on the same storage: the closure may have captured `out`
+  // itself, and a handle that owned the node which owns it would be a reference cycle.
+  auto impl = std::make_shared<TensorImpl>(*out.impl());
+  impl->requires_grad = true;
+  impl->grad_fn = std::move(node);
+  return Tensor(std::move(impl));
+}
+
+Tensor record(const char* name, Tensor out, std::initializer_list<Tensor> inputs, BackwardFn fn) {
+  return record(name, std::move(out), std::vector<Tensor>(inputs), std::move(fn));
+}
+
+void accumulate_grad(std::shared_ptr<TensorImpl>& slot, const Tensor& g_in, const Shape& shape,
+                     DType dtype, const char* op, bool owned_slot) {
+  SKEIN_ASSERT(g_in.dtype() == dtype, op, ": gradient dtype ", dtype_name(g_in.dtype()),
+               " differs from input dtype ", dtype_name(dtype));
+  Tensor g = g_in;
+  if (g.shape() != shape) {
+    // Sum away the dimensions that broadcasting added or stretched.
+    const Shape& gs = g.shape();
+    SKEIN_ASSERT(gs.size() >= shape.size(), op, ": gradient ", shape_str(gs),
+                 " cannot reduce to input ", shape_str(shape));
+    size_t lead = gs.size() - shape.size();
+    Shape dims;
+    for (size_t i = 0; i < gs.size(); ++i) {
+      if (i < lead) { dims.push_back(static_cast<int64_t>(i)); continue; }
+      int64_t want = shape[i - lead];
+      SKEIN_ASSERT(want == gs[i] || want == 1, op, ": gradient ", shape_str(gs),
+                   " does not broadcast from input ", shape_str(shape));
+      if (want == 1 && gs[i] != 1) dims.push_back(static_cast<int64_t>(i));
+    }
+    g = dims.empty() ? g : sum(g, dims, /*keepdim=*/true);
+    g = g.reshape(shape);
+  }
+  if (!slot) {
+    // Owned slots (leaf .grad) get a private copy: later in-place updates (clipping,
+    // accumulation) must never write through to a tensor that someone else holds.
+    slot = owned_slot ? g.clone().impl_ptr() : g.impl_ptr();
+  } else if (owned_slot) {
+    add_(Tensor(slot), g);
+  } else {
+    slot = add(Tensor(slot), g).impl_ptr();
+  }
+}
+
+void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
+  SKEIN_CHECK(root.requires_grad(), "backward: the tensor does not require grad");
+  Tensor seed = grad;
+  if (!seed.defined()) {
+    SKEIN_CHECK(root.numel() == 1, "backward: the gradient may be omitted only for a one-element "
+                "tensor, this one has shape ", shape_str(root.shape()));
+    seed = ones(root.shape(), root.dtype());
+  }
+  SKEIN_CHECK(seed.shape() == root.shape(), "backward: gradient shape ", shape_str(seed.shape()),
+              " differs from tensor shape ", shape_str(root.shape()));
+  NoGradGuard no_grad;
+  if (!root.grad_fn()) {  // a leaf
+    accumulate_grad(root.impl()->grad, seed, root.shape(), root.dtype(), "backward", true);
+    return;
+  }
+  // Reverse topological order by an iterative depth-first post-order walk.
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<Node*, size_t>> stack{{root.grad_fn().get(), 0}};
+  seen.insert(root.grad_fn().get());
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      Node* child = node->inputs[next++].fn.get();
+      if (child && seen.insert(child).second) stack.push_back({child, 0});
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  std::unordered_map<Node*, std::shared_ptr<TensorImpl>> pending;
+  pending[root.grad_fn().get()] = seed.impl_ptr();
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = *it;
+    auto found = pending.find(node);
+    if (found == pending.end()) continue;
+    Tensor g(found->second);
+    pending.erase(found);
+    SKEIN_CHECK(node->backward, "backward: trying to go through the graph of '", node->name,
+                "' a second time; its saved tensors were freed (use retain_graph=true)");
+    std::vector<Tensor> grads = node->backward(g);
+    if (!retain_graph) node->backward = nullptr;  // frees the saved tensors now
+    SKEIN_ASSERT(grads.size() == node->inputs.size(), node->name, ": backward returned ",
+                 grads.size(), " gradients for ", node->inputs.size(), " inputs");
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const Edge& e = node->inputs[i];
+      if (!e.active() || !grads[i].defined()) continue;
+      if (e.fn) accumulate_grad(pending[e.fn.get()], grads[i], e.shape, e.dtype, node->name, false);
+      else accumulate_grad(e.leaf->grad, grads[i], e.shape, e.dtype, node->name, true);
+    }
+  }
+}
+
+}  // namespace skein

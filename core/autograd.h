@@ -1,0 +1,60 @@
+// autograd.h — the dynamic tape. An op that needs grad records a Node holding its
+// backward closure (which owns the saved tensors) and an Edge per input; the engine
+// walks nodes in reverse topological order and frees each closure after it runs.
+#pragma once
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+#include "core/tensor.h"
+
+namespace skein {
+
+// Where the gradient of one input goes: another node, or a leaf's .grad.
+struct Edge {
+  std::shared_ptr<Node> fn;            // set when the input was made by an op
+  std::shared_ptr<TensorImpl> leaf;    // set when the input is a leaf that requires grad
+  Shape shape;                         // the input's shape and dtype, to check the gradient
+  DType dtype = DType::f32;
+  bool active() const { return fn || leaf; }
+};
+
+// Returns one gradient per input (an undefined Tensor where an input needs none).
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
+struct Node {
+  const char* name = "";
+  std::vector<Edge> inputs;
+  BackwardFn backward;  // reset after it runs unless the graph is retained
+};
+
+// Records `out` as made by op `name` from `inputs` when grad mode is on and any input
+// requires grad. `fn` maps d(out) to d(inputs), in input order. Returns `out`.
+Tensor record(const char* name, Tensor out, std::initializer_list<Tensor> inputs, BackwardFn fn);
+Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn fn);
+
+// True when any tensor would make an op record a node (grad mode on and requires_grad).
+bool any_requires_grad(std::initializer_list<Tensor> ts);
+
+// THE one place where gradients are summed. `slot` receives `g`; g may carry broadcast
+// dimensions of `shape`, which are summed away. Checks dtype and shape compatibility.
+void accumulate_grad(std::shared_ptr<TensorImpl>& slot, const Tensor& g, const Shape& shape,
+                     DType dtype, const char* op, bool owned_slot);
+
+// Runs backward from `root` (seeded with `grad`, default ones for a scalar).
+void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph);
+
+bool grad_mode_enabled();
+// Disables recording in this thread for its lifetime (evaluation, optimizer steps).
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+ private:
+  bool prev_;
+};
+
+}  // namespace skein

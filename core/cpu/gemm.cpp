@@ -1,0 +1,55 @@
+// gemm.cpp — the BLAS wrapper and its naive oracle (see gemm.h).
+#include "core/cpu/gemm.h"
+#include <cblas.h>
+#include <limits>
+#include "core/error.h"
+
+namespace skein::cpu {
+namespace {
+void check_dims(int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
+  constexpr int64_t lim = std::numeric_limits<blasint>::max();
+  SKEIN_CHECK(M <= lim && N <= lim && K <= lim && lda <= lim && ldb <= lim && ldc <= lim,
+              "gemm: dims M=", M, " N=", N, " K=", K, " exceed the BLAS integer range");
+}
+}  // namespace
+
+template <>
+void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  check_dims(M, N, K, lda, ldb, ldc);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
+              static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
+}
+
+template <>
+void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+                  int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  check_dims(M, N, K, lda, ldb, ldc);
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
+              static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
+}
+
+template <typename T>
+void gemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double acc = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        double a = ta ? A[k * lda + i] : A[i * lda + k];
+        double b = tb ? B[j * ldb + k] : B[k * ldb + j];
+        acc += a * b;
+      }
+      T prev = beta == T(0) ? T(0) : beta * C[i * ldc + j];
+      C[i * ldc + j] = static_cast<T>(alpha * acc) + prev;
+    }
+}
+
+template void gemm_naive<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                                const float*, int64_t, float, float*, int64_t);
+template void gemm_naive<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                                 const double*, int64_t, double, double*, int64_t);
+
+}  // namespace skein::cpu

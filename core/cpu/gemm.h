@@ -1,0 +1,19 @@
+// gemm.h — THE matrix-multiply entry point of skein on CPU: one wrapper over
+// cblas_sgemm / cblas_dgemm, row-major, transposes passed as flags (never materialised).
+// gemm_naive is the triple loop kept as the test oracle.
+#pragma once
+#include <cstdint>
+
+namespace skein::cpu {
+
+// C[M,N] = alpha * op(A)[M,K] · op(B)[K,N] + beta * C, all row-major.
+// op(A) = A (A stored [M, lda]) or A^T (A stored [K, lda]); likewise B.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+template <typename T>
+void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+}  // namespace skein::cpu

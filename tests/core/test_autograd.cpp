@@ -1,0 +1,123 @@
+// test_autograd.cpp — the engine: diamond graphs, a tensor used twice, accumulation
+// across backward calls, retain_graph, no_grad, broadcast reduction in accumulate_grad,
+// and saved tensors released as soon as their backward has run.
+#include <gtest/gtest.h>
+#include <cmath>
+#include "core/allocator.h"
+#include "core/ops.h"
+
+namespace skein {
+namespace {
+
+Tensor leaf(std::vector<double> v, Shape s) { return from_vector(v, s, DType::f64).requires_grad_(); }
+
+TEST(Autograd, DiamondGraph) {
+  // y = a*b + a*c with b = 2a, c = a^2  ->  y = 2a^2 + a^3, dy/da = 4a + 3a^2
+  Tensor a = leaf({1.5, -2.0}, {2});
+  Tensor b = mul(a, 2.0), c = mul(a, a);
+  Tensor y = add(mul(a, b), mul(a, c));
+  sum(y).backward();
+  EXPECT_DOUBLE_EQ(a.grad().at({0}), 4 * 1.5 + 3 * 1.5 * 1.5);
+  EXPECT_DOUBLE_EQ(a.grad().at({1}), 4 * -2.0 + 3 * 4.0);
+}
+
+TEST(Autograd, TensorUsedTwiceInOneOp) {
+  Tensor a = leaf({3.0}, {1});
+  sum(mul(a, a)).backward();
+  EXPECT_DOUBLE_EQ(a.grad().item(), 6.0);
+  Tensor b = leaf({3.0}, {1});
+  sum(add(b, b)).backward();
+  EXPECT_DOUBLE_EQ(b.grad().item(), 2.0);
+}
+
+TEST(Autograd, AccumulatesAcrossBackwardCalls) {
+  Tensor a = leaf({2.0, 5.0}, {2});
+  sum(mul(a, 3.0)).backward();
+  sum(mul(a, a)).backward();
+  EXPECT_EQ(a.grad().to_vector(), (std::vector<double>{3 + 4, 3 + 10}));
+  a.zero_grad();
+  EXPECT_FALSE(a.grad().defined());
+}
+
+TEST(Autograd, RetainGraph) {
+  Tensor a = leaf({2.0}, {1});
+  Tensor y = sum(exp(a));
+  y.backward(Tensor(), /*retain_graph=*/true);
+  y.backward();
+  EXPECT_NEAR(a.grad().item(), 2 * std::exp(2.0), 1e-12);
+  EXPECT_THROW(y.backward(), Error);  // the second plain backward freed the graph
+}
+
+TEST(Autograd, NoGradRecordsNothing) {
+  Tensor a = leaf({1.0, 2.0}, {2});
+  {
+    NoGradGuard ng;
+    Tensor y = mul(a, a);
+    EXPECT_FALSE(y.requires_grad());
+    EXPECT_TRUE(y.is_leaf());
+  }
+  EXPECT_TRUE(mul(a, a).requires_grad());
+}
+
+TEST(Autograd, BroadcastGradientsAreReducedToInputShape) {
+  Tensor a = leaf({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor bias = leaf({10, 20, 30}, {3});
+  Tensor s = leaf({2}, {});
+  sum(mul(add(a, bias), s)).backward();
+  EXPECT_EQ(bias.grad().shape(), (Shape{3}));
+  EXPECT_EQ(bias.grad().to_vector(), (std::vector<double>{4, 4, 4}));
+  EXPECT_EQ(s.grad().shape(), Shape{});
+  EXPECT_DOUBLE_EQ(s.grad().item(), 21 + 2 * 60);  // Σ(a + bias)
+}
+
+TEST(Autograd, DtypeConversionBackward) {
+  Tensor a = leaf({1.0, 2.0}, {2});
+  Tensor y = sum(mul(a.to(DType::f32), 3.0));
+  EXPECT_EQ(y.dtype(), DType::f32);
+  y.backward();
+  EXPECT_EQ(a.grad().dtype(), DType::f64);
+  EXPECT_EQ(a.grad().to_vector(), (std::vector<double>{3, 3}));
+}
+
+TEST(Autograd, LeafGradsNeverAlias) {
+  // Both inputs of add get the same incoming gradient; their .grad must be separate.
+  Tensor a = leaf({1.0}, {1}), b = leaf({1.0}, {1});
+  sum(add(a, b)).backward();
+  mul_(a.grad(), 5.0);
+  EXPECT_DOUBLE_EQ(b.grad().item(), 1.0);
+}
+
+TEST(Autograd, SavedTensorsReleasedAfterBackward) {
+  // exp saves its output (1M doubles = 8 MB); after backward the engine frees it while
+  // the graph (y) is still alive.
+  Tensor a = zeros({1 << 20}, DType::f64).requires_grad_();
+  int64_t live_before = cpu_allocator::stats().bytes_live;
+  Tensor y = sum(exp(a));
+  int64_t live_forward = cpu_allocator::stats().bytes_live;
+  EXPECT_GE(live_forward - live_before, 8 << 20);  // the saved output is alive
+  y.backward();
+  Tensor g = a.grad();
+  int64_t grad_bytes = 8 << 20;
+  int64_t live_after = cpu_allocator::stats().bytes_live;
+  // Only the gradient (8 MB) and small scalars remain; the 8 MB saved output is gone.
+  EXPECT_LT(live_after - live_before, grad_bytes + 4096);
+  // With retain_graph the saved output stays.
+  a.zero_grad();
+  g = Tensor();
+  Tensor y2 = sum(exp(a));
+  y2.backward(Tensor(), true);
+  EXPECT_GE(cpu_allocator::stats().bytes_live - live_before, 2 * grad_bytes);
+}
+
+TEST(Autograd, BackwardNeedsScalarOrGradient) {
+  Tensor a = leaf({1, 2}, {2});
+  EXPECT_THROW(mul(a, 2.0).backward(), Error);
+  Tensor y = mul(a, 2.0);
+  y.backward(from_vector({1, 10}, {2}, DType::f64));
+  EXPECT_EQ(a.grad().to_vector(), (std::vector<double>{2, 20}));
+  EXPECT_THROW(y.backward(ones({3}, DType::f64)), Error);
+  EXPECT_THROW(zeros({2}).backward(), Error);  // no grad required
+}
+
+}  // namespace
+}  // namespace skein
