@@ -20,30 +20,46 @@ bool any_requires_grad(std::initializer_list<Tensor> ts) {
   return false;
 }
 
-Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn fn) {
-  if (!t_grad_enabled) return out;
+std::vector<Tensor> record_multi(const char* name, std::vector<Tensor> outs,
+                                 const std::vector<Tensor>& inputs, MultiBackwardFn fn) {
+  if (!t_grad_enabled) return outs;
   bool any = false;
   for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
-  if (!any) return out;
+  if (!any) return outs;
   auto node = std::make_shared<Node>();
   node->name = name;
+  node->num_outputs = static_cast<int>(outs.size());
   for (const Tensor& t : inputs) {
     Edge e;
     if (t.defined() && t.requires_grad()) {
-      if (t.grad_fn()) e.fn = t.grad_fn();
-      else e.leaf = t.impl_ptr();
+      if (t.grad_fn()) {
+        e.fn = t.grad_fn();
+        e.output_nr = t.impl()->output_nr;
+      } else {
+        e.leaf = t.impl_ptr();
+      }
       e.shape = t.shape();
       e.dtype = t.dtype();
     }
     node->inputs.push_back(std::move(e));
   }
   node->backward = std::move(fn);
-  // The result is a fresh handle on the same storage: the closure may have captured `out`
-  // itself, and a handle that owned the node which owns it would be a reference cycle.
-  auto impl = std::make_shared<TensorImpl>(*out.impl());
-  impl->requires_grad = true;
-  impl->grad_fn = std::move(node);
-  return Tensor(std::move(impl));
+  // Each result is a fresh handle on the same storage: the closure may have captured the
+  // outputs themselves, and a handle that owned the node which owns it would be a cycle.
+  for (size_t i = 0; i < outs.size(); ++i) {
+    auto impl = std::make_shared<TensorImpl>(*outs[i].impl());
+    impl->requires_grad = is_floating(impl->dtype);
+    impl->grad_fn = impl->requires_grad ? node : nullptr;
+    impl->output_nr = static_cast<int>(i);
+    outs[i] = Tensor(std::move(impl));
+  }
+  return outs;
+}
+
+Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn fn) {
+  if (!fn) return out;
+  return record_multi(name, {std::move(out)}, inputs,
+                      [fn = std::move(fn)](const std::vector<Tensor>& g) { return fn(g[0]); })[0];
 }
 
 Tensor record(const char* name, Tensor out, std::initializer_list<Tensor> inputs, BackwardFn fn) {
@@ -113,13 +129,20 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       stack.pop_back();
     }
   }
-  std::unordered_map<Node*, std::shared_ptr<TensorImpl>> pending;
-  pending[root.grad_fn().get()] = seed.impl_ptr();
+  // Gradients waiting for each node, one slot per output.
+  std::unordered_map<Node*, std::vector<std::shared_ptr<TensorImpl>>> pending;
+  auto slots = [&](Node* n) -> std::vector<std::shared_ptr<TensorImpl>>& {
+    auto& v = pending[n];
+    v.resize(n->num_outputs);
+    return v;
+  };
+  slots(root.grad_fn().get())[root.impl()->output_nr] = seed.impl_ptr();
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     auto found = pending.find(node);
     if (found == pending.end()) continue;
-    Tensor g(found->second);
+    std::vector<Tensor> g;
+    for (auto& impl : found->second) g.emplace_back(impl);
     pending.erase(found);
     SKEIN_CHECK(node->backward, "backward: trying to go through the graph of '", node->name,
                 "' a second time; its saved tensors were freed (use retain_graph=true)");
@@ -130,7 +153,7 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     for (size_t i = 0; i < grads.size(); ++i) {
       const Edge& e = node->inputs[i];
       if (!e.active() || !grads[i].defined()) continue;
-      if (e.fn) accumulate_grad(pending[e.fn.get()], grads[i], e.shape, e.dtype, node->name, false);
+      if (e.fn) accumulate_grad(slots(e.fn.get())[e.output_nr], grads[i], e.shape, e.dtype, node->name, false);
       else accumulate_grad(e.leaf->grad, grads[i], e.shape, e.dtype, node->name, true);
     }
   }

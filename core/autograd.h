@@ -14,6 +14,7 @@ namespace skein {
 // Where the gradient of one input goes: another node, or a leaf's .grad.
 struct Edge {
   std::shared_ptr<Node> fn;            // set when the input was made by an op
+  int output_nr = 0;                   // which output of fn the input is
   std::shared_ptr<TensorImpl> leaf;    // set when the input is a leaf that requires grad
   Shape shape;                         // the input's shape and dtype, to check the gradient
   DType dtype = DType::f32;
@@ -22,17 +23,24 @@ struct Edge {
 
 // Returns one gradient per input (an undefined Tensor where an input needs none).
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+// For ops with several outputs: one gradient per output in (undefined where an output
+// received none: treat it as zero), one per input out.
+using MultiBackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs)>;
 
 struct Node {
   const char* name = "";
   std::vector<Edge> inputs;
-  BackwardFn backward;  // reset after it runs unless the graph is retained
+  int num_outputs = 1;
+  MultiBackwardFn backward;  // reset after it runs unless the graph is retained
 };
 
 // Records `out` as made by op `name` from `inputs` when grad mode is on and any input
 // requires grad. `fn` maps d(out) to d(inputs), in input order. Returns `out`.
 Tensor record(const char* name, Tensor out, std::initializer_list<Tensor> inputs, BackwardFn fn);
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn fn);
+// The same for an op with several outputs (e.g. attention output and final state).
+std::vector<Tensor> record_multi(const char* name, std::vector<Tensor> outs,
+                                 const std::vector<Tensor>& inputs, MultiBackwardFn fn);
 
 // True when any tensor would make an op record a node (grad mode on and requires_grad).
 bool any_requires_grad(std::initializer_list<Tensor> ts);

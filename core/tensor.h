@@ -36,6 +36,7 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;   // accumulated gradient (leaves, or retained)
   std::shared_ptr<Node> grad_fn;      // the node that made this tensor (non-leaves)
+  int output_nr = 0;                  // which of grad_fn's outputs this tensor is
 };
 
 class Tensor {

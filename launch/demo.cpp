@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   std::printf("skein demo: byte-level MLP LM, %lld params, %d threads, %d steps\n",
               static_cast<long long>(V * E + C * E * H + H * V + C * E), num_threads(), steps);
   const double lr = 0.5;
+  double first_loss = 0, last_loss = 0;
   for (int step = 0; step <= steps; ++step) {
     // A batch of B random positions: context bytes [B, C] and next byte [B].
     Tensor pos = uniform({B}, gen, 0.0, static_cast<double>(n), DType::f64);
@@ -54,7 +55,12 @@ int main(int argc, char** argv) {
       NoGradGuard no_grad;
       for (Tensor& p : params) add_(p, p.grad(), -lr);
     }
+    if (step == 0) first_loss = loss.item();
+    last_loss = loss.item();
     if (step % 25 == 0) std::printf("step %4d  loss %.4f\n", step, loss.item());
   }
-  return 0;
+  // Exit status says whether training worked: the loss must at least halve.
+  const bool ok = last_loss < 0.5 * first_loss;
+  std::printf("%s: loss %.4f -> %.4f\n", ok ? "ok" : "FAILED", first_loss, last_loss);
+  return ok ? 0 : 1;
 }

@@ -16,4 +16,15 @@ template <typename T>
 void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
+// Inside a parallel_for, many small GEMMs run at once, one per pool thread: hold this
+// scope around the parallel_for so BLAS runs each of them single-threaded (busy threads
+// never exceed the pool size). Restores the pool's thread count on exit.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas();
+  ~SingleThreadedBlas();
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+};
+
 }  // namespace skein::cpu

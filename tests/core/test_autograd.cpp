@@ -109,6 +109,30 @@ TEST(Autograd, SavedTensorsReleasedAfterBackward) {
   EXPECT_GE(cpu_allocator::stats().bytes_live - live_before, 2 * grad_bytes);
 }
 
+TEST(Autograd, MultiOutputNode) {
+  // outs = (2a, a*a) from one node; each output's gradient reaches the input, and an
+  // output that gets no gradient arrives as undefined.
+  Tensor a = leaf({3.0}, {1});
+  auto make = [&] {
+    Tensor a_saved = a.detach();
+    return record_multi("pair", {mul(a_saved, 2.0), mul(a_saved, a_saved)}, {a},
+                        [a_saved](const std::vector<Tensor>& g) {
+      Tensor d = zeros({1}, DType::f64);
+      if (g[0].defined()) d = add(d, mul(g[0], 2.0));
+      if (g[1].defined()) d = add(d, mul(g[1], mul(a_saved, 2.0)));
+      return std::vector<Tensor>{d};
+    });
+  };
+  auto outs = make();
+  ASSERT_EQ(outs.size(), 2u);
+  EXPECT_EQ(outs[0].grad_fn(), outs[1].grad_fn());
+  sum(add(mul(outs[0], 5.0), outs[1])).backward();
+  EXPECT_DOUBLE_EQ(a.grad().item(), 5 * 2 + 2 * 3);
+  a.zero_grad();
+  sum(make()[1]).backward();  // only the second output used
+  EXPECT_DOUBLE_EQ(a.grad().item(), 6.0);
+}
+
 TEST(Autograd, BackwardNeedsScalarOrGradient) {
   Tensor a = leaf({1, 2}, {2});
   EXPECT_THROW(mul(a, 2.0).backward(), Error);
