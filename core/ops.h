@@ -28,6 +28,7 @@ Tensor sigmoid(const Tensor& a);
 Tensor silu(const Tensor& a);
 Tensor gelu(const Tensor& a);  // exact: x * Phi(x)
 Tensor relu(const Tensor& a);
+Tensor elu(const Tensor& a);   // alpha = 1: x > 0 ? x : exp(x) - 1
 // cond: bool-like (nonzero = true), broadcasts with a and b.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor masked_fill(const Tensor& a, const Tensor& mask, double value);
@@ -77,6 +78,45 @@ Tensor rope(const Tensor& x, double theta = 10000.0, int64_t pos_offset = 0);
 // Zeroes each element with probability p and scales the rest by 1/(1-p); identity when
 // !training or p == 0. The mask comes from gen (Philox), so it is reproducible.
 Tensor dropout(const Tensor& x, double p, Generator& gen, bool training = true);
+
+// ---- attention mixers (fused ops with hand-written backward) ---------------------------
+// Causal softmax attention, flash-style: online softmax over key blocks (the Tq×Tk score
+// matrix is never stored), backward recomputes scores from the saved row log-sum-exp.
+// q: [B, H, Tq, D], k: [B, Hkv, Tk, D], v: [B, Hkv, Tk, Dv] -> [B, H, Tq, Dv].
+// Grouped-query: H % Hkv == 0, query head h reads kv head h / (H / Hkv).
+// Query i sits at position q_pos_offset + i (default -1 means Tk - Tq: the queries are the
+// last Tq positions, as with a KV cache), key j at position j. causal: keys at positions
+// <= the query's; window > 0: additionally query_pos - key_pos < window.
+// (core/ops/softmax_attention.cpp)
+Tensor softmax_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                         bool causal = true, int64_t window = 0, int64_t q_pos_offset = -1);
+
+struct LinearAttentionResult {
+  Tensor out;          // [B, H, T, Dv]
+  Tensor final_state;  // [B, H, Dk, Dv]
+};
+
+// Chunkwise causal linear attention with optional decay / gates (core/ops/linear_attention.cpp):
+//   S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t,   o_t = scale * q_t S_t,   S_{-1} = initial_state
+// q, k: [B, H, T, Dk], v: [B, H, T, Dv]
+// log_gate: undefined (no decay, g = 0) | [H] (fixed per-head decay log λ_h, applied to every
+//   key dim and step) | [B, H, T, Dk] (data-dependent GLA gates, every entry <= 0)
+// initial_state: undefined (zeros) | [B, H, Dk, Dv]. All tensor inputs are differentiable,
+// and so are both outputs. Any T (not only multiples of chunk).
+LinearAttentionResult linear_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                       const Tensor& log_gate, const Tensor& initial_state,
+                                       double scale = 1.0, int64_t chunk = 64);
+
+// The delta rule, DeltaNet and gated DeltaNet (core/ops/delta_rule.cpp):
+//   S_t = a_t (I - b_t k_t^T k_t) S_{t-1} + b_t k_t^T v_t,  o_t = scale * q_t S_t
+// with a_t = exp(log_alpha_t) (gated DeltaNet; a_t = 1 when log_alpha is undefined).
+// q, k: [B, H, T, Dk] (k is expected L2-normalised by the caller), v: [B, H, T, Dv],
+// beta: [B, H, T] in (0, 1), log_alpha: undefined | [B, H, T] (<= 0),
+// initial_state: undefined | [B, H, Dk, Dv]. All inputs and both outputs differentiable.
+LinearAttentionResult delta_rule(const Tensor& q, const Tensor& k, const Tensor& v,
+                                 const Tensor& beta, const Tensor& log_alpha,
+                                 const Tensor& initial_state, double scale = 1.0,
+                                 int64_t chunk = 64);
 
 // ---- joining and splitting (core/ops/shape.cpp) -----------------------------------------
 Tensor cat(const std::vector<Tensor>& ts, int64_t dim);

@@ -213,6 +213,11 @@ Tensor relu(const Tensor& a) {
                   [](auto x) { return x > 0 ? decltype(x)(1) : decltype(x)(0); });
 }
 
+Tensor elu(const Tensor& a) {
+  return unary_op("elu", a, [](auto x) { return x > 0 ? x : std::expm1(x); },
+                  [](auto x) { return x > 0 ? decltype(x)(1) : std::exp(x); });
+}
+
 // ---- where / masked_fill ----
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_cpu(cond, "where");

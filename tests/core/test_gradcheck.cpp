@@ -61,6 +61,12 @@ TEST(GradCheck, Relu) {
   expect_gradcheck([](const V& x) { return relu(x[0]); }, {x});
   expect_gradcheck([](const V& x) { return relu(x[0]); }, {transposed_leaf(4, 5, 25, 0.1, 2)});
 }
+TEST(GradCheck, Elu) {
+  Tensor x = from_vector({-1.5, 0.3, -0.2, 2.0, 0.7, -0.9}, {2, 3}, DType::f64);
+  expect_gradcheck([](const V& x) { return elu(x[0]); }, {x});
+  expect_gradcheck([](const V& x) { return elu(x[0]); }, {sliced_leaf(3, 4, 26, -2, -0.1)});
+}
+
 TEST(GradCheck, Pow) {
   for (double p : {2.0, 3.0, 0.5, -1.5})
     expect_gradcheck([p](const V& x) { return pow(x[0], p); }, {sliced_leaf(3, 4, 24, 0.3, 2)});
