@@ -29,6 +29,10 @@ Tensor silu(const Tensor& a);
 Tensor gelu(const Tensor& a);  // exact: x * Phi(x)
 Tensor relu(const Tensor& a);
 Tensor elu(const Tensor& a);   // alpha = 1: x > 0 ? x : exp(x) - 1
+// (core/ops/activations.cpp) stable forms for gates and key norms:
+Tensor softplus(const Tensor& a);      // log(1 + e^x)
+Tensor log_sigmoid(const Tensor& a);   // log σ(x) = -softplus(-x)
+Tensor l2_normalize(const Tensor& a, double eps = 1e-6);  // x / sqrt(Σ x² + eps) over the last dim
 // cond: bool-like (nonzero = true), broadcasts with a and b.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor masked_fill(const Tensor& a, const Tensor& mask, double value);
@@ -70,6 +74,9 @@ Tensor log_softmax(const Tensor& a, int64_t dim);
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
 // weight: [V, D], ids: [...] -> [..., D]; backward scatter-adds into the rows used.
 Tensor embedding(const Tensor& weight, const Tensor& ids);
+// src: [n, D], idx: [n] in [0, n_rows) -> [n_rows, D], rows with the same index summed.
+// The conjugate of embedding() used as a row gather (core/ops/index.cpp).
+Tensor scatter_rows(const Tensor& src, const Tensor& idx, int64_t n_rows);
 // x: [..., D], gain: [D] -> x * rsqrt(mean(x^2) + eps) * gain; fused forward and backward.
 Tensor rms_norm(const Tensor& x, const Tensor& gain, double eps = 1e-6);
 // x: [..., T, D] (D even) rotated at positions pos_offset + t, half-split pairing

@@ -67,6 +67,17 @@ TEST(GradCheck, Elu) {
   expect_gradcheck([](const V& x) { return elu(x[0]); }, {sliced_leaf(3, 4, 26, -2, -0.1)});
 }
 
+TEST(GradCheck, SoftplusLogSigmoidL2Normalize) {
+  check_unary(static_cast<Unary>(softplus), -30, 30);
+  check_unary(static_cast<Unary>(log_sigmoid), -30, 30);
+  expect_gradcheck([](const V& x) { return l2_normalize(x[0]); }, {rand64({3, 5}, 27)});
+  expect_gradcheck([](const V& x) { return l2_normalize(x[0], 1e-3); }, {transposed_leaf(4, 3, 28)});
+  // values: softplus(0) = log 2, log_sigmoid(-40) stays finite, l2 rows have unit norm
+  EXPECT_NEAR(softplus(zeros({1}, DType::f64)).item(), std::log(2.0), 1e-15);
+  EXPECT_NEAR(log_sigmoid(full({1}, -40.0, DType::f64)).item(), -40.0, 1e-12);
+  EXPECT_NEAR(sum(pow(l2_normalize(rand64({1, 6}, 29), 0.0), 2.0)).item(), 1.0, 1e-14);
+}
+
 TEST(GradCheck, Pow) {
   for (double p : {2.0, 3.0, 0.5, -1.5})
     expect_gradcheck([p](const V& x) { return pow(x[0], p); }, {sliced_leaf(3, 4, 24, 0.3, 2)});
@@ -116,6 +127,13 @@ TEST(GradCheck, Embedding) {
   Tensor ids = from_vector({1, 3, 1, 0, 3, 3}, {2, 3}, DType::i64);  // repeated ids accumulate
   expect_gradcheck([ids](const V& x) { return embedding(x[0], ids); }, {rand64({5, 4}, 81)});
   expect_gradcheck([ids](const V& x) { return embedding(x[0], ids.to(DType::i32)); }, {transposed_leaf(5, 4, 82)});
+}
+
+TEST(GradCheck, ScatterRows) {
+  Tensor idx = from_vector({2, 0, 2, 3}, {4}, DType::i64);
+  expect_gradcheck([idx](const V& x) { return scatter_rows(x[0], idx, 5); }, {rand64({4, 3}, 83)});
+  Tensor out = scatter_rows(from_vector({1, 2, 3, 4}, {4, 1}, DType::f64), idx, 5);
+  EXPECT_EQ(out.to_vector(), (std::vector<double>{2, 0, 4, 4, 0}));
 }
 
 TEST(GradCheck, RmsNorm) {

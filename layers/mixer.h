@@ -1,0 +1,24 @@
+// mixer.h — the token-mixer interface shared by SoftmaxAttention, LinearAttention and MoM,
+// and the per-layer cache that generation carries between calls.
+#pragma once
+#include <vector>
+#include "layers/module.h"
+
+namespace skein {
+
+// What a mixer keeps between forward calls during generation. Training passes no cache.
+struct MixerCache {
+  int64_t pos = 0;             // tokens already seen (the next token's position)
+  Tensor k, v;                 // softmax layers: [B, Hkv, pos, hd]
+  std::vector<Tensor> states;  // linear layers: one [B, H, Dk, Dv] state (MoM: one per memory [+ shared])
+};
+
+class Mixer : public Module {
+ public:
+  // x: [B, T, d] -> [B, T, d]. With a cache, continues from it and updates it.
+  virtual Tensor forward(const Tensor& x, MixerCache* cache) = 0;
+  // The mixer's auxiliary loss term of the last forward (undefined when none).
+  virtual Tensor aux_loss() const { return Tensor(); }
+};
+
+}  // namespace skein

@@ -1,0 +1,83 @@
+// model.cpp — ModelConfig::validate, Block and HybridLM (see model.h).
+#include "layers/model.h"
+#include <cmath>
+#include "layers/attention.h"
+#include "layers/linear_attention.h"
+#include "layers/mom.h"
+
+namespace skein {
+
+void ModelConfig::validate() const {
+  SKEIN_CHECK(vocab_size >= 2, "model.vocab_size must be >= 2, got ", vocab_size);
+  SKEIN_CHECK(d_model >= 1 && n_heads >= 1 && d_model % n_heads == 0, "model.d_model (", d_model,
+              ") must be a positive multiple of model.n_heads (", n_heads, ")");
+  SKEIN_CHECK(n_heads % kv_heads() == 0, "model.n_kv_heads (", kv_heads(), ") must divide model.n_heads (",
+              n_heads, ")");
+  SKEIN_CHECK(n_layers >= 1, "model.n_layers must be >= 1, got ", n_layers);
+  SKEIN_CHECK(mlp_hidden >= 1, "model.mlp_hidden must be >= 1, got ", mlp_hidden);
+  SKEIN_CHECK(!layer_pattern.empty() && layer_pattern.find_first_not_of("LSM") == std::string::npos,
+              "model.layer_pattern: '", layer_pattern, "' must be made of the letters L, S and M");
+  SKEIN_CHECK(chunk_size >= 1, "model.chunk_size must be >= 1, got ", chunk_size);
+  SKEIN_CHECK(window >= 0, "model.window must be >= 0, got ", window);
+  SKEIN_CHECK(head_dim() % 2 == 0 || layer_pattern.find('S') == std::string::npos,
+              "model: softmax layers need an even head dim for RoPE, got ", head_dim());
+}
+
+Block::Block(const ModelConfig& cfg, int64_t layer, Generator& gen) : kind(cfg.layer_kind(layer)) {
+  const double out_std = cfg.scaled_residual_init ? cfg.init_std / std::sqrt(2.0 * cfg.n_layers) : cfg.init_std;
+  norm1 = register_module("norm1", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, cfg.dtype));
+  if (kind == 'S') mixer = std::make_shared<SoftmaxAttention>(cfg, gen, out_std);
+  else if (kind == 'M') mixer = std::make_shared<MoM>(cfg, gen, out_std);
+  else mixer = std::make_shared<LinearAttention>(cfg, cfg.variant_of(layer), gen, out_std);
+  register_module("mixer", mixer);
+  norm2 = register_module("norm2", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, cfg.dtype));
+  mlp = register_module("mlp", std::make_shared<SwiGLU>(cfg.d_model, cfg.mlp_hidden, gen, cfg.init_std, out_std, cfg.dtype));
+}
+
+Tensor Block::forward(const Tensor& x, MixerCache* cache) {
+  Tensor h = add(x, mixer->forward(norm1->forward(x), cache));
+  return add(h, mlp->forward(norm2->forward(h)));
+}
+
+HybridLM::HybridLM(const ModelConfig& c) : cfg(c) {
+  cfg.validate();
+  Generator gen(cfg.seed);
+  embed = register_module("embed", std::make_shared<Embedding>(cfg.vocab_size, cfg.d_model, gen, cfg.init_std, cfg.dtype));
+  for (int64_t i = 0; i < cfg.n_layers; ++i)
+    blocks.push_back(register_module("blocks." + std::to_string(i), std::make_shared<Block>(cfg, i, gen)));
+  norm = register_module("norm", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, cfg.dtype));
+  if (!cfg.tie_embeddings)
+    lm_head = register_module("lm_head", std::make_shared<Linear>(cfg.d_model, cfg.vocab_size, gen, cfg.init_std, false, cfg.dtype));
+}
+
+Tensor HybridLM::hidden(const Tensor& ids, std::vector<MixerCache>* caches) {
+  SKEIN_CHECK(ids.dim() == 2, "HybridLM: ids must be [B, T], got ", shape_str(ids.shape()));
+  if (caches) caches->resize(blocks.size());
+  Tensor x = embed->forward(ids);
+  for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, caches ? &(*caches)[i] : nullptr);
+  return norm->forward(x);
+}
+
+Tensor HybridLM::forward(const Tensor& ids, std::vector<MixerCache>* caches) {
+  Tensor h = hidden(ids, caches);
+  return lm_head ? lm_head->forward(h) : matmul(h, embed->weight.transpose(0, 1));
+}
+
+LossParts HybridLM::loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index) {
+  SKEIN_CHECK(targets.shape() == ids.shape(), "HybridLM::loss: targets ", shape_str(targets.shape()),
+              " do not match ids ", shape_str(ids.shape()));
+  Tensor logits = forward(ids);
+  LossParts out;
+  out.lm = cross_entropy(logits.reshape({-1, cfg.vocab_size}), targets.reshape({-1}), ignore_index);
+  out.total = out.lm;
+  std::vector<const MoM*> moms;
+  for (auto& b : blocks)
+    if (auto* m = dynamic_cast<const MoM*>(b->mixer.get())) moms.push_back(m);
+  if (!moms.empty()) {
+    out.aux = mom_aux_loss(moms);
+    out.total = add(out.lm, mul(out.aux, cfg.mom_aux_loss_scale));
+  }
+  return out;
+}
+
+}  // namespace skein

@@ -1,0 +1,47 @@
+// model.h — Block (pre-norm: x + mixer(norm(x)); x + mlp(norm(x))) and HybridLM, built from
+// the layer-pattern string (L linear attention, S softmax attention, M MoM), with a final
+// norm and a tied or untied LM head; loss = mean cross-entropy over non-ignored tokens
+// (+ the MoM auxiliary loss).
+#pragma once
+#include <vector>
+#include "layers/basic.h"
+#include "layers/config.h"
+#include "layers/mixer.h"
+
+namespace skein {
+
+class Block : public Module {
+ public:
+  Block(const ModelConfig& cfg, int64_t layer, Generator& gen);
+  Tensor forward(const Tensor& x, MixerCache* cache);  // x: [B, T, d]
+  char kind;
+  std::shared_ptr<RMSNorm> norm1, norm2;
+  std::shared_ptr<Mixer> mixer;
+  std::shared_ptr<SwiGLU> mlp;
+};
+
+struct LossParts {
+  Tensor total;   // lm + aux_scale * aux (what backward runs on)
+  Tensor lm;      // mean cross-entropy
+  Tensor aux;     // MoM load-balancing term (undefined without M layers)
+};
+
+class HybridLM : public Module {
+ public:
+  explicit HybridLM(const ModelConfig& cfg);
+  // ids: [B, T] -> logits [B, T, V]. caches: one per layer (generation) or null.
+  Tensor forward(const Tensor& ids, std::vector<MixerCache>* caches = nullptr);
+  // targets: [B, T] (ignore_index skipped).
+  LossParts loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index = -100);
+
+  ModelConfig cfg;
+  std::shared_ptr<Embedding> embed;
+  std::vector<std::shared_ptr<Block>> blocks;
+  std::shared_ptr<RMSNorm> norm;
+  std::shared_ptr<Linear> lm_head;  // null when tied to embed
+
+ private:
+  Tensor hidden(const Tensor& ids, std::vector<MixerCache>* caches);
+};
+
+}  // namespace skein

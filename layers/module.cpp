@@ -1,0 +1,82 @@
+// module.cpp — Module bookkeeping (see module.h).
+#include "layers/module.h"
+
+namespace skein {
+
+Tensor Module::register_parameter(const std::string& name, Tensor t) {
+  SKEIN_CHECK(name.find('.') == std::string::npos, "register_parameter: name '", name,
+              "' must not contain '.'");
+  for (const auto& [n, p] : params_) SKEIN_CHECK(n != name, "register_parameter: '", name, "' registered twice");
+  Tensor leaf = t.detach();
+  leaf.requires_grad_(true);
+  params_.emplace_back(name, leaf);
+  return leaf;
+}
+
+void Module::collect(const std::string& prefix, NamedTensors& out) const {
+  for (const auto& [n, p] : params_) out.emplace_back(prefix + n, p);
+  for (const auto& [n, m] : children_) m->collect(prefix + n + ".", out);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [n, p] : named_parameters()) out.push_back(p);
+  return out;
+}
+
+int64_t Module::num_parameters() const {
+  int64_t n = 0;
+  for (auto& [name, p] : named_parameters()) n += p.numel();
+  return n;
+}
+
+void Module::zero_grad() {
+  for (auto& [n, p] : named_parameters()) p.zero_grad();
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [n, m] : children_) m->train(on);
+}
+
+std::map<std::string, Tensor> Module::state_dict() const {
+  std::map<std::string, Tensor> out;
+  for (auto& [n, p] : named_parameters()) out.emplace(n, p);
+  return out;
+}
+
+void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool strict) {
+  auto params = named_parameters();
+  for (auto& [name, p] : params) {
+    auto it = state.find(name);
+    if (it == state.end()) {
+      SKEIN_CHECK(!strict, "load_state_dict: missing tensor '", name, "' ", shape_str(p.shape()));
+      continue;
+    }
+    SKEIN_CHECK(it->second.shape() == p.shape(), "load_state_dict: tensor '", name, "' has shape ",
+                shape_str(it->second.shape()), " in the state but ", shape_str(p.shape()), " in the model");
+    NoGradGuard ng;
+    Tensor dst = p;
+    copy_(dst, it->second);
+  }
+  if (strict) {
+    for (auto& [name, t] : state) {
+      bool known = false;
+      for (auto& [n, p] : params) known = known || n == name;
+      SKEIN_CHECK(known, "load_state_dict: unexpected tensor '", name, "' ", shape_str(t.shape()),
+                  " (the model has no parameter of that name)");
+    }
+  }
+}
+
+Tensor init_normal(const Shape& shape, double std, Generator& gen, DType dtype) {
+  return mul(randn(shape, gen, dtype), std);
+}
+
+}  // namespace skein
