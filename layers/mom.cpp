@@ -85,6 +85,7 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
   Tensor w = sum(mul(probs.reshape({1, BT, M}), onehot), {2});  // [K, BT] selected probabilities
   w = div(w, sum(w, {0}, true));                                // renormalised over the slots
   last_probs = probs;
+  last_weights = w;
   // Dispatch: memory m's tokens of batch b, in time order (a stable counting sort).
   last_segments.assign(B * M, {});
   std::vector<std::vector<int64_t>> slot_rows(B * M);  // index into w's flat [K*BT] for each token

@@ -27,6 +27,8 @@ class MoM : public Mixer {
   // (token, slot) pairs chose it (a constant) — the inputs of the aux loss.
   Tensor last_probs;
   std::vector<double> last_counts;
+  // The renormalised routing weights of the last forward: [K, B*T] (slot s, row b*T + t).
+  Tensor last_weights;
   // Token lists of the last forward, per (batch b, memory m): segments[b * M + m] (time order).
   std::vector<std::vector<int64_t>> last_segments;
 
