@@ -11,6 +11,7 @@ PKGS=(
   libboost-program-options-dev
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  nlohmann-json3-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do
