@@ -1,0 +1,86 @@
+// config.h — the typed experiment config: sections model, data, train, optim, parallel,
+// checkpoint, log, each a struct with its defaults in code (an empty YAML file is a valid
+// run). configs/loader.h reads YAML + `--set section.key=value` overrides into it, checks
+// every key, type and value, and writes it back out as YAML.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+#include "layers/config.h"
+
+namespace skein {
+
+struct DataConfig {
+  // source: "hdf5" (a token file made by `skein prep`), "mqar" or "icl_regression" (synthetic)
+  std::string source = "hdf5";
+  std::string path = "data/corpus.h5";  // the HDF5 token file (source hdf5)
+  int64_t seq_len = 256;                // tokens per sequence
+  int64_t batch_size = 8;               // sequences per micro-batch per data-parallel rank
+  uint64_t seed = 1234;                 // shuffle seed
+  bool shuffle = true;
+  // MQAR (zoology): key-value pairs then queries; vocab = model.vocab_size
+  int64_t mqar_num_kv_pairs = 8;
+  // in-context linear regression: x in R^dim, y = w·x (+ noise), n_points pairs per sequence
+  int64_t icl_dim = 8;
+  int64_t icl_points = 32;
+  double icl_noise = 0.0;
+};
+
+struct TrainConfig {
+  int64_t steps = 1000;
+  int64_t grad_accum = 1;        // micro-batches per optimizer step
+  double clip_grad_norm = 1.0;   // 0: no clipping
+  int64_t log_every = 10;
+  int64_t eval_every = 200;      // 0: only at the end
+  int64_t eval_batches = 8;
+  std::string on_nan = "stop";   // stop | skip
+  std::string run_dir = "runs/default";
+  int64_t threads = 0;           // 0: cores / ranks on the node
+  uint64_t seed = 1234;          // dropout and sampling
+  int64_t sample_tokens = 200;   // generated at the end of a run (0: none)
+  std::string sample_prompt = "";
+};
+
+struct OptimConfig {
+  std::string name = "adamw";    // adamw | sgd
+  double lr = 3e-4;
+  double min_lr = 3e-5;
+  std::string schedule = "cosine";  // cosine | linear | constant
+  int64_t warmup = 100;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  double momentum = 0.9;         // sgd
+};
+
+struct ParallelConfig {
+  int64_t dp = 1;
+  int64_t sp = 1;
+  int64_t tp = 1;
+  std::string softmax_sp = "ring";  // ring | lasp2h
+  bool zero1 = false;
+};
+
+struct CheckpointConfig {
+  int64_t every = 0;   // steps between checkpoints (0: only at the end)
+  int64_t keep = 3;    // newest K kept
+  std::string dir = "";  // default <run_dir>/checkpoints
+};
+
+struct LogConfig {
+  bool jsonl = true;        // <run_dir>/metrics.jsonl
+  bool tensorboard = true;  // <run_dir>/tb/events.out.tfevents.*
+};
+
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  OptimConfig optim;
+  ParallelConfig parallel;
+  CheckpointConfig checkpoint;
+  LogConfig log;
+};
+
+}  // namespace skein
