@@ -44,7 +44,10 @@ struct ModelConfig {
   double init_std = 0.02;
   bool scaled_residual_init = false;  // output projections std / sqrt(2 n_layers)
   uint64_t seed = 1234;
-  DType dtype = DType::f32;  // parameters and activations (f64 for gradient checks)
+  DType dtype = DType::f32;
+  // > 0: continuous inputs [B, T, input_dim] through a read-in layer instead of token ids, and
+  // one scalar out per position (in-context regression); 0: a language model.
+  int64_t input_dim = 0;  // parameters and activations (f64 for gradient checks)
 
   int64_t head_dim() const { return d_model / n_heads; }
   int64_t kv_heads() const { return n_kv_heads > 0 ? n_kv_heads : n_heads; }

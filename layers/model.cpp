@@ -8,7 +8,8 @@
 namespace skein {
 
 void ModelConfig::validate() const {
-  SKEIN_CHECK(vocab_size >= 2, "model.vocab_size must be >= 2, got ", vocab_size);
+  SKEIN_CHECK(vocab_size >= 2 || input_dim > 0, "model.vocab_size must be >= 2, got ", vocab_size);
+  SKEIN_CHECK(input_dim >= 0, "model.input_dim must be >= 0, got ", input_dim);
   SKEIN_CHECK(d_model >= 1 && n_heads >= 1 && d_model % n_heads == 0, "model.d_model (", d_model,
               ") must be a positive multiple of model.n_heads (", n_heads, ")");
   SKEIN_CHECK(n_heads % kv_heads() == 0, "model.n_kv_heads (", kv_heads(), ") must divide model.n_heads (",
@@ -39,31 +40,76 @@ Tensor Block::forward(const Tensor& x, MixerCache* cache) {
   return add(h, mlp->forward(norm2->forward(h)));
 }
 
+double model_flops_per_token(const ModelConfig& c, int64_t T) {
+  const double d = static_cast<double>(c.d_model), h = static_cast<double>(c.mlp_hidden);
+  double f = 2 * d * static_cast<double>(c.vocab_size);
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    f += 2 * (4 * d * d + 3 * d * h);
+    if (c.layer_kind(i) == 'S') f += 4 * d * (static_cast<double>(T) + 1) / 2;
+    else f += 4 * d * (static_cast<double>(c.chunk_size) + 1) / 2 + 4 * d * static_cast<double>(c.head_dim());
+  }
+  return f;
+}
+
 HybridLM::HybridLM(const ModelConfig& c) : cfg(c) {
   cfg.validate();
   Generator gen(cfg.seed);
-  embed = register_module("embed", std::make_shared<Embedding>(cfg.vocab_size, cfg.d_model, gen, cfg.init_std, cfg.dtype));
+  if (cfg.input_dim > 0)
+    read_in = register_module("read_in", std::make_shared<Linear>(cfg.input_dim, cfg.d_model, gen, cfg.init_std, false, cfg.dtype));
+  else
+    embed = register_module("embed", std::make_shared<Embedding>(cfg.vocab_size, cfg.d_model, gen, cfg.init_std, cfg.dtype));
   for (int64_t i = 0; i < cfg.n_layers; ++i)
     blocks.push_back(register_module("blocks." + std::to_string(i), std::make_shared<Block>(cfg, i, gen)));
   norm = register_module("norm", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, cfg.dtype));
-  if (!cfg.tie_embeddings)
+  if (cfg.input_dim > 0)
+    read_out = register_module("read_out", std::make_shared<Linear>(cfg.d_model, 1, gen, cfg.init_std, false, cfg.dtype));
+  else if (!cfg.tie_embeddings)
     lm_head = register_module("lm_head", std::make_shared<Linear>(cfg.d_model, cfg.vocab_size, gen, cfg.init_std, false, cfg.dtype));
 }
 
 Tensor HybridLM::hidden(const Tensor& ids, std::vector<MixerCache>* caches) {
-  SKEIN_CHECK(ids.dim() == 2, "HybridLM: ids must be [B, T], got ", shape_str(ids.shape()));
   if (caches) caches->resize(blocks.size());
-  Tensor x = embed->forward(ids);
+  Tensor x;
+  if (read_in) {
+    SKEIN_CHECK(ids.dim() == 3 && ids.size(2) == cfg.input_dim, "HybridLM: inputs must be [B, T, ",
+                cfg.input_dim, "] for model.input_dim ", cfg.input_dim, ", got ", shape_str(ids.shape()));
+    x = read_in->forward(ids);
+  } else {
+    SKEIN_CHECK(ids.dim() == 2, "HybridLM: ids must be [B, T], got ", shape_str(ids.shape()));
+    x = embed->forward(ids);
+  }
   for (size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, caches ? &(*caches)[i] : nullptr);
   return norm->forward(x);
 }
 
 Tensor HybridLM::forward(const Tensor& ids, std::vector<MixerCache>* caches) {
   Tensor h = hidden(ids, caches);
+  if (read_out) return read_out->forward(h);
   return lm_head ? lm_head->forward(h) : matmul(h, embed->weight.transpose(0, 1));
 }
 
+Tensor HybridLM::predict(const Tensor& inputs) {
+  SKEIN_CHECK(read_out, "HybridLM::predict: the model has no read-out (model.input_dim is 0)");
+  SKEIN_CHECK(inputs.dim() == 3 && inputs.size(1) % 2 == 0, "HybridLM::predict: inputs must be [B, 2n, ",
+              cfg.input_dim, "], got ", shape_str(inputs.shape()));
+  const int64_t B = inputs.size(0), n = inputs.size(1) / 2;
+  Tensor y = read_out->forward(hidden(inputs, nullptr));  // [B, 2n, 1]
+  return y.reshape({B, n, 2}).narrow(2, 0, 1).reshape({B, n});
+}
+
+LossParts HybridLM::regression_loss(const Tensor& inputs, const Tensor& targets) {
+  Tensor pred = predict(inputs);
+  SKEIN_CHECK(targets.shape() == pred.shape(), "HybridLM::regression_loss: targets ", shape_str(targets.shape()),
+              " do not match predictions ", shape_str(pred.shape()));
+  Tensor diff = sub(pred, targets);
+  LossParts out;
+  out.lm = mean(mul(diff, diff));
+  out.total = out.lm;
+  return out;
+}
+
 LossParts HybridLM::loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index) {
+  if (read_out) return regression_loss(ids, targets);
   SKEIN_CHECK(targets.shape() == ids.shape(), "HybridLM::loss: targets ", shape_str(targets.shape()),
               " do not match ids ", shape_str(ids.shape()));
   Tensor logits = forward(ids);

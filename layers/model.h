@@ -10,6 +10,10 @@
 
 namespace skein {
 
+// Forward matrix-multiply FLOPs per token as ../shared/BENCHMARK.md counts them (2 per
+// multiply-add; a training step is 3x this) for sequence length T.
+double model_flops_per_token(const ModelConfig& cfg, int64_t T);
+
 class Block : public Module {
  public:
   Block(const ModelConfig& cfg, int64_t layer, Generator& gen);
@@ -33,12 +37,17 @@ class HybridLM : public Module {
   Tensor forward(const Tensor& ids, std::vector<MixerCache>* caches = nullptr);
   // targets: [B, T] (ignore_index skipped).
   LossParts loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index = -100);
+  // Continuous-input models (cfg.input_dim > 0): inputs [B, 2n, input_dim] -> predictions
+  // [B, n] read at the even (query) positions; loss = mean squared error against targets [B, n].
+  Tensor predict(const Tensor& inputs);
+  LossParts regression_loss(const Tensor& inputs, const Tensor& targets);
 
   ModelConfig cfg;
   std::shared_ptr<Embedding> embed;
   std::vector<std::shared_ptr<Block>> blocks;
   std::shared_ptr<RMSNorm> norm;
   std::shared_ptr<Linear> lm_head;  // null when tied to embed
+  std::shared_ptr<Linear> read_in, read_out;  // continuous-input models only
 
  private:
   Tensor hidden(const Tensor& ids, std::vector<MixerCache>* caches);

@@ -1,0 +1,104 @@
+// bench_model.cpp — the benchmark model (../shared/BENCHMARK.md) trained by skein:
+// forward + backward + AdamW, warm-up steps then the median of the measured steps.
+// Reports tokens/s, achieved GFLOP/s (BENCHMARK.md's count) against the sgemm GFLOP/s
+// measured in the same run (4096x1536x512), peak RSS and the allocator's peak.
+// Usage: bench_model [--seq 2048] [--batch 2] [--steps 7] [--warmup 2] [--threads 2]
+//                    [--pattern LLLS] [--json out.json]
+#include <sys/resource.h>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+#include "core/allocator.h"
+#include "core/cpu/gemm.h"
+#include "core/threadpool.h"
+#include "layers/model.h"
+#include "optim/adamw.h"
+
+using namespace skein;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// sgemm GFLOP/s at [4096 x 512] x [512 x 1536] through the wrapper (median of 5 runs).
+double sgemm_gflops() {
+  const int64_t M = 4096, N = 1536, K = 512;
+  Tensor a = randn({M, K}, 1), b = randn({K, N}, 2), c = zeros({M, N});
+  std::vector<double> t;
+  for (int i = 0; i < 6; ++i) {
+    auto t0 = Clock::now();
+    cpu::gemm<float>(false, false, M, N, K, 1.f, a.data<float>(), K, b.data<float>(), N, 0.f, c.data<float>(), N);
+    if (i) t.push_back(seconds_since(t0));
+  }
+  return 2.0 * M * N * K / median(t) / 1e9;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t seq = 2048, batch = 2, steps = 7, warmup = 2, threads = 2;
+  std::string pattern = "LLLS", json;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--seq") seq = std::stoll(v);
+    else if (k == "--batch") batch = std::stoll(v);
+    else if (k == "--steps") steps = std::stoll(v);
+    else if (k == "--warmup") warmup = std::stoll(v);
+    else if (k == "--threads") threads = std::stoll(v);
+    else if (k == "--pattern") pattern = v;
+    else if (k == "--json") json = v;
+    else { std::fprintf(stderr, "bench_model: unknown option %s\n", k.c_str()); return 2; }
+  }
+  set_num_threads(static_cast<int>(threads));
+  ModelConfig cfg;  // the benchmark model's defaults
+  cfg.layer_pattern = pattern;
+  HybridLM model(cfg);
+  AdamW opt(model.named_parameters(), AdamWOptions{});
+  Tensor ids = uniform({batch, seq + 1}, 7, 0.0, static_cast<double>(cfg.vocab_size), DType::f64).to(DType::i64);
+  Tensor x = ids.narrow(1, 0, seq).contiguous(), y = ids.narrow(1, 1, seq).contiguous();
+
+  const double peak = sgemm_gflops();
+  std::vector<double> times;
+  double loss = 0;
+  cpu_allocator::reset_peak();
+  for (int64_t s = 0; s < warmup + steps; ++s) {
+    auto t0 = Clock::now();
+    opt.zero_grad();
+    LossParts l = model.loss(x, y);
+    l.total.backward();
+    opt.step();
+    loss = l.lm.item();
+    if (s >= warmup) times.push_back(seconds_since(t0));
+  }
+  const double step_s = median(times), tokens = static_cast<double>(seq * batch);
+  const double gflop = 3 * model_flops_per_token(cfg, seq) * tokens / 1e9;
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  const double rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;
+  const double alloc_mb = static_cast<double>(cpu_allocator::stats().bytes_peak) / (1 << 20);
+  std::printf("skein %s seq %lld batch %lld threads %lld: %.3f s/step, %.0f tokens/s, %.1f GFLOP/step, "
+              "%.1f GFLOP/s = %.1f%% of sgemm %.1f GFLOP/s, peak RSS %.0f MB, allocator peak %.0f MB, loss %.3f\n",
+              pattern.c_str(), (long long)seq, (long long)batch, (long long)threads, step_s, tokens / step_s, gflop,
+              gflop / step_s, 100 * gflop / step_s / peak, peak, rss_mb, alloc_mb, loss);
+  if (!json.empty()) {
+    std::ofstream f(json);
+    f << "{\"seq\": " << seq << ", \"batch\": " << batch << ", \"threads\": " << threads
+      << ", \"median_step_s\": " << step_s << ", \"tokens_per_s\": " << tokens / step_s
+      << ", \"gflop_per_step\": " << gflop << ", \"gflops\": " << gflop / step_s
+      << ", \"sgemm_gflops\": " << peak << ", \"peak_rss_mb\": " << rss_mb
+      << ", \"allocator_peak_mb\": " << alloc_mb << "}\n";
+  }
+  return 0;
+}
