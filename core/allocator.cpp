@@ -1,6 +1,7 @@
 // allocator.cpp — size-class caching allocator (see allocator.h).
-// Size classes: 64-byte minimum, then 4 classes per power of two (≤ 25% slack).
+// Size classes: multiples of 64 bytes, 4 classes per power of two above 256 (≤ 25% slack).
 #include "core/allocator.h"
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -25,7 +26,7 @@ size_t size_class(size_t n) {
   if (n <= 64) return 64;
   size_t p = 64;
   while (p * 2 < n) p *= 2;       // p < n <= 2p
-  size_t step = p / 4;
+  size_t step = std::max<size_t>(64, p / 4);  // multiples of 64, as aligned_alloc requires
   return (n + step - 1) / step * step;
 }
 
