@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs skein's build and test dependencies from Debian packages.
 # Idempotent: packages already present are skipped; apt runs only when something is missing.
+# Extra package names given as arguments are installed too (e.g. bible-kjv for the quick start).
 set -euo pipefail
 PKGS=(
   g++ cmake ninja-build pkg-config
@@ -12,6 +13,7 @@ PKGS=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   nlohmann-json3-dev
+  "$@"
 )
 missing=()
 for p in "${PKGS[@]}"; do

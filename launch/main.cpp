@@ -1,0 +1,204 @@
+// main.cpp — the `skein` command: git-style subcommands train, eval, generate, prep, sweep.
+// `skein <cmd> --help` lists every option with its default; a bad flag prints the usage and
+// exits 2; a skein::Error prints "skein: error: ..." and exits 1.
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include "configs/loader.h"
+#include "data/prep.h"
+#include "data/tokenizer.h"
+#include "launch/checkpoint.h"
+#include "launch/sweep.h"
+#include "launch/trainer.h"
+#include "layers/generate.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace skein;
+
+namespace {
+
+struct Usage : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Parses args against `opts`; prints help and returns false on --help.
+bool parse(const std::string& cmd, const std::vector<std::string>& args, po::options_description& opts,
+           po::variables_map& vm) {
+  opts.add_options()("help,h", "show this help");
+  try {
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::ostringstream os;
+    os << "skein " << cmd << ": " << e.what() << "\n\n" << opts;
+    throw Usage(os.str());
+  }
+  if (vm.count("help")) {
+    std::cout << opts;
+    return false;
+  }
+  return true;
+}
+
+Config config_from(const po::variables_map& vm) {
+  return load_config(vm["config"].as<std::string>(), vm["set"].as<std::vector<std::string>>());
+}
+
+// Rebuilds the run's config from a checkpoint (plus overrides) and loads its parameters.
+std::pair<Config, std::unique_ptr<HybridLM>> model_from_checkpoint(const std::string& dir,
+                                                                   const std::vector<std::string>& overrides) {
+  CheckpointState st = load_checkpoint(dir);
+  Config cfg = parse_config(st.config_yaml, dir + "/state.h5:config_yaml", overrides);
+  auto model = std::make_unique<HybridLM>(cfg.model);
+  model->load_state_dict(st.model);
+  return {cfg, std::move(model)};
+}
+
+int cmd_train(const std::vector<std::string>& args) {
+  po::options_description o("skein train: train a model from a YAML config");
+  o.add_options()
+      ("config", po::value<std::string>()->default_value(""), "the experiment YAML (empty: all defaults)")
+      ("set", po::value<std::vector<std::string>>()->default_value({}, "")->composing(),
+       "override a config key: --set section.key=value (repeatable)")
+      ("resume", po::value<std::string>()->default_value(""), "'auto' (newest checkpoint of the run) or a checkpoint folder");
+  po::variables_map vm;
+  if (!parse("train", args, o, vm)) return 0;
+  train(config_from(vm), vm["resume"].as<std::string>());
+  return 0;
+}
+
+int cmd_eval(const std::vector<std::string>& args) {
+  po::options_description o("skein eval: evaluate a checkpoint on its run's validation data");
+  o.add_options()
+      ("checkpoint", po::value<std::string>()->required(), "a checkpoint folder (runs/x/checkpoints/ckpt-000200)")
+      ("set", po::value<std::vector<std::string>>()->default_value({}, "")->composing(), "override a config key")
+      ("batches", po::value<int64_t>()->default_value(0), "validation batches (0: the config's train.eval_batches)");
+  po::variables_map vm;
+  if (!parse("eval", args, o, vm)) return 0;
+  auto [cfg, model] = model_from_checkpoint(vm["checkpoint"].as<std::string>(), vm["set"].as<std::vector<std::string>>());
+  DataSources data = make_data(cfg);
+  SKEIN_CHECK(data.val, "eval: ", cfg.data.path, " has no usable validation split");
+  int64_t batches = vm["batches"].as<int64_t>() > 0 ? vm["batches"].as<int64_t>() : cfg.train.eval_batches;
+  RunSummary r = evaluate(*model, *data.val, cfg, batches);
+  std::printf("{\"val_loss\": %.6f, \"val_ppl\": %.4f, \"metric\": %.6f, \"batches\": %lld}\n", r.val_loss, r.val_ppl,
+              r.metric, static_cast<long long>(batches));
+  return 0;
+}
+
+int cmd_generate(const std::vector<std::string>& args) {
+  po::options_description o("skein generate: sample text from a checkpoint");
+  o.add_options()
+      ("checkpoint", po::value<std::string>()->required(), "a checkpoint folder")
+      ("prompt", po::value<std::string>()->default_value(""), "the text to continue")
+      ("tokens", po::value<int64_t>()->default_value(200), "tokens to generate")
+      ("temperature", po::value<double>()->default_value(0.8), "0 = greedy")
+      ("top-k", po::value<int64_t>()->default_value(40), "sample among the k most likely (0 = all)")
+      ("seed", po::value<uint64_t>()->default_value(0), "sampling seed");
+  po::variables_map vm;
+  if (!parse("generate", args, o, vm)) return 0;
+  auto [cfg, model] = model_from_checkpoint(vm["checkpoint"].as<std::string>(), {});
+  DataSources data = make_data(cfg);
+  SKEIN_CHECK(!data.tokenizer_identity.empty(), "generate: the run's data (", cfg.data.source, ") has no tokenizer");
+  auto tok = tokenizer_from_identity(data.tokenizer_identity);
+  std::vector<int64_t> prompt = tok->encode(vm["prompt"].as<std::string>());
+  if (prompt.empty()) prompt.push_back(tok->eos_id());
+  SamplingOptions so;
+  so.max_new_tokens = vm["tokens"].as<int64_t>();
+  so.temperature = vm["temperature"].as<double>();
+  so.top_k = vm["top-k"].as<int64_t>();
+  so.seed = vm["seed"].as<uint64_t>();
+  std::printf("%s\n", tok->decode(generate(*model, prompt, so)).c_str());
+  return 0;
+}
+
+int cmd_prep(const std::vector<std::string>& args) {
+  po::options_description o("skein prep: tokenize text files into an HDF5 token file");
+  PrepOptions p;
+  o.add_options()
+      ("input", po::value<std::vector<std::string>>()->required()->composing(), "a file, a folder, or - for stdin (repeatable)")
+      ("out", po::value<std::string>()->required(), "the .h5 token file to write")
+      ("tokenizer", po::value<std::string>()->default_value("bytes"), "bytes | bpe:path/to/tokenizer.json")
+      ("train-tokenizer", po::value<int64_t>()->default_value(0), "train a byte-level BPE of this vocabulary size on the corpus")
+      ("doc-separator", po::value<std::string>()->default_value(""), "split files into documents at this string")
+      ("val-fraction", po::value<double>()->default_value(0.05), "fraction of documents (or tokens) for validation")
+      ("seed", po::value<uint64_t>()->default_value(1234), "validation split and tokenizer sample seed");
+  po::variables_map vm;
+  if (!parse("prep", args, o, vm)) return 0;
+  p.inputs = vm["input"].as<std::vector<std::string>>();
+  p.output = vm["out"].as<std::string>();
+  p.tokenizer = vm["tokenizer"].as<std::string>();
+  p.train_tokenizer_vocab = vm["train-tokenizer"].as<int64_t>();
+  p.doc_separator = vm["doc-separator"].as<std::string>();
+  p.val_fraction = vm["val-fraction"].as<double>();
+  p.seed = vm["seed"].as<uint64_t>();
+  PrepSummary s = prep(p);
+  std::printf("prep: %s: %lld documents, %lld train + %lld val tokens from %lld bytes in %.1f s%s%s\n",
+              s.output.c_str(), static_cast<long long>(s.documents), static_cast<long long>(s.train_tokens),
+              static_cast<long long>(s.val_tokens), static_cast<long long>(s.bytes), s.seconds,
+              s.tokenizer_path.empty() ? "" : ", tokenizer ", s.tokenizer_path.c_str());
+  return 0;
+}
+
+int cmd_sweep(const std::vector<std::string>& args, const std::string& self) {
+  po::options_description o("skein sweep: run a grid of configs and tabulate the results");
+  o.add_options()
+      ("config", po::value<std::string>()->required(), "the sweep YAML (see launch/sweep.h)")
+      ("emit", po::value<std::string>()->default_value(""), "print instead of running: 'commands' or 'slurm'");
+  po::variables_map vm;
+  if (!parse("sweep", args, o, vm)) return 0;
+  SweepPlan plan = load_sweep(vm["config"].as<std::string>());
+  const std::string emit = vm["emit"].as<std::string>();
+  if (emit == "commands") {
+    for (auto& c : sweep_commands(plan, self)) std::printf("%s\n", c.c_str());
+    return 0;
+  }
+  if (emit == "slurm") {
+    std::printf("%s", slurm_array_script(plan, self).c_str());
+    return 0;
+  }
+  SKEIN_CHECK(emit.empty(), "sweep: --emit must be 'commands' or 'slurm', got '", emit, "'");
+  int failed = run_sweep(plan, [](const std::vector<std::string>& a) { return cmd_train(a); });
+  std::printf("sweep: %zu runs, %d failed; results in %s\n", plan.runs.size(), failed, plan.out_dir.c_str());
+  return failed ? 1 : 0;
+}
+
+const char* kUsage =
+    "usage: skein <command> [options]   (skein <command> --help for its options)\n"
+    "commands:\n"
+    "  train     train a model from a YAML config\n"
+    "  eval      evaluate a checkpoint\n"
+    "  generate  sample text from a checkpoint\n"
+    "  prep      tokenize text into an HDF5 token file\n"
+    "  sweep     run a grid of configs and tabulate the results\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  try {
+    if (cmd == "train") return cmd_train(args);
+    if (cmd == "eval") return cmd_eval(args);
+    if (cmd == "generate") return cmd_generate(args);
+    if (cmd == "prep") return cmd_prep(args);
+    if (cmd == "sweep") return cmd_sweep(args, fs::absolute(argv[0]).string());
+    std::fprintf(stderr, "skein: unknown command '%s'\n%s", cmd.c_str(), kUsage);
+    return 2;
+  } catch (const Usage& u) {
+    std::fprintf(stderr, "%s", u.what());
+    return 2;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "skein: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "skein: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,283 @@
+// trainer.cpp — the training run (see trainer.h). The step loop in train() reads as a page;
+// everything around it (data, resume, logging, checkpoints) is in small helpers.
+#include "launch/trainer.h"
+#include <sys/resource.h>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include "configs/loader.h"
+#include "core/allocator.h"
+#include "core/cpu/gemm.h"
+#include "core/threadpool.h"
+#include "data/synthetic.h"
+#include "data/tokenizer.h"
+#include "launch/checkpoint.h"
+#include "launch/metrics.h"
+#include "layers/generate.h"
+#include "optim/adamw.h"
+#include "optim/clip.h"
+#include "optim/schedule.h"
+#include "optim/sgd.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace skein {
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// sgemm GFLOP/s on this machine now, for "% of peak" in the log (a 1024^3 GEMM, best of 3).
+double measure_sgemm_gflops() {
+  const int64_t n = 1024;
+  Tensor a = randn({n, n}, 1), b = randn({n, n}, 2), c = zeros({n, n});
+  double best = 1e30;
+  for (int i = 0; i < 3; ++i) {
+    auto t0 = Clock::now();
+    cpu::gemm<float>(false, false, n, n, n, 1.f, a.data<float>(), n, b.data<float>(), n, 0.f, c.data<float>(), n);
+    best = std::min(best, seconds_since(t0));
+  }
+  return 2.0 * n * n * n / best / 1e9;
+}
+
+double rss_mb() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const Config& cfg, HybridLM& model) {
+  const OptimConfig& o = cfg.optim;
+  if (o.name == "sgd") {
+    SGDOptions s;
+    s.lr = o.lr;
+    s.momentum = o.momentum;
+    s.weight_decay = o.weight_decay;
+    return std::make_unique<SGD>(model.named_parameters(), s);
+  }
+  AdamWOptions a;
+  a.lr = o.lr;
+  a.beta1 = o.beta1;
+  a.beta2 = o.beta2;
+  a.eps = o.eps;
+  a.weight_decay = o.weight_decay;
+  return std::make_unique<AdamW>(model.named_parameters(), a);
+}
+
+LrSchedule make_schedule(const Config& cfg) {
+  LrSchedule s;
+  s.peak_lr = cfg.optim.lr;
+  s.min_lr = cfg.optim.min_lr;
+  s.warmup = cfg.optim.warmup;
+  s.total = cfg.train.steps;
+  s.decay = parse_lr_decay(cfg.optim.schedule);
+  return s;
+}
+
+std::string checkpoint_root(const Config& cfg) {
+  return cfg.checkpoint.dir.empty() ? (fs::path(cfg.train.run_dir) / "checkpoints").string() : cfg.checkpoint.dir;
+}
+
+void save(const Config& cfg, HybridLM& model, const Optimizer& opt, const BatchSource& data, int64_t step) {
+  CheckpointState st;
+  st.step = step;
+  st.model = model.state_dict();
+  st.optimizer = opt.state_dict();
+  st.counters["data.epoch"] = data.cursor().epoch;
+  st.counters["data.position"] = data.cursor().position;
+  st.config_yaml = config_to_yaml(cfg);
+  save_checkpoint(checkpoint_root(cfg), st);
+  prune_checkpoints(checkpoint_root(cfg), cfg.checkpoint.keep);
+}
+
+// Loads a checkpoint into model, optimizer and data cursor; returns its step.
+int64_t restore(const std::string& dir, HybridLM& model, Optimizer& opt, BatchSource& data) {
+  CheckpointState st = load_checkpoint(dir);
+  try {
+    model.load_state_dict(st.model);
+  } catch (const Error& e) {
+    throw Error(detail::concat("resume from ", dir, ": the checkpoint is from a different model: ", e.what()));
+  }
+  opt.load_state_dict(st.optimizer);
+  data.set_cursor({st.counters.at("data.epoch"), st.counters.at("data.position")});
+  return st.step;
+}
+
+void write_final(const RunSummary& r) {
+  std::ofstream f(fs::path(r.run_dir) / "final.json.tmp");
+  f.precision(17);
+  f << "{\"step\": " << r.step << ", \"loss\": " << r.loss << ", \"val_loss\": " << r.val_loss
+    << ", \"val_ppl\": " << r.val_ppl << ", \"tokens_per_s\": " << r.tokens_per_s << ", \"metric\": " << r.metric << "}\n";
+  f.close();
+  fs::rename(fs::path(r.run_dir) / "final.json.tmp", fs::path(r.run_dir) / "final.json");
+}
+
+void print_sample(HybridLM& model, const Config& cfg, const std::string& tokenizer_identity) {
+  if (cfg.train.sample_tokens <= 0 || tokenizer_identity.empty()) return;
+  auto tok = tokenizer_from_identity(tokenizer_identity);
+  std::vector<int64_t> prompt = tok->encode(cfg.train.sample_prompt);
+  if (prompt.empty()) prompt.push_back(tok->eos_id());
+  SamplingOptions so;
+  so.max_new_tokens = cfg.train.sample_tokens;
+  so.temperature = 0.8;
+  so.top_k = 40;
+  so.seed = cfg.train.seed;
+  std::vector<int64_t> out = generate(model, prompt, so);
+  std::printf("sample: %s\n", tok->decode(out).c_str());
+}
+
+}  // namespace
+
+DataSources make_data(Config& cfg) {
+  DataSources d;
+  const DataConfig& dc = cfg.data;
+  if (dc.source == "hdf5") {
+    TokenFile file = TokenFile::open(dc.path);
+    if (cfg.model.vocab_size == 0) cfg.model.vocab_size = file.vocab_size();
+    SKEIN_CHECK(cfg.model.vocab_size >= file.vocab_size(), "model.vocab_size ", cfg.model.vocab_size,
+                " is smaller than the vocabulary of ", dc.path, " (", file.vocab_size(), ")");
+    d.train = std::make_unique<Loader>(file, "train", dc.seq_len, dc.batch_size, 0, 1, dc.seed, dc.shuffle);
+    if (file.split("val").size() > dc.seq_len)
+      d.val = std::make_unique<Loader>(file, "val", dc.seq_len, dc.batch_size, 0, 1, dc.seed, false);
+    else
+      std::printf("note: %s has %lld validation tokens (< data.seq_len + 1): no validation\n", dc.path.c_str(),
+                  static_cast<long long>(file.split("val").size()));
+    d.tokenizer_identity = file.tokenizer_identity();
+  } else if (dc.source == "mqar") {
+    SKEIN_CHECK(cfg.model.vocab_size >= 4, "model.vocab_size must be set (>= 4) for data.source mqar, got ",
+                cfg.model.vocab_size);
+    MqarOptions m;
+    m.vocab_size = cfg.model.vocab_size;
+    m.seq_len = dc.seq_len;
+    m.num_kv_pairs = dc.mqar_num_kv_pairs;
+    d.train = std::make_unique<MqarSource>(m, dc.batch_size, dc.seed);
+    d.val = std::make_unique<MqarSource>(m, dc.batch_size, dc.seed + 1000003);
+  } else {  // icl_regression
+    IclRegressionOptions r;
+    r.dim = dc.icl_dim;
+    r.n_points = dc.icl_points;
+    r.noise = dc.icl_noise;
+    cfg.model.input_dim = dc.icl_dim + 1;
+    if (cfg.model.vocab_size == 0) cfg.model.vocab_size = 2;  // unused by a continuous model
+    d.train = std::make_unique<IclRegressionSource>(r, dc.batch_size, dc.seed, 0, 1, cfg.model.dtype);
+    d.val = std::make_unique<IclRegressionSource>(r, dc.batch_size, dc.seed + 1000003, 0, 1, cfg.model.dtype);
+  }
+  return d;
+}
+
+RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_t batches) {
+  NoGradGuard no_grad;
+  src.set_cursor({0, 0});  // every evaluation sees the same batches
+  double loss = 0, metric = 0;
+  for (int64_t i = 0; i < batches; ++i) {
+    Batch b = src.next();
+    if (cfg.data.source == "mqar") {
+      Tensor logits = model.forward(b.inputs);
+      loss += cross_entropy(logits.reshape({-1, cfg.model.vocab_size}), b.targets.reshape({-1})).item();
+      metric += mqar_accuracy(logits, b.targets);
+    } else {
+      loss += model.loss(b.inputs, b.targets).lm.item();
+    }
+  }
+  RunSummary r;
+  r.val_loss = loss / static_cast<double>(batches);
+  r.val_ppl = cfg.data.source == "icl_regression" ? 0.0 : std::exp(r.val_loss);
+  r.metric = cfg.data.source == "mqar" ? metric / static_cast<double>(batches)
+                                       : cfg.data.source == "icl_regression" ? r.val_loss : 0.0;
+  return r;
+}
+
+RunSummary train(Config cfg, const std::string& resume) {
+  set_num_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : num_threads());
+  DataSources data = make_data(cfg);
+  validate_config(cfg);
+  fs::create_directories(cfg.train.run_dir);
+  const std::string yaml = config_to_yaml(cfg);
+  std::printf("# resolved config\n%s", yaml.c_str());
+  { std::ofstream(fs::path(cfg.train.run_dir) / "config.yaml") << yaml; }
+
+  HybridLM model(cfg.model);
+  std::unique_ptr<Optimizer> opt = make_optimizer(cfg, model);
+  const LrSchedule schedule = make_schedule(cfg);
+  int64_t step = 0;
+  const std::string ckpt = resume == "auto" ? latest_checkpoint(checkpoint_root(cfg)) : resume;
+  if (!ckpt.empty()) {
+    step = restore(ckpt, model, *opt, *data.train);
+    std::printf("resumed from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(step));
+  }
+  MetricsWriter metrics(cfg.train.run_dir, cfg.log);
+  const double peak = measure_sgemm_gflops();
+  const bool lm = cfg.data.source != "icl_regression";
+  const double tokens_per_step = static_cast<double>(cfg.data.batch_size * cfg.data.seq_len * cfg.train.grad_accum);
+  const double flops_per_step = lm ? 3 * model_flops_per_token(cfg.model, cfg.data.seq_len) * tokens_per_step : 0;
+  std::printf("model: %lld parameters, %d threads, sgemm %.1f GFLOP/s\n",
+              static_cast<long long>(model.num_parameters()), num_threads(), peak);
+
+  RunSummary out;
+  out.run_dir = cfg.train.run_dir;
+  double tokens_per_s = 0;
+  for (; step < cfg.train.steps; ++step) {
+    const auto t0 = Clock::now();
+    opt->set_lr(lr_at(schedule, step));
+    opt->zero_grad();
+    double loss = 0;
+    for (int64_t micro = 0; micro < cfg.train.grad_accum; ++micro) {
+      Batch batch = data.train->next();
+      LossParts parts = model.loss(batch.inputs, batch.targets);
+      mul(parts.total, 1.0 / static_cast<double>(cfg.train.grad_accum)).backward();
+      loss += parts.lm.item() / static_cast<double>(cfg.train.grad_accum);
+    }
+    // (data-parallel gradient reduce goes here)
+    const double grad_norm = cfg.train.clip_grad_norm > 0 ? clip_grad_norm(opt->params(), cfg.train.clip_grad_norm)
+                                                          : clip_grad_norm(opt->params(), 1e300);
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      SKEIN_CHECK(cfg.train.on_nan == "skip", "train: the loss is ", loss, " and the gradient norm ", grad_norm,
+                  " at step ", step, " (set train.on_nan=skip to skip such steps)");
+      std::printf("step %lld: non-finite loss %g / grad norm %g, step skipped\n", static_cast<long long>(step), loss,
+                  grad_norm);
+      continue;
+    }
+    opt->step();
+    const double dt = seconds_since(t0);
+    tokens_per_s = tokens_per_step / dt;
+    out.loss = loss;
+    if ((step + 1) % cfg.train.log_every == 0 || step == 0) {
+      const double gflops = flops_per_step / dt / 1e9;
+      const auto mem = cpu_allocator::stats();
+      std::printf("step %6lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f GFLOP/s (%.0f%% of sgemm) | "
+                  "mem %.0f MB (peak %.0f, rss %.0f)\n",
+                  static_cast<long long>(step + 1), loss, opt->lr(), grad_norm, tokens_per_s, gflops, 100 * gflops / peak,
+                  mem.bytes_live / 1048576.0, mem.bytes_peak / 1048576.0, rss_mb());
+      std::fflush(stdout);
+      metrics.write(step + 1, {{"loss", loss}, {"lr", opt->lr()}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}});
+    }
+    if (data.val && cfg.train.eval_every > 0 && (step + 1) % cfg.train.eval_every == 0 && step + 1 < cfg.train.steps) {
+      RunSummary e = evaluate(model, *data.val, cfg, cfg.train.eval_batches);
+      std::printf("eval   %6lld | val loss %.4f | val ppl %.2f\n", static_cast<long long>(step + 1), e.val_loss, e.val_ppl);
+      metrics.write(step + 1, {{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}});
+    }
+    if (cfg.checkpoint.every > 0 && (step + 1) % cfg.checkpoint.every == 0 && step + 1 < cfg.train.steps)
+      save(cfg, model, *opt, *data.train, step + 1);
+  }
+  out.step = step;
+  out.tokens_per_s = tokens_per_s;
+  if (data.val) {
+    RunSummary e = evaluate(model, *data.val, cfg, cfg.train.eval_batches);
+    out.val_loss = e.val_loss;
+    out.val_ppl = e.val_ppl;
+    out.metric = e.metric;
+    std::printf("final  %6lld | val loss %.4f | val ppl %.2f%s\n", static_cast<long long>(step), e.val_loss, e.val_ppl,
+                cfg.data.source == "mqar" ? (" | mqar accuracy " + std::to_string(e.metric)).c_str() : "");
+    metrics.write(step, {{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}});
+  }
+  metrics.flush();
+  save(cfg, model, *opt, *data.train, step);
+  out.checkpoint = latest_checkpoint(checkpoint_root(cfg));
+  write_final(out);
+  print_sample(model, cfg, data.tokenizer_identity);
+  return out;
+}
+
+}  // namespace skein

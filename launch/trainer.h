@@ -1,0 +1,38 @@
+// trainer.h — the training run: data source, model, optimizer, schedule, resume, the step
+// loop (zero_grad → forward → loss → backward → clip → step → schedule → log → eval →
+// checkpoint), and the end-of-run evaluation, final.json and sample.
+#pragma once
+#include <memory>
+#include <string>
+#include "configs/config.h"
+#include "data/loader.h"
+#include "layers/model.h"
+
+namespace skein {
+
+struct RunSummary {
+  int64_t step = 0;
+  double loss = 0, val_loss = 0, val_ppl = 0, tokens_per_s = 0;
+  double metric = 0;        // mqar accuracy / regression MSE for synthetic tasks
+  std::string run_dir, checkpoint;
+};
+
+// What a run trains on: the batch sources and what is needed to evaluate and sample.
+struct DataSources {
+  std::unique_ptr<BatchSource> train, val;
+  std::string tokenizer_identity;  // "" when there is no tokenizer (synthetic tasks)
+};
+
+// Fills cfg.model.vocab_size / input_dim from the data where the config leaves them open,
+// and builds the sources. Errors name the file and the config key.
+DataSources make_data(Config& cfg);
+
+// Trains per cfg. resume: "" (fresh), "auto" (newest checkpoint of the run, if any) or a
+// checkpoint folder. Prints progress to stdout; returns the final numbers.
+RunSummary train(Config cfg, const std::string& resume = "");
+
+// Evaluates `batches` batches of `src`: mean loss (and perplexity for token models; MQAR
+// accuracy when the source is MQAR, stored in `metric`).
+RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_t batches);
+
+}  // namespace skein
