@@ -1,0 +1,120 @@
+// synthetic.h — synthetic tasks that produce training batches without a corpus:
+// multi-query associative recall (MQAR) and in-context linear regression, each as a pure
+// batch function of (seed, example index), a resumable BatchSource and its metric.
+//
+// Both are reproducible: example e of a stream depends only on (seed, e) through Philox, so
+// results do not depend on batch size, rank layout or thread count. Use disjoint seeds for
+// train and eval streams (zoology draws them from disjoint ranges).
+//
+// Sharding (both sources): the stream of examples is split into global batches of
+// dp_size * batch_size; rank r takes the r-th run of batch_size examples. Cursor.position =
+// examples consumed globally (epoch is always 0).
+#pragma once
+#include <cstdint>
+#include <vector>
+#include "core/tensor.h"
+#include "data/loader.h"
+
+namespace skein {
+
+// ---------------------------------------------------------------- MQAR
+// reference: Arora, Eyuboglu et al., "Zoology: Measuring and Improving Recall in Efficient
+// Language Models", 2023 (arXiv 2312.04927); generator HazyResearch/zoology
+// zoology/data/multiquery_ar.py (num_passes = 1).
+//
+// Per example (L = seq_len, K = num_kv_pairs, V = vocab_size):
+//   keys: K distinct ids from [1, V/2); values: K distinct ids from [V/2, V);
+//   inputs[0 : 2K] = k1 v1 k2 v2 ... kK vK;
+//   space = (L - 2K) / 2 query slots; K distinct gaps g_j in [0, space) drawn without
+//   replacement with p(g) proportional to (g + 1)^(power_a - 1) (favours small gaps);
+//   inputs[2K + 2 g_j] = k_j and targets[2K + 2 g_j] = v_j — the model must emit the value at
+//   the position where its key is queried; every other target is -100 (ignored);
+//   the remaining input positions are 0, or uniform ids in [0, V) if random_non_queries.
+struct MqarOptions {
+  int64_t vocab_size = 8192;
+  int64_t seq_len = 64;      // L: even, >= 4 * num_kv_pairs
+  int64_t num_kv_pairs = 4;  // K
+  double power_a = 0.01;
+  bool random_non_queries = true;  // zoology's default (its Figure 2 configs use false)
+};
+
+// Examples [first_example, first_example + batch_size) of the stream `seed`.
+// inputs, targets: [batch_size, seq_len] i64.
+Batch mqar_batch(const MqarOptions& opt, uint64_t seed, int64_t first_example, int64_t batch_size);
+
+// Accuracy over the queried positions (targets != ignore_index): per example, then the mean
+// over examples (zoology's compute_metrics). predictions: [B, L] integer ids, or [B, L, V]
+// logits (argmax over V). targets: [B, L] i64.
+double mqar_accuracy(const Tensor& predictions, const Tensor& targets, int64_t ignore_index = -100);
+
+class MqarSource final : public BatchSource {
+ public:
+  MqarSource(const MqarOptions& opt, int64_t batch_size, uint64_t seed, int64_t dp_rank = 0,
+             int64_t dp_size = 1);
+  Batch next() override;
+  Cursor cursor() const override { return {0, consumed_}; }
+  void set_cursor(const Cursor& c) override;
+
+ private:
+  MqarOptions opt_;
+  int64_t batch_size_, dp_rank_, dp_size_;
+  uint64_t seed_;
+  int64_t consumed_ = 0;
+};
+
+// ---------------------------------------------------------------- in-context regression
+// reference: Garg et al., "What Can Transformers Learn In-Context? A Case Study of Simple
+// Function Classes", NeurIPS 2022 (arXiv 2208.01066) — interleaved x / y tokens; von Oswald
+// et al., "Transformers Learn In-Context by Gradient Descent", ICML 2023 (arXiv 2212.07677) —
+// the y carried in an extra channel.
+//
+// Per sequence: w ~ N(0, I/dim), x_i ~ N(0, I_dim), y_i = w·x_i + noise * eps_i, eps ~ N(0, 1),
+// i = 0..n_points-1. The sequence has 2 * n_points tokens of dim + 1 channels:
+//   token 2i     = [x_i, 0]        (the query for y_i)
+//   token 2i + 1 = [0, ..., 0, y_i] (the answer, visible to later positions)
+// A causal model reads token 2i and must predict y_i from x_i and the pairs before it.
+// How to train on it: the model consumes these vectors through a read-in linear layer
+// (dim + 1 -> d_model) in place of the token embedding and emits one scalar per position
+// through a read-out linear layer (d_model -> 1); the loss is the squared error at the even
+// positions (icl_regression_loss). Baselines: predicting 0 gives MSE E[y^2] = 1 + noise^2;
+// least squares on k >= dim noise-free points gives 0.
+struct IclRegressionOptions {
+  int64_t dim = 8;
+  int64_t n_points = 32;
+  double noise = 0.0;  // standard deviation of the additive noise on y
+};
+
+struct IclBatch {
+  Tensor inputs;   // [B, 2 * n_points, dim + 1]
+  Tensor targets;  // [B, n_points]: y_i
+  Tensor w;        // [B, dim]: the task vector of each sequence
+};
+
+IclBatch icl_regression_batch(const IclRegressionOptions& opt, uint64_t seed, int64_t first_example,
+                              int64_t batch_size, DType dtype = DType::f32);
+
+// Mean squared error over all query positions. predictions: [B, 2n] or [B, 2n, 1] (one scalar
+// per position; the even positions are used) or [B, n]. targets: [B, n].
+double icl_regression_mse(const Tensor& predictions, const Tensor& targets);
+// The same, per point index i (averaged over the batch): the in-context learning curve.
+std::vector<double> icl_regression_mse_per_point(const Tensor& predictions, const Tensor& targets);
+// Differentiable mean squared error (built from autograd ops), same shapes; a scalar tensor.
+Tensor icl_regression_loss(const Tensor& predictions, const Tensor& targets);
+
+class IclRegressionSource final : public BatchSource {
+ public:
+  IclRegressionSource(const IclRegressionOptions& opt, int64_t batch_size, uint64_t seed,
+                      int64_t dp_rank = 0, int64_t dp_size = 1, DType dtype = DType::f32);
+  Batch next() override;  // inputs [B, 2n, dim+1], targets [B, n]
+  Cursor cursor() const override { return {0, consumed_}; }
+  void set_cursor(const Cursor& c) override;
+
+ private:
+  IclRegressionOptions opt_;
+  int64_t batch_size_, dp_rank_, dp_size_;
+  uint64_t seed_;
+  DType dtype_;
+  int64_t consumed_ = 0;
+};
+
+}  // namespace skein
