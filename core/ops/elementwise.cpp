@@ -153,7 +153,7 @@ Tensor neg(const Tensor& a) {
 
 // ---- unary math ----
 Tensor exp(const Tensor& a) {
-  Tensor out = unary_map(a, "exp", [](auto x) { return std::exp(x); });
+  Tensor out = unary_map(a, "exp", [](auto x) { return cpu::exp_of(x); });
   return record("exp", out, {a}, [out](const Tensor& g) { return std::vector<Tensor>{mul(g, out.detach())}; });
 }
 
@@ -183,7 +183,7 @@ Tensor tanh(const Tensor& a) {
 }
 
 namespace {
-template <typename T> T sigmoid_of(T x) { return T(1) / (T(1) + std::exp(-x)); }
+template <typename T> T sigmoid_of(T x) { return T(1) / (T(1) + cpu::exp_of(-x)); }
 }
 
 Tensor sigmoid(const Tensor& a) {
@@ -261,7 +261,8 @@ void fill_(Tensor& t, double value) {
     const scalar_t v = static_cast<scalar_t>(value);
     cpu::for_each_row<1>(t.shape(), {t.strides()}, cpu::kGrain,
                          [&](const std::array<int64_t, 1>& off, int64_t n, const std::array<int64_t, 1>& st) {
-      for (int64_t i = 0; i < n; ++i) p[off[0] + i * st[0]] = v;
+      if (st[0] == 1) std::fill(p + off[0], p + off[0] + n, v);
+      else for (int64_t i = 0; i < n; ++i) p[off[0] + i * st[0]] = v;
     });
   });
 }
@@ -318,7 +319,11 @@ void mul_(Tensor dst, double s) {
     const scalar_t sv = static_cast<scalar_t>(s);
     cpu::for_each_row<1>(dst.shape(), {dst.strides()}, cpu::kGrain,
                          [&](const std::array<int64_t, 1>& off, int64_t n, const std::array<int64_t, 1>& st) {
-      for (int64_t i = 0; i < n; ++i) pd[off[0] + i * st[0]] *= sv;
+      if (st[0] == 1) {
+        for (int64_t i = 0; i < n; ++i) pd[off[0] + i] *= sv;
+      } else {
+        for (int64_t i = 0; i < n; ++i) pd[off[0] + i * st[0]] *= sv;
+      }
     });
   });
 }

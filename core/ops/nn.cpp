@@ -1,7 +1,7 @@
 // nn.cpp — softmax, log_softmax, cross_entropy, embedding, dropout. Row-wise ops work
 // on the last dim (other dims are moved there by views); each has a fused backward.
 #include <cmath>
-#include <limits>
+#include "core/cpu/loops.h"
 #include "core/ops.h"
 #include "core/threadpool.h"
 
@@ -24,18 +24,19 @@ Tensor along_last(const Tensor& a, int64_t dim, const char* op, F f) {
   return f(a.transpose(dim, -1)).transpose(dim, -1);
 }
 
+// One row: its max, then exp(x - m) (stored in y for softmax) summed in double, then one
+// scaling pass. Only the first pass reads memory; the row is in cache for the others.
 template <typename T>
 void softmax_row(const T* x, T* y, int64_t n, bool log) {
-  T m = -std::numeric_limits<T>::infinity();
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[i] - m));
+  const T m = cpu::max_lanes(x, n);
   if (log) {
-    T lse = static_cast<T>(std::log(s)) + m;
+    const double s = cpu::sum_exp(x, m, n);
+    const T lse = static_cast<T>(std::log(s)) + m;
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] - lse;
   } else {
-    T inv = static_cast<T>(1.0 / s);
-    for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - m) * inv;
+    for (int64_t i = 0; i < n; ++i) y[i] = cpu::exp_of(x[i] - m);
+    const T inv = static_cast<T>(1.0 / cpu::sum_lanes<double>(n, [&](int64_t i) { return y[i]; }));
+    for (int64_t i = 0; i < n; ++i) y[i] *= inv;
   }
 }
 
@@ -59,13 +60,13 @@ Tensor softmax_last(const Tensor& a, bool log) {
       for_rows(rows, n, [&](int64_t r) {
         const scalar_t *gr = pg + r * n, *yr = py + r * n;
         scalar_t* dr = pd + r * n;
-        double s = 0;
         if (log) {  // dx = g - softmax * sum(g)
-          for (int64_t i = 0; i < n; ++i) s += gr[i];
-          for (int64_t i = 0; i < n; ++i) dr[i] = gr[i] - std::exp(yr[i]) * static_cast<scalar_t>(s);
+          const auto s = static_cast<scalar_t>(cpu::sum_lanes<double>(n, [&](int64_t i) { return gr[i]; }));
+          for (int64_t i = 0; i < n; ++i) dr[i] = gr[i] - cpu::exp_of(yr[i]) * s;
         } else {    // dx = y * (g - sum(g * y))
-          for (int64_t i = 0; i < n; ++i) s += static_cast<double>(gr[i]) * yr[i];
-          for (int64_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - static_cast<scalar_t>(s));
+          const auto s = static_cast<scalar_t>(cpu::sum_lanes<double>(
+              n, [&](int64_t i) { return static_cast<double>(gr[i]) * yr[i]; }));
+          for (int64_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - s);
         }
       });
     });
@@ -107,10 +108,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
     scalar_t* pl = lse.data<scalar_t>();
     for_rows(N, V, [&](int64_t r) {
       const scalar_t* row = px + r * V;
-      scalar_t m = -std::numeric_limits<scalar_t>::infinity();
-      for (int64_t i = 0; i < V; ++i) m = std::max(m, row[i]);
-      double s = 0;
-      for (int64_t i = 0; i < V; ++i) s += std::exp(static_cast<double>(row[i] - m));
+      const scalar_t m = cpu::max_lanes(row, V);
+      const double s = cpu::sum_exp(row, m, V);
       pl[r] = static_cast<scalar_t>(std::log(s)) + m;
     });
     double total = 0;
@@ -129,7 +128,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
         scalar_t* dr = pd + r * V;
         if (pt[r] == ignore_index) { std::fill(dr, dr + V, scalar_t(0)); return; }
         const scalar_t* row = px + r * V;
-        for (int64_t i = 0; i < V; ++i) dr[i] = std::exp(row[i] - pl[r]) * scale;
+        const scalar_t l = pl[r];
+        for (int64_t i = 0; i < V; ++i) dr[i] = cpu::exp_of(row[i] - l) * scale;
         dr[pt[r]] -= scale;
       });
     });

@@ -1,5 +1,6 @@
 // nn_fused.cpp — rms_norm and rope: one pass forward, one pass backward each.
 #include <cmath>
+#include "core/cpu/loops.h"
 #include "core/ops.h"
 #include "core/threadpool.h"
 
@@ -24,9 +25,8 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& gain_in, double eps) {
     parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, D)), [&](int64_t lo, int64_t hi) {
       for (int64_t r = lo; r < hi; ++r) {
         const scalar_t* xr = px + r * D;
-        scalar_t ss = 0;
-        for (int64_t i = 0; i < D; ++i) ss += xr[i] * xr[i];
-        scalar_t rs = static_cast<scalar_t>(1.0 / std::sqrt(static_cast<double>(ss) / D + eps));
+        const double ss = cpu::sum_lanes<double>(D, [&](int64_t i) { return static_cast<double>(xr[i]) * xr[i]; });
+        const scalar_t rs = static_cast<scalar_t>(1.0 / std::sqrt(ss / static_cast<double>(D) + eps));
         pr[r] = rs;
         scalar_t* yr = py + r * D;
         for (int64_t i = 0; i < D; ++i) yr[i] = xr[i] * rs * pg[i];
@@ -58,9 +58,9 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& gain_in, double eps) {
               for (int64_t i = 0; i < D; ++i) acc[i] += dyr[i] * xr[i] * rs;
             }
             if (need_x) {
-              scalar_t dot = 0;  // Σ dy*g*xh
-              for (int64_t i = 0; i < D; ++i) dot += dyr[i] * pg[i] * xr[i] * rs;
-              const scalar_t c = dot / static_cast<scalar_t>(D);
+              const double dot = cpu::sum_lanes<double>(  // Σ dy*g*xh
+                  D, [&](int64_t i) { return static_cast<double>(dyr[i] * pg[i]) * xr[i]; });
+              const scalar_t c = static_cast<scalar_t>(dot * rs / static_cast<double>(D));
               scalar_t* dxr = pdx + r * D;
               for (int64_t i = 0; i < D; ++i) dxr[i] = rs * (dyr[i] * pg[i] - xr[i] * rs * c);
             }

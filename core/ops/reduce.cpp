@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
+#include "core/cpu/loops.h"
 #include "core/ops.h"
 #include "core/threadpool.h"
 
@@ -53,22 +55,12 @@ Reduction plan(const Tensor& a, Shape dims, bool keepdim, const char* op) {
   return r;
 }
 
-// out[o, i] = combine over r of x[o, r, i]; `init` then `step(acc, v)`, `finish(acc)`.
-template <typename scalar_t, typename Acc, typename Step, typename Finish>
-void reduce_kernel(const Reduction& r, scalar_t* out, Acc init, Step step, Finish finish) {
-  const scalar_t* x = r.x.data<scalar_t>();
-  const int64_t R = r.R, inner = r.inner;
-  parallel_for(0, r.outer * inner, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, R)),
-               [&](int64_t lo, int64_t hi) {
-    for (int64_t oi = lo; oi < hi; ++oi) {
-      int64_t o = oi / inner, i = oi % inner;
-      const scalar_t* p = x + o * R * inner + i;
-      Acc acc = init;
-      for (int64_t k = 0; k < R; ++k) acc = step(acc, p[k * inner]);
-      out[oi] = finish(acc);
-    }
-  });
-}
+// Rows are cut into blocks of this many elements: each block is one task (so one long
+// row still spreads over the pool), and a row's block sums are added in block order, so
+// the result never depends on the thread count.
+constexpr int64_t kSumBlock = 32768;
+// Columns per task when summing down columns (each column is summed by one task, in order).
+constexpr int64_t kSumCols = 1024;
 
 }  // namespace
 
@@ -76,19 +68,37 @@ Tensor sum(const Tensor& a, const Shape& dims, bool keepdim) {
   Reduction r = plan(a, dims, keepdim, "sum");
   Tensor out = Tensor::empty(r.out_shape, a.dtype());
   SKEIN_DISPATCH_FLOAT(a.dtype(), "sum", [&] {
-    if (r.inner == 1) {  // contiguous rows: accumulate in double
-      reduce_kernel<scalar_t>(r, out.data<scalar_t>(), 0.0, [](double acc, scalar_t v) { return acc + v; },
-                              [](double acc) { return static_cast<scalar_t>(acc); });
-    } else {  // strided columns: add whole rows, vectorised along inner
-      scalar_t* po = out.data<scalar_t>();
-      const scalar_t* px = r.x.data<scalar_t>();
-      parallel_for(0, r.outer, 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t o = lo; o < hi; ++o) {
-          scalar_t* dst = po + o * r.inner;
-          std::fill(dst, dst + r.inner, scalar_t(0));
-          for (int64_t k = 0; k < r.R; ++k) {
-            const scalar_t* src = px + (o * r.R + k) * r.inner;
-            for (int64_t i = 0; i < r.inner; ++i) dst[i] += src[i];
+    scalar_t* po = out.data<scalar_t>();
+    const scalar_t* px = r.x.data<scalar_t>();
+    const int64_t R = r.R, inner = r.inner;
+    if (inner == 1) {  // contiguous rows: lane-wise sums in double, per fixed block
+      const int64_t blocks = std::max<int64_t>(1, (R + kSumBlock - 1) / kSumBlock);
+      std::vector<double> partial(r.outer * blocks);
+      parallel_for(0, r.outer * blocks, std::max<int64_t>(1, kSumBlock / std::max<int64_t>(1, R)),
+                   [&](int64_t lo, int64_t hi) {
+        for (int64_t t = lo; t < hi; ++t) {
+          const int64_t o = t / blocks, b = t % blocks, n = std::min(kSumBlock, R - b * kSumBlock);
+          const scalar_t* p = px + o * R + b * kSumBlock;
+          partial[t] = cpu::sum_lanes<double>(n, [&](int64_t i) { return p[i]; });
+        }
+      });
+      for (int64_t o = 0; o < r.outer; ++o) {
+        double acc = 0;
+        for (int64_t b = 0; b < blocks; ++b) acc += partial[o * blocks + b];
+        po[o] = static_cast<scalar_t>(acc);
+      }
+    } else {  // strided columns: add whole rows, vectorised along inner, split over columns
+      const int64_t col_blocks = (inner + kSumCols - 1) / kSumCols;
+      parallel_for(0, r.outer * col_blocks, std::max<int64_t>(1, kSumBlock / std::max<int64_t>(1, R * kSumCols)),
+                   [&](int64_t lo, int64_t hi) {
+        for (int64_t t = lo; t < hi; ++t) {
+          const int64_t o = t / col_blocks, c0 = (t % col_blocks) * kSumCols;
+          const int64_t nc = std::min(kSumCols, inner - c0);
+          scalar_t* dst = po + o * inner + c0;
+          std::fill(dst, dst + nc, scalar_t(0));
+          for (int64_t k = 0; k < R; ++k) {
+            const scalar_t* src = px + (o * R + k) * inner + c0;
+            for (int64_t i = 0; i < nc; ++i) dst[i] += src[i];
           }
         }
       });
@@ -165,6 +175,11 @@ Tensor logsumexp(const Tensor& a, int64_t dim, bool keepdim) {
     parallel_for(0, r.outer * r.inner, 64, [&](int64_t lo, int64_t hi) {
       for (int64_t oi = lo; oi < hi; ++oi) {
         const scalar_t* p = x + (oi / r.inner) * r.R * r.inner + oi % r.inner;
+        if (r.inner == 1) {  // a contiguous row: vectorised max and sum of exp
+          const scalar_t m = cpu::max_lanes(p, r.R);
+          po[oi] = std::isinf(m) ? m : static_cast<scalar_t>(std::log(cpu::sum_exp(p, m, r.R))) + m;
+          continue;
+        }
         scalar_t m = -std::numeric_limits<scalar_t>::infinity();
         for (int64_t k = 0; k < r.R; ++k) m = std::max(m, p[k * r.inner]);
         if (std::isinf(m)) { po[oi] = m; continue; }
