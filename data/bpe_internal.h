@@ -1,0 +1,63 @@
+// bpe_internal.h — shared internals of byte-level BPE (not a public interface): GPT-2's
+// byte <-> printable-symbol map, the pre-split cursor, and the lookup tables that encode and
+// decode derive from a BpeTokenizer's vocab / merges / special tokens.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+#include "data/bpe.h"
+
+namespace skein::bpe_detail {
+
+inline constexpr const char* kEndOfText = "<|endoftext|>";
+
+// GPT-2's bytes_to_unicode: the UTF-8 text of the printable symbol that stands for byte b.
+const std::string& byte_symbol(uint8_t b);
+// Appends the byte-symbol spelling of `bytes` to `out`.
+void append_symbols(std::string_view bytes, std::string& out);
+// Maps a byte-symbol string back to bytes (appended to `out`); false when some code point of
+// `symbols` is not one of the 256 byte symbols.
+bool symbols_to_bytes(std::string_view symbols, std::string& out);
+
+// The end of the GPT-2 pre-split piece that starts at `pos` (< text.size()). Pieces tile the
+// text: pos, next_piece(text, pos), ... ends at text.size().
+size_t next_piece(std::string_view text, size_t pos);
+
+// A hash for unordered maps keyed by std::string that can be searched with a string_view.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+// What encode / decode need, derived from (vocab, merges, special) and validated on build.
+struct BpeTables {
+  std::vector<std::string> vocab;                         // the key: copies of the tokenizer's
+  std::vector<std::pair<std::string, std::string>> merges;
+  std::map<std::string, int64_t> special;
+  std::array<int32_t, 256> byte_id{};                     // byte -> id of its symbol
+  // (left id << 32 | right id) -> (rank, merged id)
+  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_map;
+  std::vector<std::string> id_bytes;                      // id -> the bytes it decodes to
+  // Short pieces already encoded, shared by all encode calls (bounded), under word_mu.
+  mutable std::mutex word_mu;
+  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> word_ids;
+};
+
+// The tables for `tok`, memoised by content (a small process-wide cache, thread-safe). Each
+// call compares tok's fields with the cached copies: ~55 us at 4096 ids, ~350 us at 21k.
+// Throws skein::Error when the tokenizer is inconsistent (a merge part not in the vocab, a
+// token that is not a byte-symbol string, a byte symbol missing, ...).
+std::shared_ptr<const BpeTables> tables_for(const BpeTokenizer& tok);
+
+inline uint64_t pair_key(int32_t a, int32_t b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+}
+
+}  // namespace skein::bpe_detail
