@@ -60,10 +60,10 @@ std::pair<Config, std::unique_ptr<HybridLM>> model_from_checkpoint(const std::st
 int cmd_train(const std::vector<std::string>& args) {
   po::options_description o("skein train: train a model from a YAML config");
   o.add_options()
-      ("config", po::value<std::string>()->default_value(""), "the experiment YAML (empty: all defaults)")
-      ("set", po::value<std::vector<std::string>>()->default_value({}, "")->composing(),
+      ("config", po::value<std::string>()->default_value("", "\"\""), "the experiment YAML (empty: all defaults)")
+      ("set", po::value<std::vector<std::string>>()->default_value({}, "none")->composing(),
        "override a config key: --set section.key=value (repeatable)")
-      ("resume", po::value<std::string>()->default_value(""), "'auto' (newest checkpoint of the run) or a checkpoint folder");
+      ("resume", po::value<std::string>()->default_value("", "\"\""), "'auto' (newest checkpoint of the run) or a checkpoint folder");
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return 0;
   train(config_from(vm), vm["resume"].as<std::string>());
@@ -74,7 +74,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   po::options_description o("skein eval: evaluate a checkpoint on its run's validation data");
   o.add_options()
       ("checkpoint", po::value<std::string>()->required(), "a checkpoint folder (runs/x/checkpoints/ckpt-000200)")
-      ("set", po::value<std::vector<std::string>>()->default_value({}, "")->composing(), "override a config key")
+      ("set", po::value<std::vector<std::string>>()->default_value({}, "none")->composing(), "override a config key")
       ("batches", po::value<int64_t>()->default_value(0), "validation batches (0: the config's train.eval_batches)");
   po::variables_map vm;
   if (!parse("eval", args, o, vm)) return 0;
@@ -92,7 +92,7 @@ int cmd_generate(const std::vector<std::string>& args) {
   po::options_description o("skein generate: sample text from a checkpoint");
   o.add_options()
       ("checkpoint", po::value<std::string>()->required(), "a checkpoint folder")
-      ("prompt", po::value<std::string>()->default_value(""), "the text to continue")
+      ("prompt", po::value<std::string>()->default_value("", "\"\""), "the text to continue")
       ("tokens", po::value<int64_t>()->default_value(200), "tokens to generate")
       ("temperature", po::value<double>()->default_value(0.8), "0 = greedy")
       ("top-k", po::value<int64_t>()->default_value(40), "sample among the k most likely (0 = all)")
@@ -122,7 +122,7 @@ int cmd_prep(const std::vector<std::string>& args) {
       ("out", po::value<std::string>()->required(), "the .h5 token file to write")
       ("tokenizer", po::value<std::string>()->default_value("bytes"), "bytes | bpe:path/to/tokenizer.json")
       ("train-tokenizer", po::value<int64_t>()->default_value(0), "train a byte-level BPE of this vocabulary size on the corpus")
-      ("doc-separator", po::value<std::string>()->default_value(""), "split files into documents at this string")
+      ("doc-separator", po::value<std::string>()->default_value("", "\"\""), "split files into documents at this string")
       ("val-fraction", po::value<double>()->default_value(0.05), "fraction of documents (or tokens) for validation")
       ("seed", po::value<uint64_t>()->default_value(1234), "validation split and tokenizer sample seed");
   po::variables_map vm;
@@ -146,7 +146,7 @@ int cmd_sweep(const std::vector<std::string>& args, const std::string& self) {
   po::options_description o("skein sweep: run a grid of configs and tabulate the results");
   o.add_options()
       ("config", po::value<std::string>()->required(), "the sweep YAML (see launch/sweep.h)")
-      ("emit", po::value<std::string>()->default_value(""), "print instead of running: 'commands' or 'slurm'");
+      ("emit", po::value<std::string>()->default_value("", "\"\""), "print instead of running: 'commands' or 'slurm'");
   po::variables_map vm;
   if (!parse("sweep", args, o, vm)) return 0;
   SweepPlan plan = load_sweep(vm["config"].as<std::string>());
