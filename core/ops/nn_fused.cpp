@@ -74,6 +74,32 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& gain_in, double eps) {
 }
 
 namespace {
+// cos / sin of angle(t, i) for t in [0, T), i in [0, D/2): the last table is cached per
+// thread, since every layer of a step (and its backward) asks for the same one.
+struct RopeTable {
+  int64_t T = -1, D = -1, pos_offset = 0;
+  double theta = 0;
+  std::vector<double> cos, sin;
+};
+
+const RopeTable& rope_table(int64_t T, int64_t D, double theta, int64_t pos_offset) {
+  thread_local RopeTable t;
+  if (t.T == T && t.D == D && t.theta == theta && t.pos_offset == pos_offset) return t;
+  const int64_t half = D / 2;
+  t.T = T; t.D = D; t.theta = theta; t.pos_offset = pos_offset;
+  t.cos.resize(T * half);
+  t.sin.resize(T * half);
+  std::vector<double> inv_freq(half);
+  for (int64_t i = 0; i < half; ++i) inv_freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(D));
+  for (int64_t p = 0; p < T; ++p)
+    for (int64_t i = 0; i < half; ++i) {
+      const double ang = static_cast<double>(pos_offset + p) * inv_freq[i];
+      t.cos[p * half + i] = std::cos(ang);
+      t.sin[p * half + i] = std::sin(ang);
+    }
+  return t;
+}
+
 // Rotates x: [rows = outer*T, D] by angle(t, i) = (pos_offset + t) * theta^(-2i/D); sign = -1
 // rotates backwards (the backward pass of a rotation is its inverse).
 Tensor rope_apply(const Tensor& x_in, double theta, int64_t pos_offset, double sign) {
@@ -81,13 +107,9 @@ Tensor rope_apply(const Tensor& x_in, double theta, int64_t pos_offset, double s
   const int64_t rows = x_in.numel() / D;
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype());
-  std::vector<double> cosv(T * half), sinv(T * half);
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = 0; i < half; ++i) {
-      double ang = static_cast<double>(pos_offset + t) * std::pow(theta, -2.0 * i / D);
-      cosv[t * half + i] = std::cos(ang);
-      sinv[t * half + i] = sign * std::sin(ang);
-    }
+  const RopeTable& table = rope_table(T, D, theta, pos_offset);
+  const std::vector<double>& cosv = table.cos;
+  const std::vector<double>& sinv = table.sin;
   SKEIN_DISPATCH_FLOAT(x.dtype(), "rope", [&] {
     const scalar_t* px = x.data<scalar_t>();
     scalar_t* py = y.data<scalar_t>();
@@ -98,7 +120,7 @@ Tensor rope_apply(const Tensor& x_in, double theta, int64_t pos_offset, double s
         scalar_t* yr = py + r * D;
         for (int64_t i = 0; i < half; ++i) {
           const scalar_t c = static_cast<scalar_t>(cosv[t * half + i]);
-          const scalar_t s = static_cast<scalar_t>(sinv[t * half + i]);
+          const scalar_t s = static_cast<scalar_t>(sign * sinv[t * half + i]);
           const scalar_t x1 = xr[i], x2 = xr[i + half];
           yr[i] = x1 * c - x2 * s;
           yr[i + half] = x2 * c + x1 * s;
