@@ -1,0 +1,136 @@
+// data_parallel.cpp — GradReducer (bucketed, overlapped gradient all-reduce), the
+// global-token loss scale, grid-aware norm clipping and parameter broadcast.
+#include "parallel/data_parallel.h"
+#include <cmath>
+#include "core/autograd.h"
+#include "optim/clip.h"
+#include "parallel/flat.h"
+
+namespace skein {
+
+GradReducer::GradReducer(Communicator& comm, NamedParams params, DataParallelOptions options)
+    : comm_(comm), params_(std::move(params)), overlap_(options.overlap) {
+  SKEIN_CHECK(comm_.device() == Device::cpu, "GradReducer: the ", comm_.backend_name(),
+              " communicator works on ", device_name(comm_.device()), "; GradReducer packs cpu gradients");
+  SKEIN_CHECK(options.bucket_bytes > 0, "GradReducer: bucket_bytes must be > 0, got ", options.bucket_bytes);
+  check_same_layout(comm_, params_, "GradReducer");
+  Bucket cur;
+  int64_t cur_elems = 0;
+  DType cur_dtype = DType::f32;
+  auto close = [&] {
+    if (cur.params.empty()) return;
+    cur.buffer = Tensor::empty({cur_elems}, cur_dtype, comm_.device());
+    buckets_.push_back(std::move(cur));
+    cur = Bucket();
+    cur_elems = 0;
+  };
+  for (size_t k = params_.size(); k-- > 0;) {
+    const auto& [name, p] = params_[k];
+    SKEIN_CHECK(p.defined() && is_floating(p.dtype()) && p.device() == Device::cpu, "GradReducer: parameter '",
+                name, "' must be a defined f32/f64 cpu tensor");
+    const int64_t bytes = p.numel() * static_cast<int64_t>(dtype_size(p.dtype()));
+    const int64_t held = cur_elems * static_cast<int64_t>(dtype_size(cur_dtype));
+    const bool full = held > 0 && held + bytes > options.bucket_bytes;
+    if (!cur.params.empty() && (full || p.dtype() != cur_dtype)) close();
+    cur_dtype = p.dtype();
+    cur.params.push_back(k);
+    cur.offsets.push_back(cur_elems);
+    cur_elems += p.numel();
+  }
+  close();
+}
+
+int64_t GradReducer::bucket_bytes(size_t b) const {
+  return buckets_[b].buffer.numel() * static_cast<int64_t>(dtype_size(buckets_[b].buffer.dtype()));
+}
+
+void GradReducer::reduce() {
+  if (comm_.size() == 1) return;  // the average over one rank is the gradient itself
+  NoGradGuard no_grad;
+  Tensor present = grad_presence(params_);
+  Request presence_req = comm_.iall_reduce(present);
+  std::vector<Request> pending;
+  pending.reserve(buckets_.size());
+  size_t oldest = 0;  // the first bucket whose request may still be in flight
+  for (Bucket& b : buckets_) {
+    for (size_t j = 0; j < b.params.size(); ++j) {
+      pack_grad(params_[b.params[j]].second, b.buffer, b.offsets[j]);
+      while (oldest < pending.size() && pending[oldest].test()) ++oldest;  // progress in-flight buckets
+    }
+    if (overlap_) {
+      pending.push_back(comm_.iall_reduce(b.buffer));  // in bucket order on every rank
+    } else {
+      comm_.all_reduce(b.buffer);
+      pending.emplace_back();
+    }
+  }
+  presence_req.wait();
+  const int64_t* seen = present.data<int64_t>();
+  const double inv = 1.0 / static_cast<double>(comm_.size());
+  for (size_t k = 0; k < buckets_.size(); ++k) {
+    pending[k].wait();
+    const Bucket& b = buckets_[k];
+    for (size_t j = 0; j < b.params.size(); ++j)
+      if (seen[b.params[j]] > 0) unpack_grad(params_[b.params[j]].second, b.buffer, b.offsets[j], inv);
+  }
+}
+
+int64_t count_targets(const Tensor& targets, int64_t ignore_index) {
+  SKEIN_CHECK(targets.defined() && (targets.dtype() == DType::i64 || targets.dtype() == DType::i32),
+              "count_targets: targets must be i32 or i64 ids");
+  Tensor t = targets.contiguous();
+  int64_t n = 0;
+  if (t.dtype() == DType::i64) {
+    const int64_t* p = t.data<int64_t>();
+    for (int64_t i = 0; i < t.numel(); ++i) n += p[i] != ignore_index;
+  } else {
+    const int32_t* p = t.data<int32_t>();
+    for (int64_t i = 0; i < t.numel(); ++i) n += p[i] != ignore_index;
+  }
+  return n;
+}
+
+TokenScale global_token_scale(Communicator& comm, int64_t local_count) {
+  SKEIN_CHECK(local_count >= 0, "global_token_scale: negative token count ", local_count);
+  Tensor n = from_vector({static_cast<double>(local_count)}, {1}, DType::i64);
+  comm.all_reduce(n);
+  TokenScale s;
+  s.local = local_count;
+  s.global = n.data<int64_t>()[0];
+  s.scale = s.global > 0 ? static_cast<double>(comm.size()) * static_cast<double>(local_count) /
+                               static_cast<double>(s.global)
+                         : 0.0;
+  return s;
+}
+
+double global_mean_loss(Communicator& comm, double local_mean, int64_t local_count) {
+  Tensor v = from_vector({local_count > 0 ? local_mean * static_cast<double>(local_count) : 0.0,
+                          static_cast<double>(local_count)},
+                         {2}, DType::f64);
+  comm.all_reduce(v);
+  const double* p = v.data<double>();
+  return p[1] > 0 ? p[0] / p[1] : 0.0;
+}
+
+double global_grad_norm(Communicator& comm, const std::vector<Tensor>& owned) {
+  Tensor sq = from_vector({grad_squared_norm(owned)}, {1}, DType::f64);
+  comm.all_reduce(sq);
+  return std::sqrt(sq.data<double>()[0]);
+}
+
+double clip_grad_norm_global(Communicator& comm, const std::vector<Tensor>& params, const std::vector<Tensor>& owned,
+                             double max_norm) {
+  SKEIN_CHECK(max_norm > 0, "clip_grad_norm_global: max_norm must be > 0, got ", max_norm);
+  const double norm = global_grad_norm(comm, owned);
+  clip_grads_to_norm(params, norm, max_norm);
+  return norm;
+}
+
+void broadcast_parameters(Communicator& comm, const NamedParams& params, int root) {
+  for (const auto& [name, p] : params) {
+    SKEIN_CHECK(p.is_contiguous(), "broadcast_parameters: '", name, "' ", shape_str(p.shape()), " is not contiguous");
+    comm.broadcast(p, root);
+  }
+}
+
+}  // namespace skein

@@ -1,0 +1,51 @@
+// nccl_comm.h — NcclComm: the Communicator over NCCL for CUDA tensors (built only when
+// CMake finds CUDA and NCCL; SKEIN_HAVE_NCCL is then defined). One NCCL communicator and
+// one CUDA stream per NcclComm; every call is enqueued on that stream. Blocking calls
+// synchronise the stream; non-blocking ones record a CUDA event, and the Request's test()
+// is cudaEventQuery, wait() cudaEventSynchronize. The stream is created blocking (not
+// cudaStreamNonBlocking), so it orders itself after work on the legacy default stream,
+// where skein's CUDA kernels run.
+// reference: https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/examples.html
+// ("Example 2: One Device per Process or Thread": the unique id broadcast over MPI).
+#pragma once
+#include <memory>
+#include "parallel/communicator.h"
+#include "parallel/mpi_comm.h"
+
+namespace skein {
+
+class NcclComm final : public Communicator {
+ public:
+  // Collective over `mpi`: selects CUDA device `device`, rank 0 makes the NCCL unique id,
+  // MPI broadcasts it, and every rank joins with its MPI rank.
+  NcclComm(MpiComm& mpi, int device);
+  ~NcclComm() override;
+
+  int rank() const override;
+  int size() const override;
+  const char* backend_name() const override { return "nccl"; }
+  Device device() const override { return Device::cuda; }
+  void* stream() const;  // the cudaStream_t every call is enqueued on
+  // ncclCommSplit (NCCL >= 2.18): collective over this communicator.
+  std::unique_ptr<Communicator> split(int color, int key) override;
+
+  struct Impl;
+
+ protected:
+  Request do_all_reduce(const Tensor& t, ReduceOp op, bool blocking) override;
+  Request do_all_gather(const Tensor& in, const Tensor& out, bool blocking) override;
+  Request do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op, bool blocking) override;
+  Request do_broadcast(const Tensor& t, int root, bool blocking) override;
+  Request do_send(const Tensor& t, int dst, int tag, bool blocking) override;
+  Request do_recv(const Tensor& t, int src, int tag, bool blocking) override;
+  void do_sendrecv(const Tensor& send_t, int dst, const Tensor& recv_t, int src, int tag) override;
+  void do_barrier() override;
+
+ private:
+  explicit NcclComm(std::unique_ptr<Impl> impl);
+  // Completes the call just enqueued: synchronises (blocking) or returns an event request.
+  Request finish(std::vector<Tensor> keep, bool blocking, const char* what);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace skein
