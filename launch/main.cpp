@@ -1,7 +1,10 @@
 // main.cpp — the `skein` command: git-style subcommands train, eval, generate, prep, sweep.
 // `skein <cmd> --help` lists every option with its default; a bad flag prints the usage and
 // exits 2; a skein::Error prints "skein: error: ..." and exits 1.
+#include <mpi.h>
 #include <boost/program_options.hpp>
+#include <cstdlib>
+#include <optional>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -13,6 +16,7 @@
 #include "launch/sweep.h"
 #include "launch/trainer.h"
 #include "layers/generate.h"
+#include "parallel/runtime.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -183,6 +187,18 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
+  // Under mpirun (or srun with PMI), every rank joins MPI; a plain run does not pay for it.
+  std::optional<MpiRuntime> mpi;
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE")) mpi.emplace(argc, argv);
+  const bool many = mpi && mpi->world_size() > 1;
+  // A failing rank prints its message and takes the whole job down (no hang).
+  auto fail = [&](const char* what) {
+    if (many) std::fprintf(stderr, "skein: rank %d: error: %s\n", mpi->world_rank(), what);
+    else std::fprintf(stderr, "skein: error: %s\n", what);
+    std::fflush(stderr);
+    if (many) MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+  };
   try {
     if (cmd == "train") return cmd_train(args);
     if (cmd == "eval") return cmd_eval(args);
@@ -194,11 +210,7 @@ int main(int argc, char** argv) {
   } catch (const Usage& u) {
     std::fprintf(stderr, "%s", u.what());
     return 2;
-  } catch (const Error& e) {
-    std::fprintf(stderr, "skein: error: %s\n", e.what());
-    return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "skein: error: %s\n", e.what());
-    return 1;
+    return fail(e.what());
   }
 }

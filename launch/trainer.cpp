@@ -20,6 +20,9 @@
 #include "optim/clip.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
+#include "parallel/data_parallel.h"
+#include "parallel/grid.h"
+#include "parallel/mpi_comm.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -130,7 +133,7 @@ void print_sample(HybridLM& model, const Config& cfg, const std::string& tokeniz
 
 }  // namespace
 
-DataSources make_data(Config& cfg) {
+DataSources make_data(Config& cfg, int64_t dp_rank, int64_t dp_size) {
   DataSources d;
   const DataConfig& dc = cfg.data;
   if (dc.source == "hdf5") {
@@ -138,7 +141,7 @@ DataSources make_data(Config& cfg) {
     if (cfg.model.vocab_size == 0) cfg.model.vocab_size = file.vocab_size();
     SKEIN_CHECK(cfg.model.vocab_size >= file.vocab_size(), "model.vocab_size ", cfg.model.vocab_size,
                 " is smaller than the vocabulary of ", dc.path, " (", file.vocab_size(), ")");
-    d.train = std::make_unique<Loader>(file, "train", dc.seq_len, dc.batch_size, 0, 1, dc.seed, dc.shuffle);
+    d.train = std::make_unique<Loader>(file, "train", dc.seq_len, dc.batch_size, dp_rank, dp_size, dc.seed, dc.shuffle);
     if (file.split("val").size() > dc.seq_len)
       d.val = std::make_unique<Loader>(file, "val", dc.seq_len, dc.batch_size, 0, 1, dc.seed, false);
     else
@@ -152,7 +155,7 @@ DataSources make_data(Config& cfg) {
     m.vocab_size = cfg.model.vocab_size;
     m.seq_len = dc.seq_len;
     m.num_kv_pairs = dc.mqar_num_kv_pairs;
-    d.train = std::make_unique<MqarSource>(m, dc.batch_size, dc.seed);
+    d.train = std::make_unique<MqarSource>(m, dc.batch_size, dc.seed, dp_rank, dp_size);
     d.val = std::make_unique<MqarSource>(m, dc.batch_size, dc.seed + 1000003);
   } else {  // icl_regression
     IclRegressionOptions r;
@@ -161,7 +164,7 @@ DataSources make_data(Config& cfg) {
     r.noise = dc.icl_noise;
     cfg.model.input_dim = dc.icl_dim + 1;
     if (cfg.model.vocab_size == 0) cfg.model.vocab_size = 2;  // unused by a continuous model
-    d.train = std::make_unique<IclRegressionSource>(r, dc.batch_size, dc.seed, 0, 1, cfg.model.dtype);
+    d.train = std::make_unique<IclRegressionSource>(r, dc.batch_size, dc.seed, dp_rank, dp_size, cfg.model.dtype);
     d.val = std::make_unique<IclRegressionSource>(r, dc.batch_size, dc.seed + 1000003, 0, 1, cfg.model.dtype);
   }
   return d;
@@ -190,13 +193,27 @@ RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_
 }
 
 RunSummary train(Config cfg, const std::string& resume) {
-  set_num_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : num_threads());
-  DataSources data = make_data(cfg);
+  int mpi_on = 0;
+  MPI_Initialized(&mpi_on);
+  std::unique_ptr<Communicator> world;
+  if (mpi_on) world = MpiComm::world();
+  else world = std::make_unique<SingleProcessComm>();
+  const ParallelConfig& pc = cfg.parallel;
+  SKEIN_CHECK(pc.sp == 1 && pc.tp == 1, "parallel.sp = ", pc.sp, ", parallel.tp = ", pc.tp,
+              ": sequence and tensor parallelism are not wired into the trainer yet (data parallelism is)");
+  SKEIN_CHECK(!pc.zero1, "parallel.zero1: ZeRO-1 (parallel/zero.h) is not wired into the trainer yet");
+  ProcessGrid grid(*world, static_cast<int>(pc.dp), static_cast<int>(pc.sp), static_cast<int>(pc.tp));
+  Communicator& dp = grid.dp_sp_comm();
+  const bool rank0 = world->rank() == 0;
+  set_num_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : threads_per_rank(*world));
+  DataSources data = make_data(cfg, grid.dp_rank(), grid.dp());
   validate_config(cfg);
-  fs::create_directories(cfg.train.run_dir);
   const std::string yaml = config_to_yaml(cfg);
-  std::printf("# resolved config\n%s", yaml.c_str());
-  { std::ofstream(fs::path(cfg.train.run_dir) / "config.yaml") << yaml; }
+  if (rank0) {
+    fs::create_directories(cfg.train.run_dir);
+    std::printf("# resolved config\n%s", yaml.c_str());
+    std::ofstream(fs::path(cfg.train.run_dir) / "config.yaml") << yaml;
+  }
 
   HybridLM model(cfg.model);
   std::unique_ptr<Optimizer> opt = make_optimizer(cfg, model);
@@ -205,15 +222,22 @@ RunSummary train(Config cfg, const std::string& resume) {
   const std::string ckpt = resume == "auto" ? latest_checkpoint(checkpoint_root(cfg)) : resume;
   if (!ckpt.empty()) {
     step = restore(ckpt, model, *opt, *data.train);
-    std::printf("resumed from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(step));
+    if (rank0) std::printf("resumed from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(step));
   }
-  MetricsWriter metrics(cfg.train.run_dir, cfg.log);
+  broadcast_parameters(dp, model.named_parameters());  // every replica starts from rank 0's
+  std::unique_ptr<GradReducer> reducer;
+  if (grid.dp() > 1) reducer = std::make_unique<GradReducer>(dp, model.named_parameters());
+  LogConfig log_cfg = cfg.log;
+  if (!rank0) log_cfg.jsonl = log_cfg.tensorboard = false;
+  MetricsWriter metrics(cfg.train.run_dir, log_cfg);
   const double peak = measure_sgemm_gflops();
   const bool lm = cfg.data.source != "icl_regression";
   const double tokens_per_step = static_cast<double>(cfg.data.batch_size * cfg.data.seq_len * cfg.train.grad_accum);
   const double flops_per_step = lm ? 3 * model_flops_per_token(cfg.model, cfg.data.seq_len) * tokens_per_step : 0;
-  std::printf("model: %lld parameters, %d threads, sgemm %.1f GFLOP/s\n",
-              static_cast<long long>(model.num_parameters()), num_threads(), peak);
+  if (rank0)
+    std::printf("model: %lld parameters, %d ranks (dp %lld) x %d threads, sgemm %.1f GFLOP/s\n",
+                static_cast<long long>(model.num_parameters()), world->size(), static_cast<long long>(pc.dp),
+                num_threads(), peak);
 
   RunSummary out;
   out.run_dir = cfg.train.run_dir;
@@ -222,28 +246,41 @@ RunSummary train(Config cfg, const std::string& resume) {
     const auto t0 = Clock::now();
     opt->set_lr(lr_at(schedule, step));
     opt->zero_grad();
-    double loss = 0;
-    for (int64_t micro = 0; micro < cfg.train.grad_accum; ++micro) {
-      Batch batch = data.train->next();
-      LossParts parts = model.loss(batch.inputs, batch.targets);
-      mul(parts.total, 1.0 / static_cast<double>(cfg.train.grad_accum)).backward();
-      loss += parts.lm.item() / static_cast<double>(cfg.train.grad_accum);
+    // The loss is the mean over the GLOBAL count of non-ignored targets: micro-batch m of
+    // rank r weighs n_m / N (regression targets all count), and the reduce averages over ranks.
+    std::vector<Batch> micro(static_cast<size_t>(cfg.train.grad_accum));
+    std::vector<int64_t> counts;
+    int64_t local_count = 0;
+    for (Batch& b : micro) {
+      b = data.train->next();
+      counts.push_back(is_floating(b.targets.dtype()) ? b.targets.numel() : count_targets(b.targets));
+      local_count += counts.back();
     }
-    // (data-parallel gradient reduce goes here)
+    const TokenScale ts = global_token_scale(dp, local_count);
+    double local_loss = 0;
+    for (size_t m = 0; m < micro.size(); ++m) {
+      LossParts parts = model.loss(micro[m].inputs, micro[m].targets);
+      const double weight = ts.local ? ts.scale * static_cast<double>(counts[m]) / static_cast<double>(ts.local) : 0.0;
+      mul(parts.total, weight).backward();
+      if (ts.local) local_loss += parts.lm.item() * static_cast<double>(counts[m]) / static_cast<double>(ts.local);
+    }
+    if (reducer) reducer->reduce();  // average the gradients over data-parallel ranks
+    const double loss = global_mean_loss(dp, local_loss, local_count);
     const double grad_norm = cfg.train.clip_grad_norm > 0 ? clip_grad_norm(opt->params(), cfg.train.clip_grad_norm)
                                                           : clip_grad_norm(opt->params(), 1e300);
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       SKEIN_CHECK(cfg.train.on_nan == "skip", "train: the loss is ", loss, " and the gradient norm ", grad_norm,
                   " at step ", step, " (set train.on_nan=skip to skip such steps)");
-      std::printf("step %lld: non-finite loss %g / grad norm %g, step skipped\n", static_cast<long long>(step), loss,
-                  grad_norm);
+      if (rank0)
+        std::printf("step %lld: non-finite loss %g / grad norm %g, step skipped\n", static_cast<long long>(step), loss,
+                    grad_norm);
       continue;
     }
     opt->step();
     const double dt = seconds_since(t0);
-    tokens_per_s = tokens_per_step / dt;
+    tokens_per_s = tokens_per_step * static_cast<double>(grid.dp()) / dt;
     out.loss = loss;
-    if ((step + 1) % cfg.train.log_every == 0 || step == 0) {
+    if (rank0 && ((step + 1) % cfg.train.log_every == 0 || step == 0)) {
       const double gflops = flops_per_step / dt / 1e9;
       const auto mem = cpu_allocator::stats();
       std::printf("step %6lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f GFLOP/s (%.0f%% of sgemm) | "
@@ -254,11 +291,11 @@ RunSummary train(Config cfg, const std::string& resume) {
       metrics.write(step + 1, {{"loss", loss}, {"lr", opt->lr()}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}});
     }
     if (data.val && cfg.train.eval_every > 0 && (step + 1) % cfg.train.eval_every == 0 && step + 1 < cfg.train.steps) {
-      RunSummary e = evaluate(model, *data.val, cfg, cfg.train.eval_batches);
-      std::printf("eval   %6lld | val loss %.4f | val ppl %.2f\n", static_cast<long long>(step + 1), e.val_loss, e.val_ppl);
+      RunSummary e = evaluate(model, *data.val, cfg, cfg.train.eval_batches);  // the same on every rank
+      if (rank0) std::printf("eval   %6lld | val loss %.4f | val ppl %.2f\n", static_cast<long long>(step + 1), e.val_loss, e.val_ppl);
       metrics.write(step + 1, {{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}});
     }
-    if (cfg.checkpoint.every > 0 && (step + 1) % cfg.checkpoint.every == 0 && step + 1 < cfg.train.steps)
+    if (rank0 && cfg.checkpoint.every > 0 && (step + 1) % cfg.checkpoint.every == 0 && step + 1 < cfg.train.steps)
       save(cfg, model, *opt, *data.train, step + 1);
   }
   out.step = step;
@@ -268,15 +305,18 @@ RunSummary train(Config cfg, const std::string& resume) {
     out.val_loss = e.val_loss;
     out.val_ppl = e.val_ppl;
     out.metric = e.metric;
-    std::printf("final  %6lld | val loss %.4f | val ppl %.2f%s\n", static_cast<long long>(step), e.val_loss, e.val_ppl,
+    if (rank0)
+      std::printf("final  %6lld | val loss %.4f | val ppl %.2f%s\n", static_cast<long long>(step), e.val_loss, e.val_ppl,
                 cfg.data.source == "mqar" ? (" | mqar accuracy " + std::to_string(e.metric)).c_str() : "");
     metrics.write(step, {{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}});
   }
   metrics.flush();
-  save(cfg, model, *opt, *data.train, step);
-  out.checkpoint = latest_checkpoint(checkpoint_root(cfg));
-  write_final(out);
-  print_sample(model, cfg, data.tokenizer_identity);
+  if (rank0) {
+    save(cfg, model, *opt, *data.train, step);
+    out.checkpoint = latest_checkpoint(checkpoint_root(cfg));
+    write_final(out);
+    print_sample(model, cfg, data.tokenizer_identity);
+  }
   return out;
 }
 

@@ -24,11 +24,15 @@ struct DataSources {
 };
 
 // Fills cfg.model.vocab_size / input_dim from the data where the config leaves them open,
-// and builds the sources. Errors name the file and the config key.
-DataSources make_data(Config& cfg);
+// and builds the sources; the training source is sharded over dp_size data-parallel ranks.
+// Errors name the file and the config key.
+DataSources make_data(Config& cfg, int64_t dp_rank = 0, int64_t dp_size = 1);
 
 // Trains per cfg. resume: "" (fresh), "auto" (newest checkpoint of the run, if any) or a
-// checkpoint folder. Prints progress to stdout; returns the final numbers.
+// checkpoint folder. Prints progress to stdout; returns the final numbers. Under mpirun
+// (MPI initialised) the world is cfg.parallel's grid: data parallelism averages gradients
+// over dp ranks with the loss normalised by the global count of non-ignored tokens, and
+// only rank 0 prints, writes metrics and checkpoints.
 RunSummary train(Config cfg, const std::string& resume = "");
 
 // Evaluates `batches` batches of `src`: mean loss (and perplexity for token models; MQAR
