@@ -1,0 +1,31 @@
+// collective_ops.h — collectives as autograd ops, each with the conjugate collective as its
+// backward: all_gather_op (backward reduce-scatter), all_reduce_op (Megatron's "g": sum
+// forward, identity backward) and identity_allreduce_backward_op (Megatron's "f": identity
+// forward, all-reduce backward). Sequence parallelism (parallel/lasp2.h) and tensor
+// parallelism build on them.
+// reference: Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language Models
+// Using Model Parallelism", 2019, §3 (the f / g conjugate operators).
+//
+// Rules (the same as for the Communicator's collectives): every rank of `comm` calls the op
+// in the same order, and — because each backward is itself a collective — every rank must
+// also run backward through it, in the same order. A rank whose loss does not depend on the
+// op's output would skip the backward collective and hang the others; give it a zero-weight
+// dependency instead (lasp2.cpp does this for rank 0). `comm` must outlive the backward pass.
+#pragma once
+#include "core/tensor.h"
+#include "parallel/communicator.h"
+
+namespace skein {
+
+// x: [...] -> [W, ...] (rank r's x at index r). Backward: the incoming gradient [W, ...] is
+// reduce-scattered (summed over ranks), and rank r receives the sum of every rank's row r.
+Tensor all_gather_op(Communicator& comm, const Tensor& x);
+
+// x: [...] -> [...], the sum of every rank's x. Backward: identity (each rank's gradient
+// goes to its own x; the caller's loss is the sum over ranks of each rank's loss).
+Tensor all_reduce_op(Communicator& comm, const Tensor& x);
+
+// x: [...] -> x (no copy). Backward: the gradient is all-reduced (summed over ranks).
+Tensor identity_allreduce_backward_op(Communicator& comm, const Tensor& x);
+
+}  // namespace skein

@@ -1,0 +1,45 @@
+// lasp2.h — exact sequence parallelism for linear attention and the (gated) delta rule
+// (LASP-2): each rank of `sp` holds one contiguous slice of the sequence, computes its slice's
+// state contribution and state transition, exchanges them in ONE all-gather per call (size
+// independent of the sequence length), folds the earlier ranks' contributions into its
+// incoming state and reruns its slice from that state. Forward and backward are exact: the
+// backward is autograd through the single-process ops and all_gather_op, whose reduce-scatter
+// carries the state gradients back to earlier ranks.
+// reference: Sun et al., "LASP-2: Rethinking Sequence Parallelism for Linear Attention and Its
+// Hybrid", 2025 (arXiv 2502.07563), Algorithm 1; ../shared/research/linear_attention.md §2.4
+// (the exact version with decay and gates, and fla's context-parallel delta rule).
+//
+// Rank r of sp holds rows [start_r, start_r + T_r) of the sequence, ranks in order (slices
+// may differ in length; usually T_r = T_global / sp.size()). Every rank calls the function
+// (it is a collective) and every rank must run backward through its result (the backward is
+// a collective too). `sp` must outlive the backward pass.
+// Gradient convention: the total gradient is the sum over ranks of each rank's loss. final_state
+// is the same on every rank, so a loss term on it belongs on one rank (or is divided by W).
+// Communication per call: one all_gather of [B, H, Dk, Dv + 1] (linear attention) or
+// [B, H, Dk, Dv + Dk] (delta rule) in the inputs' dtype; backward one reduce_scatter of it.
+#pragma once
+#include <cstdint>
+#include "core/ops.h"
+#include "parallel/communicator.h"
+
+namespace skein {
+
+// linear_attention (core/ops.h) over a sequence split across `sp`:
+// q, k: [B, H, T, Dk], v: [B, H, T, Dv] — this rank's slice (T = its length);
+// log_gate: undefined (plain) | [H] (fixed decay, the same tensor on every rank) |
+//   [B, H, T, Dk] (GLA gates of this slice).
+// Returns out: [B, H, T, Dv], this rank's slice of the output; final_state: [B, H, Dk, Dv],
+// the state after the whole sequence (identical on every rank).
+LinearAttentionResult lasp2_linear_attention(Communicator& sp, const Tensor& q, const Tensor& k,
+                                             const Tensor& v, const Tensor& log_gate,
+                                             double scale = 1.0, int64_t chunk = 64);
+
+// delta_rule (core/ops.h) over a sequence split across `sp`:
+// q, k: [B, H, T, Dk] (k L2-normalised), v: [B, H, T, Dv], beta: [B, H, T],
+// log_alpha: undefined | [B, H, T] — this rank's slice.
+// Returns out: [B, H, T, Dv] (this rank's slice), final_state: [B, H, Dk, Dv] (whole sequence).
+LinearAttentionResult lasp2_delta_rule(Communicator& sp, const Tensor& q, const Tensor& k,
+                                       const Tensor& v, const Tensor& beta, const Tensor& log_alpha,
+                                       double scale = 1.0, int64_t chunk = 64);
+
+}  // namespace skein
