@@ -8,6 +8,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 #include "core/error.h"
 
@@ -121,6 +122,12 @@ Pool& pool() {
 }
 
 }  // namespace
+
+void ensure_blas_thread_timeout(char** argv) {
+  if (std::getenv("OPENBLAS_THREAD_TIMEOUT")) return;
+  setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then run on as we are
+}
 
 void set_num_threads(int n) {
   SKEIN_CHECK(n >= 1, "set_num_threads: need n >= 1, got ", n);

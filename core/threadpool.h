@@ -9,6 +9,13 @@
 namespace skein {
 
 void set_num_threads(int n);   // resizes the pool and the BLAS thread count
+
+// OpenBLAS's idle worker threads spin-yield for ~2^28 cycles after every GEMM, taking the
+// cores skein's pool needs for the kernels between GEMMs (7% of a benchmark step). The
+// timeout is read from OPENBLAS_THREAD_TIMEOUT only when OpenBLAS loads, so a program's
+// main() calls this first: when the variable is unset it sets it (2^4 cycles) and
+// re-executes the program once (same pid, same arguments). A user's setting is kept.
+void ensure_blas_thread_timeout(char** argv);
 int num_threads();
 
 // Calls fn(lo, hi) over disjoint ranges covering [begin, end). Ranges hold at least

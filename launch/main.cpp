@@ -16,6 +16,7 @@
 #include "launch/sweep.h"
 #include "launch/trainer.h"
 #include "layers/generate.h"
+#include "core/threadpool.h"
 #include "parallel/runtime.h"
 
 namespace po = boost::program_options;
@@ -181,6 +182,7 @@ const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_blas_thread_timeout(argv);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

@@ -48,6 +48,7 @@ double sgemm_gflops() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_blas_thread_timeout(argv);
   int64_t seq = 2048, batch = 2, steps = 7, warmup = 2, threads = 2;
   std::string pattern = "LLLS", json;
   for (int i = 1; i + 1 < argc; i += 2) {
