@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <regex>
 #include <vector>
 #include "core/ops.h"
 
@@ -211,12 +210,11 @@ namespace {
 std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& root) {
   std::vector<std::pair<int64_t, std::string>> out;
   if (!fs::is_directory(root)) return out;
-  static const std::regex pattern("ckpt-([0-9]+)");
   for (auto& e : fs::directory_iterator(root)) {
-    std::smatch m;
-    std::string name = e.path().filename().string();
-    if (e.is_directory() && std::regex_match(name, m, pattern) && fs::exists(e.path() / "state.h5"))
-      out.emplace_back(std::stoll(m[1].str()), e.path().string());
+    const std::string name = e.path().filename().string();  // "ckpt-" then digits only
+    const bool digits = name.size() > 5 && name.find_first_not_of("0123456789", 5) == std::string::npos;
+    if (e.is_directory() && name.rfind("ckpt-", 0) == 0 && digits && fs::exists(e.path() / "state.h5"))
+      out.emplace_back(std::stoll(name.substr(5)), e.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;
