@@ -1,6 +1,7 @@
 // allocator.cpp — size-class caching allocator (see allocator.h).
 // Size classes: multiples of 64 bytes, 4 classes per power of two above 256 (≤ 25% slack).
 #include "core/allocator.h"
+#include <sys/resource.h>
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
@@ -8,6 +9,14 @@
 #include <unordered_map>
 #include <vector>
 #include "core/error.h"
+
+namespace skein {
+double peak_rss_mb() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+}  // namespace skein
 
 namespace skein::cpu_allocator {
 namespace {

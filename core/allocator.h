@@ -17,6 +17,9 @@ struct AllocatorStats {
   int64_t live_blocks = 0;      // blocks handed out and not yet freed
 };
 
+// The process's peak resident set size in MiB (getrusage), beside the allocator's own peak.
+double peak_rss_mb();
+
 namespace cpu_allocator {
 void* allocate(size_t nbytes);          // 64-byte aligned; never null (throws on OOM)
 void deallocate(void* p, size_t nbytes);  // nbytes as given to allocate

@@ -1,7 +1,6 @@
 // trainer.cpp — the training run (see trainer.h). The step loop in train() reads as a page;
 // everything around it (data, resume, logging, checkpoints) is in small helpers.
 #include "launch/trainer.h"
-#include <sys/resource.h>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -31,25 +30,6 @@ namespace skein {
 namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// sgemm GFLOP/s on this machine now, for "% of peak" in the log (a 1024^3 GEMM, best of 3).
-double measure_sgemm_gflops() {
-  const int64_t n = 1024;
-  Tensor a = randn({n, n}, 1), b = randn({n, n}, 2), c = zeros({n, n});
-  double best = 1e30;
-  for (int i = 0; i < 3; ++i) {
-    auto t0 = Clock::now();
-    cpu::gemm<float>(false, false, n, n, n, 1.f, a.data<float>(), n, b.data<float>(), n, 0.f, c.data<float>(), n);
-    best = std::min(best, seconds_since(t0));
-  }
-  return 2.0 * n * n * n / best / 1e9;
-}
-
-double rss_mb() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;
-}
 
 std::unique_ptr<Optimizer> make_optimizer(const Config& cfg, HybridLM& model) {
   const OptimConfig& o = cfg.optim;
@@ -230,7 +210,7 @@ RunSummary train(Config cfg, const std::string& resume) {
   LogConfig log_cfg = cfg.log;
   if (!rank0) log_cfg.jsonl = log_cfg.tensorboard = false;
   MetricsWriter metrics(cfg.train.run_dir, log_cfg);
-  const double peak = measure_sgemm_gflops();
+  const double peak = cpu::sgemm_gflops(1024, 1024, 1024, 3);  // for "% of sgemm" in the log
   const bool lm = cfg.data.source != "icl_regression";
   const double tokens_per_step = static_cast<double>(cfg.data.batch_size * cfg.data.seq_len * cfg.train.grad_accum);
   const double flops_per_step = lm ? 3 * model_flops_per_token(cfg.model, cfg.data.seq_len) * tokens_per_step : 0;
@@ -286,7 +266,7 @@ RunSummary train(Config cfg, const std::string& resume) {
       std::printf("step %6lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f GFLOP/s (%.0f%% of sgemm) | "
                   "mem %.0f MB (peak %.0f, rss %.0f)\n",
                   static_cast<long long>(step + 1), loss, opt->lr(), grad_norm, tokens_per_s, gflops, 100 * gflops / peak,
-                  mem.bytes_live / 1048576.0, mem.bytes_peak / 1048576.0, rss_mb());
+                  mem.bytes_live / 1048576.0, mem.bytes_peak / 1048576.0, peak_rss_mb());
       std::fflush(stdout);
       metrics.write(step + 1, {{"loss", loss}, {"lr", opt->lr()}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}});
     }

@@ -87,7 +87,7 @@ Tensor LinearAttention::output(const Tensor& o, const Tensor& x) const {
 }
 
 Tensor LinearAttention::forward(const Tensor& x, MixerCache* cache) {
-  const int64_t B = x.size(0), T = x.size(1), H = n_heads;
+  const int64_t T = x.size(1), H = n_heads;
   Tensor q = feature(split_heads(q_proj->forward(x), H), q_fmap);
   Tensor k = feature(split_heads(k_proj->forward(x), H), k_fmap);
   Tensor v = split_heads(v_proj->forward(x), H);
@@ -109,7 +109,6 @@ Tensor LinearAttention::forward(const Tensor& x, MixerCache* cache) {
     cache->states = {r.final_state.detach()};
     cache->pos += T;
   }
-  (void)B;
   return output(r.out, x);
 }
 

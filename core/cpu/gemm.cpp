@@ -1,8 +1,12 @@
 // gemm.cpp — the BLAS wrapper and its naive oracle (see gemm.h).
 #include "core/cpu/gemm.h"
 #include <cblas.h>
+#include <algorithm>
+#include <chrono>
 #include <limits>
+#include <vector>
 #include "core/error.h"
+#include "core/rng.h"
 #include "core/threadpool.h"
 
 namespace skein::cpu {
@@ -30,6 +34,19 @@ void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alph
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
               static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
+}
+
+double sgemm_gflops(int64_t M, int64_t N, int64_t K, int runs) {
+  SKEIN_CHECK(runs >= 1, "sgemm_gflops: need runs >= 1, got ", runs);
+  Tensor a = randn({M, K}, 1), b = randn({K, N}, 2), c = Tensor::empty({M, N});
+  std::vector<double> t;
+  for (int i = 0; i <= runs; ++i) {  // call 0 is the warm-up
+    const auto t0 = std::chrono::steady_clock::now();
+    gemm<float>(false, false, M, N, K, 1.f, a.data<float>(), K, b.data<float>(), N, 0.f, c.data<float>(), N);
+    if (i) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) / t[t.size() / 2] / 1e9;
 }
 
 SingleThreadedBlas::SingleThreadedBlas() { openblas_set_num_threads(1); }

@@ -16,6 +16,11 @@ template <typename T>
 void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
+// sgemm GFLOP/s through gemm() at [M, K]·[K, N] on this machine now: one warm-up call,
+// then the median of `runs` timed calls (the "% of sgemm peak" that logs and benchmarks
+// set their achieved GFLOP/s against, measured in the same process).
+double sgemm_gflops(int64_t M, int64_t N, int64_t K, int runs = 5);
+
 // Inside a parallel_for, many small GEMMs run at once, one per pool thread: hold this
 // scope around the parallel_for so BLAS runs each of them single-threaded (busy threads
 // never exceed the pool size). Restores the pool's thread count on exit.

@@ -4,7 +4,6 @@
 // measured in the same run (4096x1536x512), peak RSS and the allocator's peak.
 // Usage: bench_model [--seq 2048] [--batch 2] [--steps 7] [--warmup 2] [--threads 2]
 //                    [--pattern LLLS] [--json out.json]
-#include <sys/resource.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -32,19 +31,6 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// sgemm GFLOP/s at [4096 x 512] x [512 x 1536] through the wrapper (median of 5 runs).
-double sgemm_gflops() {
-  const int64_t M = 4096, N = 1536, K = 512;
-  Tensor a = randn({M, K}, 1), b = randn({K, N}, 2), c = zeros({M, N});
-  std::vector<double> t;
-  for (int i = 0; i < 6; ++i) {
-    auto t0 = Clock::now();
-    cpu::gemm<float>(false, false, M, N, K, 1.f, a.data<float>(), K, b.data<float>(), N, 0.f, c.data<float>(), N);
-    if (i) t.push_back(seconds_since(t0));
-  }
-  return 2.0 * M * N * K / median(t) / 1e9;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,7 +56,7 @@ int main(int argc, char** argv) {
   Tensor ids = uniform({batch, seq + 1}, 7, 0.0, static_cast<double>(cfg.vocab_size), DType::f64).to(DType::i64);
   Tensor x = ids.narrow(1, 0, seq).contiguous(), y = ids.narrow(1, 1, seq).contiguous();
 
-  const double peak = sgemm_gflops();
+  const double peak = cpu::sgemm_gflops(4096, 1536, 512);
   std::vector<double> times;
   double loss = 0;
   cpu_allocator::reset_peak();
@@ -85,9 +71,7 @@ int main(int argc, char** argv) {
   }
   const double step_s = median(times), tokens = static_cast<double>(seq * batch);
   const double gflop = 3 * model_flops_per_token(cfg, seq) * tokens / 1e9;
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  const double rss_mb = static_cast<double>(ru.ru_maxrss) / 1024.0;
+  const double rss_mb = peak_rss_mb();
   const double alloc_mb = static_cast<double>(cpu_allocator::stats().bytes_peak) / (1 << 20);
   std::printf("skein %s seq %lld batch %lld threads %lld: %.3f s/step, %.0f tokens/s, %.1f GFLOP/step, "
               "%.1f GFLOP/s = %.1f%% of sgemm %.1f GFLOP/s, peak RSS %.0f MB, allocator peak %.0f MB, loss %.3f\n",
