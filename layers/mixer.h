@@ -3,6 +3,7 @@
 #pragma once
 #include <vector>
 #include "layers/module.h"
+#include "layers/parallel.h"
 
 namespace skein {
 
@@ -15,10 +16,16 @@ struct MixerCache {
 
 class Mixer : public Module {
  public:
+  // par: how the model is split over ranks (null: one process); must outlive the mixer.
+  explicit Mixer(const ModelParallel* par = nullptr) : par_(par ? par : &single_process_parallel()) {}
+  const ModelParallel& par() const { return *par_; }
   // x: [B, T, d] -> [B, T, d]. With a cache, continues from it and updates it.
   virtual Tensor forward(const Tensor& x, MixerCache* cache) = 0;
   // The mixer's auxiliary loss term of the last forward (undefined when none).
   virtual Tensor aux_loss() const { return Tensor(); }
+
+ private:
+  const ModelParallel* par_;
 };
 
 }  // namespace skein

@@ -3,14 +3,37 @@
 
 namespace skein {
 
-Tensor Module::register_parameter(const std::string& name, Tensor t) {
+Tensor Module::register_parameter(const std::string& name, Tensor t, TpSplit split) {
   SKEIN_CHECK(name.find('.') == std::string::npos, "register_parameter: name '", name,
               "' must not contain '.'");
   for (const auto& [n, p] : params_) SKEIN_CHECK(n != name, "register_parameter: '", name, "' registered twice");
   Tensor leaf = t.detach();
   leaf.requires_grad_(true);
+  SKEIN_CHECK(split.dim < static_cast<int>(leaf.dim()), "register_parameter: '", name, "' ",
+              shape_str(leaf.shape()), " cannot be split along dim ", split.dim);
   params_.emplace_back(name, leaf);
+  splits_.push_back(split);
   return leaf;
+}
+
+void Module::replace_module(const std::string& name, std::shared_ptr<Module> m) {
+  for (auto& [n, child] : children_)
+    if (n == name) {
+      child = std::move(m);
+      return;
+    }
+  SKEIN_CHECK(false, "replace_module: no child module named '", name, "'");
+}
+
+void Module::collect_splits(const std::string& prefix, std::map<std::string, TpSplit>& out) const {
+  for (size_t i = 0; i < params_.size(); ++i) out.emplace(prefix + params_[i].first, splits_[i]);
+  for (const auto& [n, m] : children_) m->collect_splits(prefix + n + ".", out);
+}
+
+std::map<std::string, TpSplit> Module::tp_splits() const {
+  std::map<std::string, TpSplit> out;
+  collect_splits("", out);
+  return out;
 }
 
 void Module::collect(const std::string& prefix, NamedTensors& out) const {

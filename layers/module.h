@@ -13,6 +13,16 @@ namespace skein {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+// How a parameter is laid out over tensor-parallel ranks: dim = the dimension split in equal
+// contiguous blocks (rank r holds block r), -1 = replicated (every rank holds all of it);
+// full = the global, unpadded size along dim (the vocabulary is padded to a multiple of
+// tp_size: the padded rows exist only in shards and are dropped when shards are joined).
+struct TpSplit {
+  int dim = -1;
+  int64_t full = 0;
+  bool sharded() const { return dim >= 0; }
+};
+
 class Module {
  public:
   virtual ~Module() = default;
@@ -29,23 +39,35 @@ class Module {
 
   // name -> tensor (the parameters themselves, shared, not copies).
   std::map<std::string, Tensor> state_dict() const;
+  // name -> tensor-parallel layout, for every parameter (replicated ones have dim -1).
+  std::map<std::string, TpSplit> tp_splits() const;
   // Copies values into the existing parameters (so optimizers keep their handles).
   // strict: every parameter must be present and no extra keys; a shape mismatch names the
   // tensor and both shapes.
   void load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
 
  protected:
-  // Registers a parameter (makes it a leaf that requires grad) and returns it.
-  Tensor register_parameter(const std::string& name, Tensor t);
+  // Registers a parameter (makes it a leaf that requires grad) and returns it. `split` says
+  // how it is sharded over tensor-parallel ranks (default: replicated).
+  Tensor register_parameter(const std::string& name, Tensor t, TpSplit split = {});
   template <typename M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);
     return m;
   }
 
+ public:
+  // Swaps the child registered as `name` (a direct child) for `m`, keeping its place in the
+  // parameter order; an unknown name is an error naming it. (Distillation swaps mixers.)
+  void replace_module(const std::string& name, std::shared_ptr<Module> m);
+
+ protected:
+
  private:
   void collect(const std::string& prefix, NamedTensors& out) const;
+  void collect_splits(const std::string& prefix, std::map<std::string, TpSplit>& out) const;
   NamedTensors params_;
+  std::vector<TpSplit> splits_;  // parallel to params_
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };

@@ -1,0 +1,80 @@
+// parallel.h — ModelParallel: how one model is split over ranks, as the layers see it.
+// Layers ask it for their tensor-parallel shard (tp_rank of tp_size: attention heads, MLP
+// hidden columns and vocabulary rows are split in equal contiguous blocks) and route the few
+// operations that cross ranks through it: Megatron's f / g around each tensor-parallel
+// region, the vocabulary-parallel cross-entropy, and the sequence-mixing ops over a sequence
+// split across sp ranks (each sp rank holds one contiguous slice of every sequence).
+// This base class is one process: every hook is the plain core op. parallel/model_parallel.h
+// implements the hooks over communicators (layers never include parallel/).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include "core/ops.h"
+
+namespace skein {
+
+class ModelParallel {
+ public:
+  ModelParallel() = default;
+  ModelParallel(int tp_rank, int tp_size, int sp_rank, int sp_size)
+      : tp_rank_(tp_rank), tp_size_(tp_size), sp_rank_(sp_rank), sp_size_(sp_size) {}
+  virtual ~ModelParallel() = default;
+
+  int tp_rank() const { return tp_rank_; }
+  int tp_size() const { return tp_size_; }
+  int sp_rank() const { return sp_rank_; }
+  int sp_size() const { return sp_size_; }
+
+  // ---- tensor parallelism (reference: Megatron-LM §3, the f and g operators) ----
+  // f: identity forward, gradient summed over tp ranks backward. Put on a replicated tensor
+  // where it enters a tensor-parallel region (column-parallel inputs).
+  virtual Tensor tp_copy(const Tensor& x) const { return x; }
+  // g: sum over tp ranks forward, identity backward. Put on the partial outputs of a
+  // row-parallel product (o_proj, w2) and of the vocabulary-parallel embedding.
+  virtual Tensor tp_sum(const Tensor& x) const { return x; }
+  // Mean cross-entropy over the non-ignored targets, with the vocabulary split over tp ranks:
+  // logits: [N, V_shard] = columns [vocab_start, vocab_start + V_shard) of the padded
+  // vocabulary (columns >= vocab_size are padding and take no probability); targets: [N]
+  // global ids. The same scalar on every tp rank.
+  virtual Tensor vocab_cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_start,
+                                     int64_t vocab_size, int64_t ignore_index) const {
+    (void)vocab_start;
+    Tensor l = logits.size(1) == vocab_size ? logits : logits.narrow(1, 0, vocab_size);
+    return cross_entropy(l, targets, ignore_index);
+  }
+
+  // ---- sequence parallelism (contiguous slices: rank r holds tokens [r*T, (r+1)*T)) ----
+  // Global position of this rank's first token when it holds T tokens of each sequence.
+  int64_t seq_offset(int64_t local_T) const { return static_cast<int64_t>(sp_rank_) * local_T; }
+  // The core ops over this rank's slice (shapes as in core/ops.h; T is the local length).
+  // `init` must be undefined when sp_size > 1 (the state comes from the earlier ranks); the
+  // returned final_state is the state after the WHOLE sequence.
+  virtual LinearAttentionResult linear_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                                 const Tensor& log_gate, const Tensor& init, double scale,
+                                                 int64_t chunk) const {
+    return skein::linear_attention(q, k, v, log_gate, init, scale, chunk);
+  }
+  virtual LinearAttentionResult delta_rule(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta,
+                                           const Tensor& log_alpha, const Tensor& init, double scale,
+                                           int64_t chunk) const {
+    return skein::delta_rule(q, k, v, beta, log_alpha, init, scale, chunk);
+  }
+  // Causal softmax attention of this rank's queries over the whole sequence's keys (training,
+  // no KV cache). q: [B, H, T, D], k: [B, Hkv, T, D], v: [B, Hkv, T, Dv] (local slices, RoPE
+  // already applied at global positions) -> [B, H, T, Dv].
+  virtual Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                                  int64_t window) const {
+    return softmax_attention(q, k, v, scale, true, window, 0);
+  }
+
+ private:
+  int tp_rank_ = 0, tp_size_ = 1, sp_rank_ = 0, sp_size_ = 1;
+};
+
+// The one-process instance (what a layer uses when it is given none).
+inline const ModelParallel& single_process_parallel() {
+  static const ModelParallel p;
+  return p;
+}
+
+}  // namespace skein
