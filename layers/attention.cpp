@@ -14,21 +14,30 @@ Tensor merge_heads(const Tensor& x) {
   return x.permute({0, 2, 1, 3}).reshape({B, T, H * hd});
 }
 
-SoftmaxAttention::SoftmaxAttention(const ModelConfig& cfg, Generator& gen, double out_std)
-    : n_heads(cfg.n_heads), n_kv_heads(cfg.kv_heads()), head_dim(cfg.head_dim()), window(cfg.window),
-      rope_theta(cfg.rope_theta) {
-  const int64_t d = cfg.d_model;
-  q_proj = register_module("q_proj", std::make_shared<Linear>(d, n_heads * head_dim, gen, cfg.init_std, false, cfg.dtype));
-  k_proj = register_module("k_proj", std::make_shared<Linear>(d, n_kv_heads * head_dim, gen, cfg.init_std, false, cfg.dtype));
-  v_proj = register_module("v_proj", std::make_shared<Linear>(d, n_kv_heads * head_dim, gen, cfg.init_std, false, cfg.dtype));
-  o_proj = register_module("o_proj", std::make_shared<Linear>(n_heads * head_dim, d, gen, out_std, false, cfg.dtype));
+SoftmaxAttention::SoftmaxAttention(const ModelConfig& cfg, Generator& gen, double out_std, const ModelParallel* par)
+    : Mixer(par), head_dim(cfg.head_dim()), window(cfg.window), rope_theta(cfg.rope_theta) {
+  const int64_t d = cfg.d_model, H = cfg.n_heads, Hkv = cfg.kv_heads(), tp = this->par().tp_size();
+  SKEIN_CHECK(H % tp == 0, "SoftmaxAttention: model.n_heads (", H, ") must be divisible by tp_size (", tp, ")");
+  SKEIN_CHECK(Hkv % tp == 0, "SoftmaxAttention: the kv heads (model.n_kv_heads ", Hkv,
+              ") must be divisible by tp_size (", tp, ")");
+  n_heads = H / tp;
+  n_kv_heads = Hkv / tp;
+  const ModelParallel* p = &this->par();
+  q_proj = register_module("q_proj", std::make_shared<Linear>(d, H * head_dim, gen, cfg.init_std, false, cfg.dtype, TpMode::column, p));
+  k_proj = register_module("k_proj", std::make_shared<Linear>(d, Hkv * head_dim, gen, cfg.init_std, false, cfg.dtype, TpMode::column, p));
+  v_proj = register_module("v_proj", std::make_shared<Linear>(d, Hkv * head_dim, gen, cfg.init_std, false, cfg.dtype, TpMode::column, p));
+  o_proj = register_module("o_proj", std::make_shared<Linear>(H * head_dim, d, gen, out_std, false, cfg.dtype, TpMode::row, p));
 }
 
 Tensor SoftmaxAttention::forward(const Tensor& x, MixerCache* cache) {
-  const int64_t pos = cache ? cache->pos : 0;
-  Tensor q = rope(split_heads(q_proj->forward(x), n_heads), rope_theta, pos);
-  Tensor k = rope(split_heads(k_proj->forward(x), n_kv_heads), rope_theta, pos);
-  Tensor v = split_heads(v_proj->forward(x), n_kv_heads);
+  // Training (no cache): this rank's tokens start at the sequence-parallel offset.
+  const int64_t pos = cache ? cache->pos : par().seq_offset(x.size(1));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  Tensor xc = par().tp_copy(x);  // Megatron f: the input gradient is summed over tp ranks
+  Tensor q = rope(split_heads(q_proj->forward(xc), n_heads), rope_theta, pos);
+  Tensor k = rope(split_heads(k_proj->forward(xc), n_kv_heads), rope_theta, pos);
+  Tensor v = split_heads(v_proj->forward(xc), n_kv_heads);
+  Tensor o;
   if (cache) {
     if (cache->k.defined()) {
       k = cat({cache->k, k}, 2);
@@ -37,9 +46,11 @@ Tensor SoftmaxAttention::forward(const Tensor& x, MixerCache* cache) {
     cache->k = k.detach();
     cache->v = v.detach();
     cache->pos += x.size(1);
+    o = softmax_attention(q, k, v, scale, true, window, pos);
+  } else {
+    o = par().causal_attention(q, k, v, scale, window);
   }
-  Tensor o = softmax_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(head_dim)), true, window, pos);
-  return o_proj->forward(merge_heads(o));
+  return o_proj->forward(merge_heads(o));  // row-parallel: the partial outputs summed over tp
 }
 
 }  // namespace skein

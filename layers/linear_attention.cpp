@@ -16,8 +16,8 @@ Tensor retnet_log_decay(int64_t n_heads) {
 }
 
 LinearAttention::LinearAttention(const ModelConfig& cfg, const std::string& variant_,
-                                 Generator& gen, double out_std)
-    : variant(variant_), feature_map(cfg.feature_map), n_heads(cfg.n_heads), head_dim(cfg.head_dim()),
+                                 Generator& gen, double out_std, const ModelParallel* par)
+    : Mixer(par), variant(variant_), feature_map(cfg.feature_map), n_heads(cfg.n_heads), head_dim(cfg.head_dim()),
       chunk(cfg.chunk_size), scale(cfg.linear_scale), gate_normalizer(cfg.gla_gate_normalizer),
       output_norm(cfg.linear_output_norm), output_gate(cfg.linear_output_gate) {
   const bool delta = variant == "delta" || variant == "gated_delta";
@@ -28,29 +28,40 @@ LinearAttention::LinearAttention(const ModelConfig& cfg, const std::string& vari
               "' (identity, elu1, relu, hedgehog)");
   SKEIN_CHECK(!(feature_map == "hedgehog" && (variant == "gla" || delta)), "model.feature_map: hedgehog "
               "doubles the key dim and works with the plain and decay variants only, not '", variant, "'");
-  const int64_t d = cfg.d_model, hd = head_dim, H = n_heads;
-  q_proj = register_module("q_proj", std::make_shared<Linear>(d, d, gen, cfg.init_std, false, cfg.dtype));
-  k_proj = register_module("k_proj", std::make_shared<Linear>(d, d, gen, cfg.init_std, false, cfg.dtype));
-  v_proj = register_module("v_proj", std::make_shared<Linear>(d, d, gen, cfg.init_std, false, cfg.dtype));
-  o_proj = register_module("o_proj", std::make_shared<Linear>(d, d, gen, out_std, false, cfg.dtype));
-  if (output_gate) g_proj = register_module("g_proj", std::make_shared<Linear>(d, d, gen, cfg.init_std, false, cfg.dtype));
-  if (output_norm) o_norm = register_parameter("o_norm", ones({d}, cfg.dtype));
+  const int64_t d = cfg.d_model, hd = head_dim, H = cfg.n_heads;
+  const ModelParallel* p = &this->par();
+  const int tp_rank = p->tp_rank(), tp = p->tp_size();
+  SKEIN_CHECK(H % tp == 0, "LinearAttention: model.n_heads (", H, ") must be divisible by tp_size (", tp, ")");
+  n_heads = H / tp;
+  auto column = [&](int64_t in, int64_t out, bool bias) {
+    return std::make_shared<Linear>(in, out, gen, cfg.init_std, bias, cfg.dtype, TpMode::column, p);
+  };
+  // Per-head tensors are built for all H heads (the same random draws as one process); this
+  // rank keeps its heads' entries.
+  const TpSplit head_split{0, H}, feature_split{0, d};
+  auto mine = [&](const Tensor& full, TpSplit split) { return tp_shard(full, split, tp_rank, tp); };
+  q_proj = register_module("q_proj", column(d, d, false));
+  k_proj = register_module("k_proj", column(d, d, false));
+  v_proj = register_module("v_proj", column(d, d, false));
+  o_proj = register_module("o_proj", std::make_shared<Linear>(d, d, gen, out_std, false, cfg.dtype, TpMode::row, p));
+  if (output_gate) g_proj = register_module("g_proj", column(d, d, false));
+  if (output_norm) o_norm = register_parameter("o_norm", mine(ones({d}, cfg.dtype), feature_split), feature_split);
   if (feature_map == "hedgehog") {  // per-head Linear(hd, hd) initialised to the identity (fla)
     Tensor eye = zeros({H, hd, hd}, DType::f64);
     for (int64_t h = 0; h < H; ++h)
       for (int64_t i = 0; i < hd; ++i) eye.data<double>()[(h * hd + i) * hd + i] = 1.0;
     eye = eye.to(cfg.dtype);
-    q_fmap = register_parameter("q_fmap", eye);
-    k_fmap = register_parameter("k_fmap", eye.clone());
+    q_fmap = register_parameter("q_fmap", mine(eye, head_split), head_split);
+    k_fmap = register_parameter("k_fmap", mine(eye.clone(), head_split), head_split);
   }
-  if (variant == "decay") log_decay = retnet_log_decay(H).to(cfg.dtype);
+  if (variant == "decay") log_decay = mine(retnet_log_decay(H).to(cfg.dtype), head_split);  // global head index
   if (variant == "gla") {
     gk_proj_a = register_module("gk_proj_a", std::make_shared<Linear>(d, cfg.gla_gate_rank, gen, cfg.init_std, false, cfg.dtype));
-    gk_proj_b = register_module("gk_proj_b", std::make_shared<Linear>(cfg.gla_gate_rank, d, gen, cfg.init_std, true, cfg.dtype));
+    gk_proj_b = register_module("gk_proj_b", column(cfg.gla_gate_rank, d, true));
   }
-  if (delta) b_proj = register_module("b_proj", std::make_shared<Linear>(d, H, gen, cfg.init_std, false, cfg.dtype));
+  if (delta) b_proj = register_module("b_proj", column(d, H, false));
   if (variant == "gated_delta") {
-    a_proj = register_module("a_proj", std::make_shared<Linear>(d, H, gen, cfg.init_std, false, cfg.dtype));
+    a_proj = register_module("a_proj", column(d, H, false));
     // A ~ U(0, 16), dt ~ log-uniform [1e-3, 0.1], dt_bias = softplus^-1(dt)  (GDN / MoM init)
     Tensor a = uniform({H}, gen, 1e-4, 16.0), u = uniform({H}, gen, 0.0, 1.0);
     Tensor alog = Tensor::empty({H}), dtb = Tensor::empty({H});
@@ -59,8 +70,8 @@ LinearAttention::LinearAttention(const ModelConfig& cfg, const std::string& vari
       double dt = std::exp(std::log(1e-3) + u.data<float>()[h] * (std::log(0.1) - std::log(1e-3)));
       dtb.data<float>()[h] = static_cast<float>(dt + std::log(-std::expm1(-dt)));
     }
-    A_log = register_parameter("A_log", alog.to(cfg.dtype));
-    dt_bias = register_parameter("dt_bias", dtb.to(cfg.dtype));
+    A_log = register_parameter("A_log", mine(alog.to(cfg.dtype), head_split), head_split);
+    dt_bias = register_parameter("dt_bias", mine(dtb.to(cfg.dtype), head_split), head_split);
   }
 }
 
@@ -88,28 +99,36 @@ Tensor LinearAttention::output(const Tensor& o, const Tensor& x) const {
 
 Tensor LinearAttention::forward(const Tensor& x, MixerCache* cache) {
   const int64_t T = x.size(1), H = n_heads;
-  Tensor q = feature(split_heads(q_proj->forward(x), H), q_fmap);
-  Tensor k = feature(split_heads(k_proj->forward(x), H), k_fmap);
-  Tensor v = split_heads(v_proj->forward(x), H);
+  Tensor xc = par().tp_copy(x);  // Megatron f: the input gradient is summed over tp ranks
+  Tensor q = feature(split_heads(q_proj->forward(xc), H), q_fmap);
+  Tensor k = feature(split_heads(k_proj->forward(xc), H), k_fmap);
+  Tensor v = split_heads(v_proj->forward(xc), H);
+  // Generation continues from the cache with the core ops; training (no cache) goes through
+  // par() so that a sequence split over sp ranks gets its state from the earlier ranks.
   Tensor init = cache && !cache->states.empty() ? cache->states[0] : Tensor();
   LinearAttentionResult r;
   if (variant == "delta" || variant == "gated_delta") {
-    Tensor beta = sigmoid(b_proj->forward(x)).permute({0, 2, 1});  // [B, H, T]
+    Tensor beta = sigmoid(b_proj->forward(xc)).permute({0, 2, 1});  // [B, H, T]
     Tensor log_alpha;
     if (variant == "gated_delta")  // -exp(A_log) * softplus(a_proj(x) + dt_bias)
-      log_alpha = mul(neg(exp(A_log)), softplus(add(a_proj->forward(x), dt_bias))).permute({0, 2, 1});
-    r = delta_rule(q, k, v, beta, log_alpha, init, scale, chunk);
+      log_alpha = mul(neg(exp(A_log)), softplus(add(a_proj->forward(xc), dt_bias))).permute({0, 2, 1});
+    r = cache ? delta_rule(q, k, v, beta, log_alpha, init, scale, chunk)
+              : par().delta_rule(q, k, v, beta, log_alpha, Tensor(), scale, chunk);
   } else {
     Tensor gate = log_decay;
-    if (variant == "gla")  // logsigmoid(low-rank projection) / normaliser, per key dim
-      gate = split_heads(mul(log_sigmoid(gk_proj_b->forward(gk_proj_a->forward(x))), 1.0 / gate_normalizer), H);
-    r = linear_attention(q, k, v, gate, init, scale, chunk);
+    if (variant == "gla") {  // logsigmoid(low-rank projection) / normaliser, per key dim
+      // gk_proj_a is replicated: its output's gradient is summed over the ranks' gk_proj_b.
+      Tensor low_rank = par().tp_copy(gk_proj_a->forward(x));
+      gate = split_heads(mul(log_sigmoid(gk_proj_b->forward(low_rank)), 1.0 / gate_normalizer), H);
+    }
+    r = cache ? linear_attention(q, k, v, gate, init, scale, chunk)
+              : par().linear_attention(q, k, v, gate, Tensor(), scale, chunk);
   }
   if (cache) {
     cache->states = {r.final_state.detach()};
     cache->pos += T;
   }
-  return output(r.out, x);
+  return output(r.out, xc);
 }
 
 }  // namespace skein

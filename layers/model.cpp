@@ -24,15 +24,17 @@ void ModelConfig::validate() const {
               "model: softmax layers need an even head dim for RoPE, got ", head_dim());
 }
 
-Block::Block(const ModelConfig& cfg, int64_t layer, Generator& gen) : kind(cfg.layer_kind(layer)) {
+Block::Block(const ModelConfig& cfg, int64_t layer, Generator& gen, const ModelParallel* par)
+    : kind(cfg.layer_kind(layer)) {
   const double out_std = cfg.scaled_residual_init ? cfg.init_std / std::sqrt(2.0 * cfg.n_layers) : cfg.init_std;
   norm1 = register_module("norm1", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, cfg.dtype));
-  if (kind == 'S') mixer = std::make_shared<SoftmaxAttention>(cfg, gen, out_std);
-  else if (kind == 'M') mixer = std::make_shared<MoM>(cfg, gen, out_std);
-  else mixer = std::make_shared<LinearAttention>(cfg, cfg.variant_of(layer), gen, out_std);
+  if (kind == 'S') mixer = std::make_shared<SoftmaxAttention>(cfg, gen, out_std, par);
+  else if (kind == 'M') mixer = std::make_shared<MoM>(cfg, gen, out_std, par);
+  else mixer = std::make_shared<LinearAttention>(cfg, cfg.variant_of(layer), gen, out_std, par);
   register_module("mixer", mixer);
   norm2 = register_module("norm2", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, cfg.dtype));
-  mlp = register_module("mlp", std::make_shared<SwiGLU>(cfg.d_model, cfg.mlp_hidden, gen, cfg.init_std, out_std, cfg.dtype));
+  mlp = register_module("mlp", std::make_shared<SwiGLU>(cfg.d_model, cfg.mlp_hidden, gen, cfg.init_std, out_std,
+                                                        cfg.dtype, par));
 }
 
 Tensor Block::forward(const Tensor& x, MixerCache* cache) {
@@ -51,20 +53,23 @@ double model_flops_per_token(const ModelConfig& c, int64_t T) {
   return f;
 }
 
-HybridLM::HybridLM(const ModelConfig& c) : cfg(c) {
+HybridLM::HybridLM(const ModelConfig& c, std::shared_ptr<const ModelParallel> par)
+    : cfg(c), par_(par ? std::move(par) : std::make_shared<const ModelParallel>()) {
   cfg.validate();
+  const ModelParallel* p = par_.get();
   Generator gen(cfg.seed);
   if (cfg.input_dim > 0)
     read_in = register_module("read_in", std::make_shared<Linear>(cfg.input_dim, cfg.d_model, gen, cfg.init_std, false, cfg.dtype));
   else
-    embed = register_module("embed", std::make_shared<Embedding>(cfg.vocab_size, cfg.d_model, gen, cfg.init_std, cfg.dtype));
+    embed = register_module("embed", std::make_shared<Embedding>(cfg.vocab_size, cfg.d_model, gen, cfg.init_std, cfg.dtype, p));
   for (int64_t i = 0; i < cfg.n_layers; ++i)
-    blocks.push_back(register_module("blocks." + std::to_string(i), std::make_shared<Block>(cfg, i, gen)));
+    blocks.push_back(register_module("blocks." + std::to_string(i), std::make_shared<Block>(cfg, i, gen, p)));
   norm = register_module("norm", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, cfg.dtype));
   if (cfg.input_dim > 0)
     read_out = register_module("read_out", std::make_shared<Linear>(cfg.d_model, 1, gen, cfg.init_std, false, cfg.dtype));
-  else if (!cfg.tie_embeddings)
-    lm_head = register_module("lm_head", std::make_shared<Linear>(cfg.d_model, cfg.vocab_size, gen, cfg.init_std, false, cfg.dtype));
+  else if (!cfg.tie_embeddings)  // vocabulary-parallel: this rank's rows of the padded vocabulary
+    lm_head = register_module("lm_head", std::make_shared<Linear>(cfg.d_model, cfg.vocab_size, gen, cfg.init_std,
+                                                                  false, cfg.dtype, TpMode::column, p));
 }
 
 Tensor HybridLM::hidden(const Tensor& ids, std::vector<MixerCache>* caches) {
@@ -82,10 +87,16 @@ Tensor HybridLM::hidden(const Tensor& ids, std::vector<MixerCache>* caches) {
   return norm->forward(x);
 }
 
-Tensor HybridLM::forward(const Tensor& ids, std::vector<MixerCache>* caches) {
-  Tensor h = hidden(ids, caches);
-  if (read_out) return read_out->forward(h);
+Tensor HybridLM::logits_shard(const Tensor& ids, std::vector<MixerCache>* caches) {
+  Tensor h = par_->tp_copy(hidden(ids, caches));  // Megatron f before the vocabulary-parallel head
   return lm_head ? lm_head->forward(h) : matmul(h, embed->weight.transpose(0, 1));
+}
+
+Tensor HybridLM::forward(const Tensor& ids, std::vector<MixerCache>* caches) {
+  if (read_out) return read_out->forward(hidden(ids, caches));
+  SKEIN_CHECK(par_->tp_size() == 1, "HybridLM::forward: the logits are split over ", par_->tp_size(),
+              " tensor-parallel ranks; use loss() (vocabulary-parallel) or generate on one process");
+  return logits_shard(ids, caches);
 }
 
 Tensor HybridLM::predict(const Tensor& inputs) {
@@ -112,9 +123,11 @@ LossParts HybridLM::loss(const Tensor& ids, const Tensor& targets, int64_t ignor
   if (read_out) return regression_loss(ids, targets);
   SKEIN_CHECK(targets.shape() == ids.shape(), "HybridLM::loss: targets ", shape_str(targets.shape()),
               " do not match ids ", shape_str(ids.shape()));
-  Tensor logits = forward(ids);
+  Tensor logits = logits_shard(ids, nullptr);  // [B, T, V_shard]
+  const int64_t shard = logits.size(2);
   LossParts out;
-  out.lm = cross_entropy(logits.reshape({-1, cfg.vocab_size}), targets.reshape({-1}), ignore_index);
+  out.lm = par_->vocab_cross_entropy(logits.reshape({-1, shard}), targets.reshape({-1}), par_->tp_rank() * shard,
+                                     cfg.vocab_size, ignore_index);
   out.total = out.lm;
   std::vector<const MoM*> moms;
   for (auto& b : blocks)

@@ -2,7 +2,12 @@
 // the layer-pattern string (L linear attention, S softmax attention, M MoM), with a final
 // norm and a tied or untied LM head; loss = mean cross-entropy over non-ignored tokens
 // (+ the MoM auxiliary loss).
+// Tensor parallelism: built with a ModelParallel of tp_size > 1, the model holds rank
+// tp_rank's shard of exactly the one-process model's parameters (see layers/basic.h); the
+// embedding and LM head are vocabulary-parallel and loss() uses par->vocab_cross_entropy,
+// so loss and gradients equal the one-process run.
 #pragma once
+#include <memory>
 #include <vector>
 #include "layers/basic.h"
 #include "layers/config.h"
@@ -16,7 +21,8 @@ double model_flops_per_token(const ModelConfig& cfg, int64_t T);
 
 class Block : public Module {
  public:
-  Block(const ModelConfig& cfg, int64_t layer, Generator& gen);
+  // par: the model's split over ranks (null: one process); must outlive the block.
+  Block(const ModelConfig& cfg, int64_t layer, Generator& gen, const ModelParallel* par = nullptr);
   Tensor forward(const Tensor& x, MixerCache* cache);  // x: [B, T, d]
   char kind;
   std::shared_ptr<RMSNorm> norm1, norm2;
@@ -32,10 +38,13 @@ struct LossParts {
 
 class HybridLM : public Module {
  public:
-  explicit HybridLM(const ModelConfig& cfg);
+  // par: how the model is split over ranks (null: one process); the model keeps it alive.
+  explicit HybridLM(const ModelConfig& cfg, std::shared_ptr<const ModelParallel> par = nullptr);
   // ids: [B, T] -> logits [B, T, V]. caches: one per layer (generation) or null.
+  // One process (tp_size 1) only: with tp_size > 1 the logits are split over ranks, an error
+  // here (training and evaluation use loss(), which is vocabulary-parallel).
   Tensor forward(const Tensor& ids, std::vector<MixerCache>* caches = nullptr);
-  // targets: [B, T] (ignore_index skipped).
+  // targets: [B, T] (ignore_index skipped). The same value on every tp rank.
   LossParts loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index = -100);
   // Continuous-input models (cfg.input_dim > 0): inputs [B, 2n, input_dim] -> predictions
   // [B, n] read at the even (query) positions; loss = mean squared error against targets [B, n].
@@ -49,8 +58,13 @@ class HybridLM : public Module {
   std::shared_ptr<Linear> lm_head;  // null when tied to embed
   std::shared_ptr<Linear> read_in, read_out;  // continuous-input models only
 
+  const ModelParallel& par() const { return *par_; }
+
  private:
   Tensor hidden(const Tensor& ids, std::vector<MixerCache>* caches);
+  // This tp rank's columns of the (padded) vocabulary's logits: [B, T, Vp / tp].
+  Tensor logits_shard(const Tensor& ids, std::vector<MixerCache>* caches);
+  std::shared_ptr<const ModelParallel> par_;
 };
 
 }  // namespace skein
