@@ -1,71 +1,120 @@
 // mom.cpp — Mixture-of-Memories (see mom.h).
 #include "layers/mom.h"
 #include <algorithm>
+#include <cmath>
 #include <numeric>
+#include <utility>
 #include "layers/attention.h"
+#include "layers/linear_attention.h"
 
 namespace skein {
 
-MemoryProjections::MemoryProjections(const ModelConfig& cfg, const std::string& variant, Generator& gen) {
-  const int64_t d = cfg.d_model, H = cfg.n_heads;
-  k_proj = register_module("k_proj", std::make_shared<Linear>(d, d, gen, cfg.init_std, false, cfg.dtype));
-  v_proj = register_module("v_proj", std::make_shared<Linear>(d, d, gen, cfg.init_std, false, cfg.dtype));
-  if (variant == "delta" || variant == "gated_delta")
-    b_proj = register_module("b_proj", std::make_shared<Linear>(d, H, gen, cfg.init_std, false, cfg.dtype));
-  if (variant == "gated_delta") a_proj = register_module("a_proj", std::make_shared<Linear>(d, H, gen, cfg.init_std, false, cfg.dtype));
+namespace {
+
+bool is_delta(const std::string& variant) { return variant == "delta" || variant == "gated_delta"; }
+
+// Gated DeltaNet's decay parameters of all H heads, drawn as LinearAttention draws them:
+// A ~ U(0, 16), dt ~ log-uniform [1e-3, 0.1], dt_bias = softplus^-1(dt) (GDN / MoM init).
+// -> {A_log [H], dt_bias [H]}
+std::pair<Tensor, Tensor> gated_delta_init(int64_t H, Generator& gen, DType dtype) {
+  Tensor a = uniform({H}, gen, 1e-4, 16.0), u = uniform({H}, gen, 0.0, 1.0);
+  Tensor alog = Tensor::empty({H}), dtb = Tensor::empty({H});
+  for (int64_t h = 0; h < H; ++h) {
+    alog.data<float>()[h] = std::log(a.data<float>()[h]);
+    double dt = std::exp(std::log(1e-3) + u.data<float>()[h] * (std::log(0.1) - std::log(1e-3)));
+    dtb.data<float>()[h] = static_cast<float>(dt + std::log(-std::expm1(-dt)));
+  }
+  return {alog.to(dtype), dtb.to(dtype)};
 }
 
-MoM::MoM(const ModelConfig& cfg, Generator& gen, double out_std)
-    : n_memories(cfg.mom_memories), topk(cfg.mom_topk), shared(cfg.mom_shared_memory), variant(cfg.mom_variant) {
+// Steps [start, start + len) of a recurrence (an [H] gate is not cut).
+Recurrence piece(const Recurrence& r, int64_t start, int64_t len) {
+  auto cut = [&](const Tensor& t) { return t.defined() && t.dim() >= 3 ? t.narrow(2, start, len) : t; };
+  return {cut(r.q), cut(r.k), cut(r.v), cut(r.beta), cut(r.gate), Tensor()};
+}
+
+}  // namespace
+
+MemoryProjections::MemoryProjections(const ModelConfig& cfg, const std::string& variant, Generator& gen,
+                                     const ModelParallel* par) {
+  const int64_t d = cfg.d_model, H = cfg.n_heads;
+  auto column = [&](int64_t out) {
+    return std::make_shared<Linear>(d, out, gen, cfg.init_std, false, cfg.dtype, TpMode::column, par);
+  };
+  k_proj = register_module("k_proj", column(d));
+  v_proj = register_module("v_proj", column(d));
+  if (is_delta(variant)) b_proj = register_module("b_proj", column(H));
+  if (variant == "gated_delta") a_proj = register_module("a_proj", column(H));
+}
+
+MoM::MoM(const ModelConfig& cfg, Generator& gen, double out_std, const ModelParallel* par)
+    : Mixer(par), n_memories(cfg.mom_memories), topk(cfg.mom_topk), head_dim(cfg.head_dim()),
+      chunk(cfg.chunk_size), scale(cfg.linear_scale), shared(cfg.mom_shared_memory),
+      output_norm(cfg.linear_output_norm), output_gate(cfg.linear_output_gate), variant(cfg.mom_variant) {
   SKEIN_CHECK(variant == "gated_delta" || variant == "delta" || variant == "decay" || variant == "plain",
               "model.mom_variant: '", variant, "' is not supported by MoM (gated_delta, delta, decay, plain)");
   SKEIN_CHECK(n_memories >= 1 && topk >= 1 && topk <= n_memories, "model.mom_topk: need 1 <= topk (", topk,
               ") <= mom_memories (", n_memories, ")");
-  router = register_module("router", std::make_shared<Linear>(cfg.d_model, n_memories, gen, cfg.init_std, false, cfg.dtype));
-  // The shared parts live in a LinearAttention whose own k/v/b/a projections are unused, so
-  // build it with the memory-less parts only: register just what MoM uses from it.
-  ModelConfig c = cfg;
-  c.feature_map = "identity";
-  base = std::make_shared<LinearAttention>(c, variant, gen, out_std);
-  register_module("q_proj", base->q_proj);
-  register_module("o_proj", base->o_proj);
-  if (base->g_proj) register_module("g_proj", base->g_proj);
+  const int64_t d = cfg.d_model, H = cfg.n_heads;
+  const ModelParallel* p = &this->par();
+  const int tp_rank = p->tp_rank(), tp = p->tp_size();
+  SKEIN_CHECK(H % tp == 0, "MoM: model.n_heads (", H, ") must be divisible by tp_size (", tp, ")");
+  n_heads = H / tp;
+  // Per-head tensors are built for all H heads (the same random draws as one process); this
+  // rank keeps its heads' entries.
+  const TpSplit head_split{0, H}, feature_split{0, d};
+  auto mine = [&](const Tensor& full, TpSplit split) { return tp_shard(full, split, tp_rank, tp); };
+  auto column = [&](int64_t out) {
+    return std::make_shared<Linear>(d, out, gen, cfg.init_std, false, cfg.dtype, TpMode::column, p);
+  };
+  router = register_module("router", std::make_shared<Linear>(d, n_memories, gen, cfg.init_std, false, cfg.dtype));
+  q_proj = register_module("q_proj", column(d));
+  o_proj = register_module("o_proj", std::make_shared<Linear>(d, d, gen, out_std, false, cfg.dtype, TpMode::row, p));
+  if (output_gate) g_proj = register_module("g_proj", column(d));
+  if (output_norm) o_norm = register_parameter("o_norm", mine(ones({d}, cfg.dtype), feature_split), feature_split);
+  if (variant == "decay") log_decay = mine(retnet_log_decay(H).to(cfg.dtype), head_split);  // global head index
+  if (variant == "gated_delta") {
+    auto [alog, dtb] = gated_delta_init(H, gen, cfg.dtype);
+    A_log = register_parameter("A_log", mine(alog, head_split), head_split);
+    dt_bias = register_parameter("dt_bias", mine(dtb, head_split), head_split);
+  }
   for (int64_t m = 0; m < n_memories; ++m)
     memories.push_back(register_module("memories." + std::to_string(m),
-                                       std::make_shared<MemoryProjections>(cfg, variant, gen)));
-  if (shared) shared_memory = register_module("shared", std::make_shared<MemoryProjections>(cfg, variant, gen));
-  // Parameters of `base` that MoM uses become MoM's own (same handles in both).
-  if (base->o_norm.defined()) base->o_norm = register_parameter("o_norm", base->o_norm);
-  if (variant == "gated_delta") {
-    base->A_log = register_parameter("A_log", base->A_log);
-    base->dt_bias = register_parameter("dt_bias", base->dt_bias);
-  }
+                                       std::make_shared<MemoryProjections>(cfg, variant, gen, p)));
+  if (shared) shared_memory = register_module("shared", std::make_shared<MemoryProjections>(cfg, variant, gen, p));
 }
 
-Tensor MoM::run_memory(const MemoryProjections& mem, const Tensor& x_rows, const Tensor& q_rows, Tensor* state) {
-  // x_rows, q_rows: [n, d] (one batch element's tokens of this memory, time order)
-  const int64_t H = base->n_heads;
-  Tensor x = x_rows.reshape({1, x_rows.size(0), -1});
-  Tensor q = base->feature(split_heads(q_rows.reshape({1, q_rows.size(0), -1}), H), Tensor());
-  Tensor k = base->feature(split_heads(mem.k_proj->forward(x), H), Tensor());
-  Tensor v = split_heads(mem.v_proj->forward(x), H);
-  LinearAttentionResult r;
-  if (variant == "delta" || variant == "gated_delta") {
-    Tensor beta = sigmoid(mem.b_proj->forward(x)).permute({0, 2, 1});
-    Tensor log_alpha;
-    if (variant == "gated_delta")
-      log_alpha = mul(neg(exp(base->A_log)), softplus(add(mem.a_proj->forward(x), base->dt_bias))).permute({0, 2, 1});
-    r = delta_rule(q, k, v, beta, log_alpha, *state, base->scale, base->chunk);
-  } else {
-    r = linear_attention(q, k, v, base->log_decay, *state, base->scale, base->chunk);
+Recurrence MoM::recurrence(const MemoryProjections& mem, const Tensor& x, const Tensor& q) const {
+  // x: [B, n, d], q: [B, n, H*hd] -> q, k, v: [B, H, n, hd], beta, log_alpha: [B, H, n]
+  const int64_t H = n_heads;
+  Recurrence r;
+  r.q = split_heads(q, H);
+  r.k = split_heads(mem.k_proj->forward(x), H);
+  r.v = split_heads(mem.v_proj->forward(x), H);
+  if (!is_delta(variant)) {
+    r.gate = log_decay;  // undefined for plain
+    return r;
   }
-  *state = r.final_state;
-  return r.out.permute({0, 2, 1, 3}).reshape({x_rows.size(0), -1});  // [n, H*dv]
+  r.q = l2_normalize(silu(r.q));
+  r.k = l2_normalize(silu(r.k));
+  r.beta = sigmoid(mem.b_proj->forward(x)).permute({0, 2, 1});
+  if (variant == "gated_delta")  // -exp(A_log) * softplus(a_proj(x) + dt_bias)
+    r.gate = mul(neg(exp(A_log)), softplus(add(mem.a_proj->forward(x), dt_bias))).permute({0, 2, 1});
+  return r;
+}
+
+Tensor MoM::output(const Tensor& o, const Tensor& x) const {
+  // o: [B, T, H, dv] -> per-head RMSNorm over dv -> [B, T, H*dv] * gain (* silu gate) -> o_proj
+  Tensor y = output_norm ? rms_norm(o, ones({o.size(-1)}, o.dtype()), 1e-6) : o;
+  y = y.reshape({x.size(0), x.size(1), -1});
+  if (output_norm) y = mul(y, o_norm);
+  if (output_gate) y = mul(y, silu(g_proj->forward(x)));
+  return o_proj->forward(y);  // row-parallel: summed over tp ranks
 }
 
 Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
   const int64_t B = x.size(0), T = x.size(1), d = x.size(2), M = n_memories, K = topk, BT = B * T;
-  // Router: probabilities, top-k (constants), renormalised weights (differentiable).
+  // Router (replicated): probabilities, top-k (constants), renormalised weights (differentiable).
   Tensor probs = softmax(router->forward(x).reshape({BT, M}), -1);
   const std::vector<double> pv = probs.detach().to_vector();
   std::vector<double> onehot_v(K * BT * M, 0.0);  // onehot[s, r, m] = 1 when slot s of row r chose m
@@ -86,76 +135,108 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
   w = div(w, sum(w, {0}, true));                                // renormalised over the slots
   last_probs = probs;
   last_weights = w;
-  // Dispatch: memory m's tokens of batch b, in time order (a stable counting sort).
+  // Dispatch (a stable counting sort): memory m's rows in (batch, time) order, so its tokens
+  // of batch b are one contiguous run; slot_rows: each row's index into w's flat [K*BT].
   last_segments.assign(B * M, {});
-  std::vector<std::vector<int64_t>> slot_rows(B * M);  // index into w's flat [K*BT] for each token
+  std::vector<std::vector<double>> rows(M), slot_rows(M);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t)
       for (int64_t s = 0; s < K; ++s) {
-        int64_t m = choice[(b * T + t) * K + s];
+        const int64_t m = choice[(b * T + t) * K + s];
         last_segments[b * M + m].push_back(t);
-        slot_rows[b * M + m].push_back(s * BT + b * T + t);
+        rows[m].push_back(static_cast<double>(b * T + t));
+        slot_rows[m].push_back(static_cast<double>(s * BT + b * T + t));
       }
-  Tensor x_flat = x.reshape({BT, d});
-  Tensor q_flat = base->q_proj->forward(x).reshape({BT, d});
-  Tensor w_flat = w.reshape({K * BT, 1});
+  Tensor xc = par().tp_copy(x);  // Megatron f: the input gradient is summed over tp ranks
+  Tensor x_flat = xc.reshape({BT, d});
+  Tensor q_flat = q_proj->forward(xc).reshape({BT, -1});  // [BT, H*hd]
+  // The weights are replicated and scale this rank's heads: their gradient is summed over tp.
+  Tensor w_flat = par().tp_copy(w).reshape({K * BT, 1});
   const size_t n_states = static_cast<size_t>(M + (shared ? 1 : 0));
   if (cache && cache->states.size() != n_states) cache->states.assign(n_states, Tensor());
-  Tensor combined;  // [BT, H*dv]
+  // One recurrence per (memory, batch) — empty where no token of that batch chose the memory
+  // — then the shared memory's over every token.
+  std::vector<Recurrence> segments;
+  std::vector<Tensor> row_index(M);
   for (int64_t m = 0; m < M; ++m) {
-    std::vector<Tensor> next_states;
-    for (int64_t b = 0; b < B; ++b) {
-      const auto& seg = last_segments[b * M + m];
-      Tensor state = cache && cache->states[m].defined() ? cache->states[m].narrow(0, b, 1) : Tensor();
-      if (!seg.empty()) {
-        std::vector<double> rows_v(seg.size()), wrow_v(seg.size());
-        for (size_t i = 0; i < seg.size(); ++i) {
-          rows_v[i] = static_cast<double>(b * T + seg[i]);
-          wrow_v[i] = static_cast<double>(slot_rows[b * M + m][i]);
-        }
-        Tensor rows = from_vector(rows_v, {static_cast<int64_t>(seg.size())}, DType::i64);
-        Tensor o = run_memory(*memories[m], embedding(x_flat, rows), embedding(q_flat, rows), &state);
-        o = mul(o, embedding(w_flat, from_vector(wrow_v, {static_cast<int64_t>(seg.size())}, DType::i64)));
-        Tensor placed = scatter_rows(o, rows, BT);
-        combined = combined.defined() ? add(combined, placed) : placed;
-      }
-      if (cache) next_states.push_back(state.defined() ? state.detach() : zeros({1, base->n_heads, base->head_dim, base->head_dim}, x.dtype()));
+    const int64_t n = static_cast<int64_t>(rows[m].size());
+    Recurrence all;
+    if (n > 0) {
+      row_index[m] = from_vector(rows[m], {n}, DType::i64);
+      all = recurrence(*memories[m], embedding(x_flat, row_index[m]).reshape({1, n, d}),
+                       embedding(q_flat, row_index[m]).reshape({1, n, -1}));
+    } else {  // no tokens on this rank: a length-0 recurrence of the same kind
+      Tensor none = zeros({1, n_heads, 0, head_dim}, x.dtype());
+      all = {none, none, none, Tensor(), log_decay, Tensor()};
+      if (is_delta(variant)) all.beta = zeros({1, n_heads, 0}, x.dtype());
     }
-    if (cache) cache->states[m] = cat(next_states, 0);
+    int64_t start = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t len = static_cast<int64_t>(last_segments[b * M + m].size());
+      segments.push_back(piece(all, start, len));
+      if (cache && cache->states[m].defined()) segments.back().init = cache->states[m].narrow(0, b, 1);
+      start += len;
+    }
   }
   if (shared) {
-    std::vector<Tensor> outs, next_states;
-    for (int64_t b = 0; b < B; ++b) {
-      Tensor state = cache && cache->states[M].defined() ? cache->states[M].narrow(0, b, 1) : Tensor();
-      outs.push_back(run_memory(*shared_memory, x_flat.narrow(0, b * T, T), q_flat.narrow(0, b * T, T), &state));
-      if (cache) next_states.push_back(state.detach());
-    }
-    Tensor o = cat(outs, 0);
-    combined = combined.defined() ? add(combined, o) : o;
-    if (cache) cache->states[M] = cat(next_states, 0);
+    segments.push_back(recurrence(*shared_memory, xc, q_flat.reshape({B, T, -1})));
+    if (cache) segments.back().init = cache->states[M];
   }
-  if (cache) cache->pos += T;
-  Tensor o = combined.reshape({B, T, base->n_heads, -1}).permute({0, 2, 1, 3});  // [B, H, T, dv]
-  return base->output(o, x);
+  // Generation continues from the cache on one process; training goes through par() (one
+  // sequence-parallel exchange for every memory).
+  const std::vector<LinearAttentionResult> results = cache
+      ? single_process_parallel().segment_recurrences(segments, scale, chunk)
+      : par().segment_recurrences(segments, scale, chunk);
+  // Combine: each memory's outputs, weighted, scattered back to their rows.
+  Tensor combined;  // [BT, H*dv]
+  for (int64_t m = 0; m < M; ++m) {
+    if (rows[m].empty()) continue;
+    std::vector<Tensor> outs;
+    for (int64_t b = 0; b < B; ++b)
+      if (results[m * B + b].out.size(2) > 0) outs.push_back(results[m * B + b].out);
+    const int64_t n = static_cast<int64_t>(rows[m].size());
+    Tensor o = (outs.size() == 1 ? outs[0] : cat(outs, 2)).permute({0, 2, 1, 3}).reshape({n, -1});
+    o = mul(o, embedding(w_flat, from_vector(slot_rows[m], {n}, DType::i64)));
+    Tensor placed = scatter_rows(o, row_index[m], BT);
+    combined = combined.defined() ? add(combined, placed) : placed;
+  }
+  if (shared) {  // unweighted
+    Tensor o = results.back().out.permute({0, 2, 1, 3}).reshape({BT, -1});
+    combined = combined.defined() ? add(combined, o) : o;
+  }
+  if (cache) {
+    for (int64_t m = 0; m < M; ++m) {
+      std::vector<Tensor> states;
+      for (int64_t b = 0; b < B; ++b) states.push_back(results[m * B + b].final_state.detach());
+      cache->states[m] = cat(states, 0);
+    }
+    if (shared) cache->states[M] = results.back().final_state.detach();
+    cache->pos += T;
+  }
+  return output(combined.reshape({B, T, n_heads, -1}), xc);
 }
 
 Tensor mom_aux_loss(const std::vector<const MoM*>& layers) {
   SKEIN_CHECK(!layers.empty(), "mom_aux_loss: no MoM layers");
   const int64_t M = layers[0]->n_memories;
-  Tensor prob_sum;
-  std::vector<double> counts(M, 0.0);
-  double tokens = 0;
+  Tensor prob_sum;  // [M]
+  std::vector<double> counts(M + 1, 0.0);  // per memory, then the number of rows
   for (const MoM* l : layers) {
-    Tensor s = sum(l->last_probs, {0});  // [M]
+    Tensor s = sum(l->last_probs, {0});
     prob_sum = prob_sum.defined() ? add(prob_sum, s) : s;
     for (int64_t m = 0; m < M; ++m) counts[m] += l->last_counts[m];
-    tokens += static_cast<double>(l->last_probs.size(0));
+    counts[M] += static_cast<double>(l->last_probs.size(0));
   }
-  // f[m] = counts[m] / tokens  (Σ over slots of the per-slot fraction), P = prob_sum / tokens
+  // One sum over the ranks of the global batch for [prob_sum | counts | rows], in f64 (exact
+  // counts); only prob_sum carries a gradient.
+  Tensor stats = layers[0]->par().batch_sum(cat({prob_sum.to(DType::f64), from_vector(counts, {M + 1}, DType::f64)}, 0));
+  const std::vector<double> global = stats.detach().to_vector();
+  const double rows = global[2 * M];
+  // f[m] = counts[m] / rows  (Σ over slots of the per-slot fraction), P = prob_sum / rows
   std::vector<double> f(M);
-  for (int64_t m = 0; m < M; ++m) f[m] = counts[m] / tokens;
-  Tensor fv = from_vector(f, {M}, prob_sum.dtype());
-  return mul(sum(mul(prob_sum, fv)), static_cast<double>(M) / tokens);
+  for (int64_t m = 0; m < M; ++m) f[m] = global[M + m] / rows;
+  Tensor aux = mul(sum(mul(stats.narrow(0, 0, M), from_vector(f, {M}, DType::f64))), static_cast<double>(M) / rows);
+  return aux.to(prob_sum.dtype());
 }
 
 }  // namespace skein

@@ -6,22 +6,34 @@
 // reference: Du et al., "MoM: Linear Sequence Modeling with Mixture-of-Memories", 2025;
 // OpenSparseLLMs/MoM mom/layers/mom.py (router, dispatch, combine; see
 // ../shared/research/linear_attention.md §4).
+//
+// Sequence parallelism: each sp rank holds a contiguous slice of every sequence, so a rank's
+// tokens routed to memory m are a contiguous piece of m's token list. All memories' (and the
+// shared memory's) recurrences go through ONE par().segment_recurrences call (LASP-2 over
+// all of them: one all-gather per layer, its size independent of T).
+// Tensor parallelism: rank r holds heads [r H/tp, (r + 1) H/tp), as LinearAttention: q_proj,
+// every memory's k/v_proj and g_proj are column-parallel, b/a_proj rows, A_log, dt_bias,
+// o_norm and the fixed decay cut to those heads, o_proj row-parallel; the router is
+// replicated, and the routing weights enter the sharded combine through par().tp_copy.
 #pragma once
-#include "layers/linear_attention.h"
+#include "layers/basic.h"
+#include "layers/config.h"
+#include "layers/mixer.h"
 
 namespace skein {
 
-// One memory's own projections (q is shared by all memories).
+// One memory's own projections (q is shared by all memories), this rank's heads.
 class MemoryProjections : public Module {
  public:
-  MemoryProjections(const ModelConfig& cfg, const std::string& variant, Generator& gen);
+  MemoryProjections(const ModelConfig& cfg, const std::string& variant, Generator& gen, const ModelParallel* par);
   std::shared_ptr<Linear> k_proj, v_proj, b_proj, a_proj;
 };
 
 class MoM : public Mixer {
  public:
-  MoM(const ModelConfig& cfg, Generator& gen, double out_std);
-  Tensor forward(const Tensor& x, MixerCache* cache) override;  // x: [B, T, d]
+  // par: the model's split over ranks (null: one process); must outlive the layer.
+  MoM(const ModelConfig& cfg, Generator& gen, double out_std, const ModelParallel* par = nullptr);
+  Tensor forward(const Tensor& x, MixerCache* cache) override;  // x: [B, T, d] (this rank's tokens)
 
   // Routing of the last forward: probs [B*T, M] (differentiable) and, per memory, how many
   // (token, slot) pairs chose it (a constant) — the inputs of the aux loss.
@@ -33,21 +45,37 @@ class MoM : public Mixer {
   std::vector<std::vector<int64_t>> last_segments;
 
   int64_t n_memories, topk;
-  bool shared;
+  int64_t n_heads, head_dim, chunk;  // n_heads: this rank's heads (all of them on one process)
+  double scale;
+  bool shared, output_norm, output_gate;
   std::string variant;
-  std::shared_ptr<Linear> router;
-  std::shared_ptr<LinearAttention> base;  // q_proj, o_proj, output norm/gate, A_log, dt_bias
+  std::shared_ptr<Linear> router;                // replicated
+  std::shared_ptr<Linear> q_proj, o_proj, g_proj;  // shared by all memories
+  Tensor A_log, dt_bias;  // gated_delta: [H] (this rank's heads), shared by all memories
+  Tensor o_norm;          // output RMSNorm gain [H * hd]
+  Tensor log_decay;       // decay: constant [H], not a parameter
   std::vector<std::shared_ptr<MemoryProjections>> memories;
   std::shared_ptr<MemoryProjections> shared_memory;
 
  private:
-  // Runs one memory's recurrence over rows `rows` of the flattened input.  -> [n, H*dv]
-  Tensor run_memory(const MemoryProjections& mem, const Tensor& x_rows, const Tensor& q_rows,
-                    Tensor* state);
+  // The recurrence of `mem` over the rows x: [1, n, d] with queries q: [1, n, H*hd].
+  Recurrence recurrence(const MemoryProjections& mem, const Tensor& x, const Tensor& q) const;
+  // o: [B, H, T, dv] (this rank's heads), x: [B, T, d] (after par().tp_copy) -> [B, T, d].
+  Tensor output(const Tensor& o, const Tensor& x) const;
 };
 
 // Switch-style load-balancing loss over MoM layers: M * Σ_m f_m P_m with f_m the fraction of
-// (token, slot) choices for memory m and P_m the mean router probability (a scalar).
+// (token, slot) choices for memory m and P_m the mean router probability (a scalar), both
+// over the WHOLE global batch: the statistics are summed over ranks by par().batch_sum
+// (forward all-reduce, backward identity), so the value is the same on every rank.
+// Gradient weighting under data / sequence parallelism (W = dp * sp ranks, gradients
+// AVERAGED over them, parallel/data_parallel.h): with the identity backward, rank r's
+// gradient of aux is only the part through its own tokens, and the parts sum to the exact
+// gradient. So rank r backpropagates
+//     c_r * lm_r  +  W * aux_scale * aux        (c_r = W n_r / N, global_token_scale)
+// and the average over W ranks is exactly ∇(lm + aux_scale * aux) of one process on the
+// global batch. (Tensor-parallel ranks hold the same tokens and compute the same aux: no
+// extra factor.)
 Tensor mom_aux_loss(const std::vector<const MoM*>& layers);
 
 }  // namespace skein

@@ -2,16 +2,39 @@
 // Layers ask it for their tensor-parallel shard (tp_rank of tp_size: attention heads, MLP
 // hidden columns and vocabulary rows are split in equal contiguous blocks) and route the few
 // operations that cross ranks through it: Megatron's f / g around each tensor-parallel
-// region, the vocabulary-parallel cross-entropy, and the sequence-mixing ops over a sequence
-// split across sp ranks (each sp rank holds one contiguous slice of every sequence).
+// region, the vocabulary-parallel cross-entropy, the sequence-mixing ops over a sequence
+// split across sp ranks (each sp rank holds one contiguous slice of every sequence), and
+// sums of statistics over the ranks that hold the other tokens of the global batch.
 // This base class is one process: every hook is the plain core op. parallel/model_parallel.h
 // implements the hooks over communicators (layers never include parallel/).
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
 #include "core/ops.h"
 
 namespace skein {
+
+// One independent linear recurrence (ModelParallel::segment_recurrences): the delta rule when
+// beta is defined, else linear attention (core/ops.h). T is the length of this rank's piece of
+// the segment's token list and may be 0 (no tokens here: out is [B, H, 0, Dv]).
+struct Recurrence {
+  Tensor q, k, v;  // q, k: [B, H, T, Dk], v: [B, H, T, Dv]
+  Tensor beta;     // delta rule: [B, H, T]; undefined: linear attention
+  Tensor gate;     // linear attention: log_gate (undefined | [H] | [B, H, T, Dk]);
+                   // delta rule: log_alpha (undefined | [B, H, T])
+  Tensor init;     // undefined (zeros) | [B, H, Dk, Dv]; undefined when sp_size > 1
+};
+
+// The core op over one whole recurrence (a piece of length 0 leaves init, or zeros, as is).
+inline LinearAttentionResult run_recurrence(const Recurrence& r, double scale, int64_t chunk) {
+  if (r.q.size(2) == 0) {
+    const int64_t B = r.q.size(0), H = r.q.size(1), Dk = r.q.size(3), Dv = r.v.size(3);
+    return {zeros({B, H, 0, Dv}, r.v.dtype()), r.init.defined() ? r.init : zeros({B, H, Dk, Dv}, r.v.dtype())};
+  }
+  if (r.beta.defined()) return skein::delta_rule(r.q, r.k, r.v, r.beta, r.gate, r.init, scale, chunk);
+  return skein::linear_attention(r.q, r.k, r.v, r.gate, r.init, scale, chunk);
+}
 
 class ModelParallel {
  public:
@@ -66,6 +89,22 @@ class ModelParallel {
                                   int64_t window) const {
     return softmax_attention(q, k, v, scale, true, window, 0);
   }
+  // Several independent recurrences at once (MoM's memories): segment i's token list is split
+  // over the sp ranks in rank order, this rank holding segments[i] (a contiguous piece, maybe
+  // empty). Every rank passes the same number of segments with the same B, H, Dk, Dv and
+  // kind. Returns, per segment, this rank's piece of the output and the state after the WHOLE
+  // segment. Sequence-parallel: one collective for all segments together.
+  virtual std::vector<LinearAttentionResult> segment_recurrences(const std::vector<Recurrence>& segments,
+                                                                 double scale, int64_t chunk) const {
+    std::vector<LinearAttentionResult> out;
+    for (const Recurrence& r : segments) out.push_back(run_recurrence(r, scale, chunk));
+    return out;
+  }
+
+  // ---- statistics of the whole global batch ----
+  // x summed over the ranks that hold the other tokens of the same global batch (the dp x sp
+  // group); forward all-reduce, backward identity (each rank's gradient stays its own part).
+  virtual Tensor batch_sum(const Tensor& x) const { return x; }
 
  private:
   int tp_rank_ = 0, tp_size_ = 1, sp_rank_ = 0, sp_size_ = 1;

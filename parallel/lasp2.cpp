@@ -1,14 +1,18 @@
-// lasp2.cpp — lasp2_linear_attention and lasp2_delta_rule (parallel/lasp2.h). Both follow the
-// same three steps; only the state transition differs:
+// lasp2.cpp — lasp2_segments, and lasp2_linear_attention / lasp2_delta_rule as one segment
+// of it (parallel/lasp2.h). Every segment follows the same three steps; only the state
+// transition differs between the kinds:
 //   linear attention  S_end = diag(M) S_in + S_loc,  M = exp(Σ_t g_t) per key dim  (a vector)
 //   delta rule        S_end = A S_in + S_loc,        A = Π_t a_t (I − b_t k_tᵀ k_t)  (Dk × Dk)
-// (1) a local pass from a zero state gives S_loc; (2) ONE all_gather_op of [S_loc | M or A];
-// (3) S_in of rank r = the chain S ← T_j S + S_loc_j over j < r, the global final state the
-// same chain over every rank; a second local pass from S_in gives this rank's output.
+// (1) a local pass from a zero state gives S_loc (an empty piece: S_loc = 0, M = 1, A = I);
+// (2) ONE all_gather_op of every segment's [S_loc | M or A], flattened and concatenated;
+// (3) per segment, S_in of rank r = the chain S ← T_j S + S_loc_j over j < r, the global
+// final state the same chain over every rank; a second local pass from S_in gives this
+// rank's output.
 // Everything after the gather is differentiable ops, so the backward is exact.
 // reference: Sun et al., "LASP-2: Rethinking Sequence Parallelism for Linear Attention and Its
 // Hybrid", 2025, Algorithm 1 (one all-gather of the memory states, then a prefix over ranks).
 #include "parallel/lasp2.h"
+#include <string>
 #include <vector>
 #include "parallel/collective_ops.h"
 
@@ -52,59 +56,91 @@ Tensor identity_states(int64_t B, int64_t H, int64_t D, DType dt) {
   return from_vector(eye, {B, H, D, D}, dt);
 }
 
+// Checks one segment's inputs; `op` names the caller (and the segment) in the message.
+void check_segment(const Recurrence& r, const std::string& op) {
+  const Tensor &q = r.q, &v = r.v;
+  SKEIN_CHECK(q.defined() && r.k.defined() && v.defined() && q.dim() == 4 && v.dim() == 4, op,
+              ": q, k, v must be defined and 4-D, got q ", q.defined() ? shape_str(q.shape()) : "undefined",
+              ", v ", v.defined() ? shape_str(v.shape()) : "undefined");
+  SKEIN_CHECK(!r.init.defined(), op, ": an initial state is not supported (the state comes from the "
+              "earlier ranks)");
+  if (r.beta.defined() || !r.gate.defined()) return;
+  const Tensor& g = r.gate;
+  SKEIN_CHECK((g.dim() == 1 && g.size(0) == q.size(1)) || g.shape() == q.shape(), op, ": log_gate ",
+              shape_str(g.shape()), " must be [H] = [", q.size(1), "], [B, H, T, Dk] = ", shape_str(q.shape()),
+              " or undefined");
+}
+
+// Step (1): the piece's [S_loc | M] (linear attention, [B, H, Dk, Dv + 1]) or [S_loc | A]
+// (delta rule, [B, H, Dk, Dv + Dk]). q only shapes the pass: detached.
+Tensor local_pack(const Recurrence& r, double scale, int64_t chunk) {
+  const Tensor &q = r.q, &k = r.k, &v = r.v, &g = r.gate;
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dk = q.size(3), Dv = v.size(3);
+  const DType dt = v.dtype();
+  if (r.beta.defined()) {
+    if (T == 0) return cat({zeros({B, H, Dk, Dv}, dt), identity_states(B, H, Dk, dt)}, 3);
+    // The columns of the state evolve independently, so ONE pass over the values [v | 0] from
+    // the state [0 | I] ends in [S_loc | A]: S_loc = the piece's contribution from zero,
+    // A = Π_t a_t (I − b_t k_tᵀ k_t) its transition (the identity carried through).
+    Tensor v_ext = cat({v, zeros({B, H, T, Dk}, dt)}, 3);
+    Tensor init = cat({zeros({B, H, Dk, Dv}, dt), identity_states(B, H, Dk, dt)}, 3);
+    return delta_rule(q.detach(), k, v_ext, r.beta, g, init, scale, chunk).final_state;
+  }
+  if (T == 0) return cat({zeros({B, H, Dk, Dv}, dt), ones({B, H, Dk, 1}, dt)}, 3);
+  Tensor S_loc = linear_attention(q.detach(), k, v, g, Tensor(), scale, chunk).final_state;
+  Tensor M;  // [B, H, Dk, 1]: the piece's total decay per key dim
+  if (!g.defined()) M = ones({B, H, Dk, 1}, dt);
+  else if (g.dim() == 1) M = mul(ones({B, H, Dk, 1}, dt), exp(mul(g, static_cast<double>(T))).view({1, H, 1, 1}));
+  else M = exp(sum(g, {2})).view({B, H, Dk, 1});
+  return cat({S_loc, M}, 3);
+}
+
 }  // namespace
+
+std::vector<LinearAttentionResult> lasp2_segments(Communicator& sp, const std::vector<Recurrence>& segments,
+                                                  double scale, int64_t chunk) {
+  SKEIN_CHECK(!segments.empty(), "lasp2_segments: no segments");
+  std::vector<Tensor> packs;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    check_segment(segments[i], detail::concat("lasp2_segments: segment ", i));
+    packs.push_back(local_pack(segments[i], scale, chunk).reshape({-1}));
+  }
+  // (2) one collective for every segment: [W, Σ_i B H Dk (Dv + P_i)].
+  Tensor gathered = all_gather_op(sp, packs.size() == 1 ? packs[0] : cat(packs, 0));
+  // (3) per segment: incoming state, final state, and the piece's output from its incoming state.
+  std::vector<LinearAttentionResult> out;
+  int64_t offset = 0;
+  for (const Recurrence& r : segments) {
+    const int64_t B = r.q.size(0), H = r.q.size(1), T = r.q.size(2), Dk = r.q.size(3), Dv = r.v.size(3);
+    const bool diagonal = !r.beta.defined();
+    const int64_t width = Dv + (diagonal ? 1 : Dk), n = B * H * Dk * width;
+    Tensor mine = gathered.narrow(1, offset, n).reshape({sp.size(), B, H, Dk, width});
+    offset += n;
+    const ChainedStates states = chain_states(sp, mine, Dv, diagonal);
+    Tensor o;
+    if (T == 0) o = zeros({B, H, 0, Dv}, r.v.dtype());
+    else if (diagonal) o = linear_attention(r.q, r.k, r.v, r.gate, states.incoming, scale, chunk).out;
+    else o = delta_rule(r.q, r.k, r.v, r.beta, r.gate, states.incoming, scale, chunk).out;
+    out.push_back({o, states.final_state});
+  }
+  return out;
+}
 
 LinearAttentionResult lasp2_linear_attention(Communicator& sp, const Tensor& q, const Tensor& k,
                                              const Tensor& v, const Tensor& log_gate, double scale,
                                              int64_t chunk) {
-  SKEIN_CHECK(q.defined() && k.defined() && v.defined() && q.dim() == 4 && v.dim() == 4,
-              "lasp2_linear_attention: q, k, v must be defined and 4-D, got q ",
-              q.defined() ? shape_str(q.shape()) : "undefined", ", v ",
-              v.defined() ? shape_str(v.shape()) : "undefined");
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dk = q.size(3), Dv = v.size(3);
-  // (1) local pass from zero; its output is not needed (q only shapes the pass: detached).
-  Tensor S_loc = linear_attention(q.detach(), k, v, log_gate, Tensor(), scale, chunk).final_state;
-  Tensor M;  // [B, H, Dk, 1]: the slice's total decay per key dim
-  if (!log_gate.defined()) {
-    M = ones({B, H, Dk, 1}, q.dtype());
-  } else if (log_gate.dim() == 1) {
-    SKEIN_CHECK(log_gate.size(0) == H, "lasp2_linear_attention: log_gate ", shape_str(log_gate.shape()),
-                " must be [H] = [", H, "], [B, H, T, Dk] or undefined");
-    M = mul(ones({B, H, Dk, 1}, q.dtype()), exp(mul(log_gate, static_cast<double>(T))).view({1, H, 1, 1}));
-  } else {
-    SKEIN_CHECK(log_gate.shape() == q.shape(), "lasp2_linear_attention: log_gate ",
-                shape_str(log_gate.shape()), " must be [H], [B, H, T, Dk] = ", shape_str(q.shape()),
-                " or undefined");
-    M = exp(sum(log_gate, {2})).view({B, H, Dk, 1});
-  }
-  // (2) one collective: [W, B, H, Dk, Dv + 1].
-  Tensor gathered = all_gather_op(sp, cat({S_loc, M}, 3));
-  // (3) incoming state, global final state, and this slice's output from its incoming state.
-  const ChainedStates states = chain_states(sp, gathered, Dv, /*diagonal=*/true);
-  Tensor out = linear_attention(q, k, v, log_gate, states.incoming, scale, chunk).out;
-  return {out, states.final_state};
+  const Recurrence r{q, k, v, Tensor(), log_gate, Tensor()};
+  check_segment(r, "lasp2_linear_attention");
+  return lasp2_segments(sp, {r}, scale, chunk)[0];
 }
 
 LinearAttentionResult lasp2_delta_rule(Communicator& sp, const Tensor& q, const Tensor& k,
                                        const Tensor& v, const Tensor& beta, const Tensor& log_alpha,
                                        double scale, int64_t chunk) {
-  SKEIN_CHECK(q.defined() && k.defined() && v.defined() && q.dim() == 4 && v.dim() == 4,
-              "lasp2_delta_rule: q, k, v must be defined and 4-D, got q ",
-              q.defined() ? shape_str(q.shape()) : "undefined", ", v ",
-              v.defined() ? shape_str(v.shape()) : "undefined");
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dk = q.size(3), Dv = v.size(3);
-  // (1) The columns of the state evolve independently, so ONE local pass over the values
-  // [v | 0] from the state [0 | I] ends in [S_loc | A]: S_loc = the slice's contribution from
-  // zero, A = Π_t a_t (I − b_t k_tᵀ k_t) its transition (the identity carried through).
-  Tensor v_ext = cat({v, zeros({B, H, T, Dk}, v.dtype())}, 3);
-  Tensor init = cat({zeros({B, H, Dk, Dv}, v.dtype()), identity_states(B, H, Dk, v.dtype())}, 3);
-  Tensor pack = delta_rule(q.detach(), k, v_ext, beta, log_alpha, init, scale, chunk).final_state;
-  // (2) one collective: [W, B, H, Dk, Dv + Dk].
-  Tensor gathered = all_gather_op(sp, pack);
-  // (3) as for linear attention, with the transition applied by a matrix product.
-  const ChainedStates states = chain_states(sp, gathered, Dv, /*diagonal=*/false);
-  Tensor out = delta_rule(q, k, v, beta, log_alpha, states.incoming, scale, chunk).out;
-  return {out, states.final_state};
+  SKEIN_CHECK(beta.defined(), "lasp2_delta_rule: beta is undefined");
+  const Recurrence r{q, k, v, beta, log_alpha, Tensor()};
+  check_segment(r, "lasp2_delta_rule");
+  return lasp2_segments(sp, {r}, scale, chunk)[0];
 }
 
 }  // namespace skein

@@ -17,9 +17,13 @@
 // is the same on every rank, so a loss term on it belongs on one rank (or is divided by W).
 // Communication per call: one all_gather of [B, H, Dk, Dv + 1] (linear attention) or
 // [B, H, Dk, Dv + Dk] (delta rule) in the inputs' dtype; backward one reduce_scatter of it.
+// lasp2_segments does the same for several independent recurrences with ONE all_gather of
+// all their packs together.
 #pragma once
 #include <cstdint>
+#include <vector>
 #include "core/ops.h"
+#include "layers/parallel.h"
 #include "parallel/communicator.h"
 
 namespace skein {
@@ -41,5 +45,18 @@ LinearAttentionResult lasp2_linear_attention(Communicator& sp, const Tensor& q, 
 LinearAttentionResult lasp2_delta_rule(Communicator& sp, const Tensor& q, const Tensor& k,
                                        const Tensor& v, const Tensor& beta, const Tensor& log_alpha,
                                        double scale = 1.0, int64_t chunk = 64);
+
+// Several independent recurrences (layers/parallel.h Recurrence: linear attention or the
+// delta rule, each with its own gates) over token lists split across `sp`: segment i's list
+// is the concatenation in rank order of every rank's segments[i], which may be EMPTY (T = 0)
+// on some ranks. Every rank passes the same number of segments with the same B, H, Dk, Dv and
+// kind; init must be undefined. Each segment's [state | transition] pack goes into ONE
+// all_gather_op (so the bytes are Σ_i B_i H_i Dk_i (Dv_i + P_i) per rank, independent of the
+// lengths). Returns per segment out: [B, H, T, Dv] (this rank's piece) and final_state:
+// [B, H, Dk, Dv] (after the whole segment, identical on every rank).
+// Every rank's loss must depend on the output of one of its non-empty segments or on a final
+// state, so that it joins the backward reduce-scatter.
+std::vector<LinearAttentionResult> lasp2_segments(Communicator& sp, const std::vector<Recurrence>& segments,
+                                                  double scale = 1.0, int64_t chunk = 64);
 
 }  // namespace skein

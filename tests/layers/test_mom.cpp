@@ -117,7 +117,7 @@ TEST(MoM, GradientsThroughRouterAndMemories) {
   check_param_grad(m, mom->router->weight, ids, tgt);
   check_param_grad(m, mom->memories[1]->k_proj->weight, ids, tgt);
   check_param_grad(m, mom->shared_memory->v_proj->weight, ids, tgt);
-  check_param_grad(m, mom->base->q_proj->weight, ids, tgt);
+  check_param_grad(m, mom->q_proj->weight, ids, tgt);
 }
 
 }  // namespace
