@@ -98,6 +98,34 @@ Tensor dropout(const Tensor& x, double p, Generator& gen, bool training = true);
 Tensor softmax_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
                          bool causal = true, int64_t window = 0, int64_t q_pos_offset = -1);
 
+// ---- softmax attention blocks, for sequence parallelism (core/ops/softmax_attention.cpp) ----
+// One (query block, key block) pair of a split sequence, with the kernels of softmax_attention;
+// no autograd (parallel/softmax_sp.h wraps them). Query i sits at global position q_pos + i,
+// key j at k_pos + j; causal and window act on the position difference as above.
+// reference: Liu et al., "Ring Attention with Blockwise Transformers", 2023; the merge is the
+// online softmax of FlashAttention-2 applied to whole blocks.
+struct AttentionBlockResult {
+  Tensor out;  // [B, H, Tq, Dv], normalised over this block's keys (0 where a row sees none)
+  Tensor lse;  // [B, H, Tq], log-sum-exp of the row's visible scaled scores (-inf: none)
+};
+// q: [B, H, Tq, D], k: [B, Hkv, Tk, D], v: [B, Hkv, Tk, Dv]
+AttentionBlockResult attention_block_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             double scale, bool causal, int64_t window,
+                                             int64_t q_pos, int64_t k_pos);
+// (out, lse) <- the attention over the keys of both: lse' = log(e^lse + e^block_lse),
+// out' = e^(lse - lse') out + e^(block_lse - lse') block_out, in place.
+// out, block_out: [B, H, Tq, Dv]; lse, block_lse: [B, H, Tq]; all contiguous.
+void attention_merge_(const Tensor& out, const Tensor& lse, const Tensor& block_out,
+                      const Tensor& block_lse);
+// This key block's share of the gradients, given the FINAL out and lse (merged over every key
+// block the queries see) and dout: [B, H, Tq, Dv] each, lse [B, H, Tq]. Returns
+// {dq [B, H, Tq, D], dk [B, Hkv, Tk, D], dv [B, Hkv, Tk, Dv]}; summing dq over the key blocks
+// and dk, dv over the query blocks gives the gradients of the whole attention.
+std::vector<Tensor> attention_block_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const Tensor& out, const Tensor& lse,
+                                             const Tensor& dout, double scale, bool causal,
+                                             int64_t window, int64_t q_pos, int64_t k_pos);
+
 struct LinearAttentionResult {
   Tensor out;          // [B, H, T, Dv]
   Tensor final_state;  // [B, H, Dk, Dv]

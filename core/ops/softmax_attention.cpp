@@ -10,6 +10,10 @@
 // The two conditions are independent, as the header states them, so causal = false with
 // window > 0 hides keys more than window - 1 positions in the past and shows every later key.
 // A query row that sees no key at all outputs 0, has log-sum-exp -inf and gets 0 gradient.
+//
+// The same kernels, without autograd, serve sequence parallelism (parallel/softmax_sp.h): a
+// block forward of queries and keys at any global positions returning {out, lse}, the merge
+// of two such results, and a block backward from the merged out and lse.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -317,36 +321,72 @@ std::vector<Tensor> attention_grads(const Geometry& g, const Tensor& q, const Te
   return {dq, dk, dv};
 }
 
+// Checks q, k, v for `op` and returns their geometry (visibility: the defaults).
+// q: [B, H, Tq, D], k: [B, Hkv, Tk, D], v: [B, Hkv, Tk, Dv]
+Geometry checked_geometry(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                          double scale, int64_t window) {
+  SKEIN_CHECK(q.defined() && k.defined() && v.defined(), op, ": undefined input");
+  SKEIN_CHECK(q.device() == Device::cpu && k.device() == Device::cpu && v.device() == Device::cpu,
+              op, ": cpu only so far");
+  SKEIN_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, op,
+              ": need q [B, H, Tq, D], k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv], got q ",
+              shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()));
+  SKEIN_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(), op, ": dtypes differ: q ",
+              dtype_name(q.dtype()), ", k ", dtype_name(k.dtype()), ", v ", dtype_name(v.dtype()));
+  const Shape &qs = q.shape(), &ks = k.shape(), &vs = v.shape();
+  SKEIN_CHECK(qs[0] == ks[0] && qs[0] == vs[0] && ks[1] == vs[1] && ks[2] == vs[2] && qs[3] == ks[3],
+              op, ": shapes do not match: q ", shape_str(qs), " [B, H, Tq, D], k ", shape_str(ks),
+              " [B, Hkv, Tk, D], v ", shape_str(vs), " [B, Hkv, Tk, Dv]");
+  SKEIN_CHECK(ks[1] >= 1 && qs[1] % ks[1] == 0, op, ": query heads H = ", qs[1], " (q ",
+              shape_str(qs), ") must be a multiple of kv heads Hkv = ", ks[1], " (k ", shape_str(ks),
+              ")");
+  SKEIN_CHECK(qs[3] >= 1 && vs[3] >= 1, op, ": head dims must be >= 1, got q ", shape_str(qs),
+              ", v ", shape_str(vs));
+  SKEIN_CHECK(window >= 0, op, ": window must be >= 0 (0: none), got ", window);
+  return Geometry{qs[0], qs[1], ks[1], qs[2], ks[2], qs[3], vs[3], scale, {}};
+}
+
+// Visibility of queries at positions q_pos + i against keys at k_pos + j. Only the position
+// difference matters, so the kernels see key 0 at position 0 and query 0 at q_pos - k_pos.
+Visibility block_visibility(bool causal, int64_t window, int64_t q_pos, int64_t k_pos, int64_t Tq) {
+  Visibility vis{causal, window, q_pos - k_pos};
+  if (vis.window >= vis.off + Tq) vis.window = 0;  // p - j < window always holds
+  return vis;
+}
+
+// (out, lse) <- the merge of (out, lse) and (bo, bl), row by row (see attention_merge_).
+template <typename T>
+void merge_rows(T* out, T* lse, const T* bo, const T* bl, int64_t rows, int64_t dv) {
+  const int64_t grain = std::max<int64_t>(1, 8192 / dv);
+  parallel_for(0, rows, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const T L = lse[r], Lb = bl[r];
+      T *o = out + r * dv;
+      const T* ob = bo + r * dv;
+      if (Lb == -std::numeric_limits<T>::infinity()) continue;  // the block adds nothing
+      if (L == -std::numeric_limits<T>::infinity()) {           // nothing seen before
+        std::copy(ob, ob + dv, o);
+        lse[r] = Lb;
+        continue;
+      }
+      const T hi_l = std::max(L, Lb), lo_l = std::min(L, Lb);
+      const T merged = hi_l + std::log1p(std::exp(lo_l - hi_l));
+      const T a = std::exp(L - merged), b = std::exp(Lb - merged);
+      for (int64_t c = 0; c < dv; ++c) o[c] = a * o[c] + b * ob[c];
+      lse[r] = merged;
+    }
+  });
+}
+
 }  // namespace
 
 // q: [B, H, Tq, D], k: [B, Hkv, Tk, D], v: [B, Hkv, Tk, Dv] -> [B, H, Tq, Dv]
 Tensor softmax_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
                          bool causal, int64_t window, int64_t q_pos_offset) {
-  SKEIN_CHECK(q.defined() && k.defined() && v.defined(), "softmax_attention: undefined input");
-  SKEIN_CHECK(q.device() == Device::cpu && k.device() == Device::cpu && v.device() == Device::cpu,
-              "softmax_attention: cpu only so far");
-  SKEIN_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
-              "softmax_attention: need q [B, H, Tq, D], k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv], ",
-              "got q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ",
-              shape_str(v.shape()));
-  SKEIN_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(),
-              "softmax_attention: dtypes differ: q ", dtype_name(q.dtype()), ", k ",
-              dtype_name(k.dtype()), ", v ", dtype_name(v.dtype()));
-  const Shape &qs = q.shape(), &ks = k.shape(), &vs = v.shape();
-  SKEIN_CHECK(qs[0] == ks[0] && qs[0] == vs[0] && ks[1] == vs[1] && ks[2] == vs[2] && qs[3] == ks[3],
-              "softmax_attention: shapes do not match: q ", shape_str(qs), " [B, H, Tq, D], k ",
-              shape_str(ks), " [B, Hkv, Tk, D], v ", shape_str(vs), " [B, Hkv, Tk, Dv]");
-  SKEIN_CHECK(ks[1] >= 1 && qs[1] % ks[1] == 0, "softmax_attention: query heads H = ", qs[1],
-              " (q ", shape_str(qs), ") must be a multiple of kv heads Hkv = ", ks[1], " (k ",
-              shape_str(ks), ")");
-  SKEIN_CHECK(qs[3] >= 1 && vs[3] >= 1, "softmax_attention: head dims must be >= 1, got q ",
-              shape_str(qs), ", v ", shape_str(vs));
-  SKEIN_CHECK(window >= 0, "softmax_attention: window must be >= 0 (0: none), got ", window);
+  Geometry g = checked_geometry("softmax_attention", q, k, v, scale, window);
   SKEIN_CHECK(q_pos_offset >= -1,
               "softmax_attention: q_pos_offset must be >= 0 or -1 (Tk - Tq), got ", q_pos_offset);
-  Geometry g{qs[0], qs[1], ks[1], qs[2], ks[2], qs[3], vs[3], scale, {causal, window, q_pos_offset}};
-  if (q_pos_offset == -1) g.vis.off = g.Tk - g.Tq;
-  if (g.vis.window >= g.vis.off + g.Tq) g.vis.window = 0;  // p - j < window always holds
+  g.vis = block_visibility(causal, window, q_pos_offset == -1 ? g.Tk - g.Tq : q_pos_offset, 0, g.Tq);
 
   Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
   Tensor out = Tensor::empty({g.B, g.H, g.Tq, g.Dv}, q.dtype());
@@ -361,6 +401,72 @@ Tensor softmax_attention(const Tensor& q, const Tensor& k, const Tensor& v, doub
                 [g, qc, kc, vc, saved_out, lse](const Tensor& g_out) {
                   return attention_grads(g, qc, kc, vc, saved_out, lse, g_out);
                 });
+}
+
+// ---- blocks of a split sequence (sequence parallelism) -----------------------------------
+
+// q: [B, H, Tq, D], k: [B, Hkv, Tk, D], v: [B, Hkv, Tk, Dv] -> out [B, H, Tq, Dv], lse [B, H, Tq]
+AttentionBlockResult attention_block_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             double scale, bool causal, int64_t window,
+                                             int64_t q_pos, int64_t k_pos) {
+  Geometry g = checked_geometry("attention_block_forward", q, k, v, scale, window);
+  g.vis = block_visibility(causal, window, q_pos, k_pos, g.Tq);
+  Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
+  AttentionBlockResult res{Tensor::empty({g.B, g.H, g.Tq, g.Dv}, q.dtype()),
+                           Tensor::empty({g.B, g.H, g.Tq}, q.dtype())};
+  SKEIN_DISPATCH_FLOAT(q.dtype(), "attention_block_forward", [&] {
+    attention_forward<scalar_t>(g, qc.data<scalar_t>(), kc.data<scalar_t>(), vc.data<scalar_t>(),
+                                res.out.data<scalar_t>(), res.lse.data<scalar_t>());
+  });
+  return res;
+}
+
+// q, k, v as above; out, dout: [B, H, Tq, Dv], lse: [B, H, Tq] (merged over every key block)
+// -> {dq [B, H, Tq, D], dk [B, Hkv, Tk, D], dv [B, Hkv, Tk, Dv]}
+std::vector<Tensor> attention_block_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const Tensor& out, const Tensor& lse,
+                                             const Tensor& dout, double scale, bool causal,
+                                             int64_t window, int64_t q_pos, int64_t k_pos) {
+  Geometry g = checked_geometry("attention_block_backward", q, k, v, scale, window);
+  g.vis = block_visibility(causal, window, q_pos, k_pos, g.Tq);
+  const Shape out_shape{g.B, g.H, g.Tq, g.Dv}, lse_shape{g.B, g.H, g.Tq};
+  SKEIN_CHECK(out.defined() && lse.defined() && dout.defined() && out.shape() == out_shape &&
+                  dout.shape() == out_shape && lse.shape() == lse_shape,
+              "attention_block_backward: need out and dout ", shape_str(out_shape), " and lse ",
+              shape_str(lse_shape), " for q ", shape_str(q.shape()), " and v ", shape_str(v.shape()),
+              ", got out ", out.defined() ? shape_str(out.shape()) : "undefined", ", dout ",
+              dout.defined() ? shape_str(dout.shape()) : "undefined", ", lse ",
+              lse.defined() ? shape_str(lse.shape()) : "undefined");
+  SKEIN_CHECK(out.dtype() == q.dtype() && lse.dtype() == q.dtype() && dout.dtype() == q.dtype(),
+              "attention_block_backward: out ", dtype_name(out.dtype()), ", lse ",
+              dtype_name(lse.dtype()), " and dout ", dtype_name(dout.dtype()), " must be q's ",
+              dtype_name(q.dtype()));
+  return attention_grads(g, q.detach().contiguous(), k.detach().contiguous(),
+                         v.detach().contiguous(), out.detach().contiguous(),
+                         lse.detach().contiguous(), dout.detach());
+}
+
+// out, block_out: [B, H, Tq, Dv]; lse, block_lse: [B, H, Tq] (all contiguous)
+void attention_merge_(const Tensor& out, const Tensor& lse, const Tensor& block_out,
+                      const Tensor& block_lse) {
+  const auto ok = [&](const Tensor& t, const Shape& shape) {
+    return t.defined() && t.shape() == shape && t.dtype() == out.dtype() && t.is_contiguous();
+  };
+  const auto desc = [](const Tensor& t) {
+    return t.defined() ? detail::concat(shape_str(t.shape()), " ", dtype_name(t.dtype()),
+                                        t.is_contiguous() ? "" : " (strided)")
+                       : std::string("undefined");
+  };
+  SKEIN_CHECK(out.defined() && out.dim() == 4 && ok(out, out.shape()) && ok(block_out, out.shape()) &&
+                  ok(lse, Shape(out.shape().begin(), out.shape().end() - 1)) &&
+                  ok(block_lse, Shape(out.shape().begin(), out.shape().end() - 1)),
+              "attention_merge_: need contiguous out and block_out [B, H, Tq, Dv], lse and ",
+              "block_lse [B, H, Tq], one dtype; got out ", desc(out), ", lse ", desc(lse),
+              ", block_out ", desc(block_out), ", block_lse ", desc(block_lse));
+  SKEIN_DISPATCH_FLOAT(out.dtype(), "attention_merge_", [&] {
+    merge_rows(out.data<scalar_t>(), lse.data<scalar_t>(), block_out.data<scalar_t>(),
+               block_lse.data<scalar_t>(), lse.numel(), out.size(3));
+  });
 }
 
 }  // namespace skein
