@@ -1,137 +1,252 @@
-// checkpoint.cpp — HDF5 checkpoints, written atomically (see checkpoint.h).
-// Layout of state.h5: groups /model and /optimizer hold one dataset per tensor (named by
-// its dotted key; f32, f64 or i64); root attributes: format_version, step, config_yaml, and
-// one int64 attribute per counter under /counters.
+// checkpoint.cpp — HDF5 checkpoints, written atomically, one file or one file per tp shard
+// (see checkpoint.h).
+// state.h5: root attributes format_version (1: tensors inline; 2: sharded), step,
+// config_yaml; one int64 attribute per counter under /counters. Format 1 also holds groups
+// /model and /optimizer with one dataset per tensor (named by its dotted key; f32, f64 or
+// i64). Format 2 instead holds attributes grid_dp, grid_sp, grid_tp and the manifest
+// /tp_splits/{model,optimizer}/<key> = int64 [dim, full] per tensor; shard-tpRR-of-NN.h5
+// holds /model and /optimizer with tp rank RR's shards (replicated tensors: in shard 0).
 #include "launch/checkpoint.h"
-#include <fcntl.h>
-#include <hdf5.h>
 #include <signal.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <vector>
 #include "core/ops.h"
+#include "launch/h5_io.h"
+#include "parallel/grid.h"
 
 namespace fs = std::filesystem;
 
 namespace skein {
 namespace {
 
-constexpr int kFormatVersion = 1;
+using h5::Hid;
 
-struct H5Quiet {
-  H5Quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
-};
-const H5Quiet h5_quiet;
+constexpr int kFormatInline = 1, kFormatSharded = 2;
+const char* const kGroups[] = {"model", "optimizer"};
 
-// RAII for an hid_t with its close function.
-struct Hid {
-  hid_t id;
-  herr_t (*close)(hid_t);
-  Hid(hid_t i, herr_t (*c)(hid_t)) : id(i), close(c) {}
-  ~Hid() { if (id >= 0) close(id); }
-  Hid(const Hid&) = delete;
-  Hid& operator=(const Hid&) = delete;
-  operator hid_t() const { return id; }
-};
+void write_meta(hid_t f, int format, const CheckpointState& st, const std::string& file) {
+  h5::write_attr_i64(f, "format_version", format, file);
+  h5::write_attr_i64(f, "step", st.step, file);
+  h5::write_attr_str(f, "config_yaml", st.config_yaml, file);
+  Hid gc(h5::create_group(f, "counters", file), H5Gclose);
+  for (auto& [name, v] : st.counters) h5::write_attr_i64(gc, name, v, file);
+}
 
-hid_t h5_type(DType t) {
-  switch (t) {
-    case DType::f32: return H5T_NATIVE_FLOAT;
-    case DType::f64: return H5T_NATIVE_DOUBLE;
-    case DType::i64: return H5T_NATIVE_INT64;
-    case DType::i32: return H5T_NATIVE_INT32;
+void write_tensors(hid_t f, const std::string& group, const std::map<std::string, Tensor>& tensors,
+                   const std::string& file) {
+  Hid g(h5::create_group(f, group, file), H5Gclose);
+  for (auto& [name, t] : tensors) h5::write_tensor(g, name, t, file);
+}
+
+// Replaces final_dir by the complete tmp_dir (an existing checkpoint of the same step goes
+// only after the new one is in place).
+void publish(const std::string& tmp_dir, const std::string& final_dir, const std::string& root) {
+  h5::fsync_path(tmp_dir);
+  if (fs::exists(final_dir)) {
+    const std::string old = final_dir + ".old-" + std::to_string(::getpid());
+    fs::rename(final_dir, old);
+    fs::rename(tmp_dir, final_dir);
+    fs::remove_all(old);
+  } else {
+    fs::rename(tmp_dir, final_dir);
   }
-  return H5T_NATIVE_FLOAT;
+  h5::fsync_path(root);
 }
 
-void check(herr_t status, const std::string& what, const std::string& file) {
-  SKEIN_CHECK(status >= 0, "checkpoint ", file, ": ", what, " failed (disk full or I/O error?)");
+// The split of optimizer entry `key` = "<slot>.<param>": its parameter's, when it is shaped
+// like it (not a 0-d counter); else replicated.
+TpSplit optimizer_split(const std::string& key, const Tensor& t, const std::map<std::string, TpSplit>& splits) {
+  const size_t dot = key.find('.');
+  if (t.dim() == 0 || dot == std::string::npos) return {};
+  auto it = splits.find(key.substr(dot + 1));
+  return it == splits.end() ? TpSplit{} : it->second;
 }
 
-void write_tensor(hid_t group, const std::string& name, const Tensor& t_in, const std::string& file) {
-  Tensor t = t_in.contiguous();
-  std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
-  Hid space(t.dim() == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
-  Hid ds(H5Dcreate2(group, name.c_str(), h5_type(t.dtype()), space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-  SKEIN_CHECK(ds >= 0, "checkpoint ", file, ": cannot create dataset '", name, "'");
-  if (t.numel() > 0) check(H5Dwrite(ds, h5_type(t.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()), "writing '" + name + "'", file);
+// Writes tp rank tp_rank's shard file into dir: its split tensors (and, for rank 0, the
+// replicated ones), checking first that each is this rank's share of its split.
+void write_shard(const std::string& dir, const CheckpointState& local, const std::map<std::string, TpSplit>& splits,
+                 int tp_rank, int tp_size) {
+  std::map<std::string, Tensor> keep[2];
+  auto add = [&](int g, const std::string& key, const Tensor& t, const TpSplit& split) {
+    if (split.sharded()) {
+      const bool fits = split.dim < t.dim() &&
+          t.size(split.dim) == tp_shard_size(split.full > 0 ? split.full : t.size(split.dim) * tp_size, tp_size);
+      SKEIN_CHECK(fits, "save_parallel_checkpoint: '", key, "' ", shape_str(t.shape()), " is not one of ", tp_size,
+                  " shards of ", split.full, " rows along dim ", split.dim);
+    }
+    if (split.sharded() || tp_rank == 0) keep[g].emplace(key, t);
+  };
+  for (auto& [key, t] : local.model) {
+    auto it = splits.find(key);
+    SKEIN_CHECK(it != splits.end(), "save_parallel_checkpoint: model tensor '", key, "' ", shape_str(t.shape()),
+                " has no TpSplit");
+    add(0, key, t, it->second);
+  }
+  for (auto& [key, t] : local.optimizer) {
+    const TpSplit split = optimizer_split(key, t, splits);
+    if (split.sharded()) {
+      auto p = local.model.find(key.substr(key.find('.') + 1));
+      SKEIN_CHECK(p != local.model.end() && p->second.shape() == t.shape(),
+                  "save_parallel_checkpoint: optimizer state '", key, "' ", shape_str(t.shape()),
+                  " is not shaped like its parameter ",
+                  p == local.model.end() ? std::string("(not in the model)") : shape_str(p->second.shape()));
+    }
+    add(1, key, t, split);
+  }
+  const std::string file = (fs::path(dir) / checkpoint_shard_name(tp_rank, tp_size)).string();
+  {
+    Hid f(h5::create_file(file), H5Fclose);
+    for (int g = 0; g < 2; ++g) write_tensors(f, kGroups[g], keep[g], file);
+    h5::check(H5Fflush(f, H5F_SCOPE_GLOBAL), "flushing", file);
+  }
+  h5::fsync_path(file);
 }
 
-void write_attr_i64(hid_t obj, const std::string& name, int64_t v, const std::string& file) {
-  Hid space(H5Screate(H5S_SCALAR), H5Sclose);
-  Hid a(H5Acreate2(obj, name.c_str(), H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  SKEIN_CHECK(a >= 0, "checkpoint ", file, ": cannot create attribute '", name, "'");
-  check(H5Awrite(a, H5T_NATIVE_INT64, &v), "writing attribute '" + name + "'", file);
+// Rank 0's state.h5 of a sharded checkpoint: step, config, counters and the manifest.
+void write_manifest(const std::string& dir, const ProcessGrid& grid, const CheckpointState& local,
+                    const std::map<std::string, TpSplit>& splits) {
+  const std::string file = (fs::path(dir) / "state.h5").string();
+  {
+    Hid f(h5::create_file(file), H5Fclose);
+    write_meta(f, kFormatSharded, local, file);
+    h5::write_attr_i64(f, "grid_dp", grid.dp(), file);
+    h5::write_attr_i64(f, "grid_sp", grid.sp(), file);
+    h5::write_attr_i64(f, "grid_tp", grid.tp(), file);
+    Hid gs(h5::create_group(f, "tp_splits", file), H5Gclose);
+    for (int g = 0; g < 2; ++g) {
+      Hid gg(h5::create_group(gs, kGroups[g], file), H5Gclose);
+      for (auto& [key, t] : g == 0 ? local.model : local.optimizer) {
+        const TpSplit s = g == 0 ? splits.at(key) : optimizer_split(key, t, splits);
+        const Tensor dim_full = from_vector({static_cast<double>(s.dim), static_cast<double>(s.full)}, {2}, DType::i64);
+        h5::write_tensor(gg, key, dim_full, file);
+      }
+    }
+    h5::check(H5Fflush(f, H5F_SCOPE_GLOBAL), "flushing", file);
+  }
+  h5::fsync_path(file);
 }
 
-void write_attr_str(hid_t obj, const std::string& name, const std::string& v, const std::string& file) {
-  Hid type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type, std::max<size_t>(1, v.size()));
-  Hid space(H5Screate(H5S_SCALAR), H5Sclose);
-  Hid a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  SKEIN_CHECK(a >= 0, "checkpoint ", file, ": cannot create attribute '", name, "'");
-  std::string padded = v.empty() ? std::string(1, '\0') : v;
-  check(H5Awrite(a, type, padded.data()), "writing attribute '" + name + "'", file);
+// Whether every rank of world passed an empty `error` (collective; a barrier).
+bool all_ok(Communicator& world, const std::string& error) {
+  Tensor flag = full({1}, error.empty() ? 0 : 1, DType::i64);
+  world.all_reduce(flag, ReduceOp::max);
+  return flag.data<int64_t>()[0] == 0;
 }
 
-int64_t read_attr_i64(hid_t obj, const std::string& name, const std::string& file) {
-  Hid a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
-  SKEIN_CHECK(a >= 0, "checkpoint ", file, ": attribute '", name, "' is missing");
-  int64_t v = 0;
-  check(H5Aread(a, H5T_NATIVE_INT64, &v), "reading attribute '" + name + "'", file);
-  return v;
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
 }
 
-std::string read_attr_str(hid_t obj, const std::string& name, const std::string& file) {
-  Hid a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
-  SKEIN_CHECK(a >= 0, "checkpoint ", file, ": attribute '", name, "' is missing");
-  Hid type(H5Aget_type(a), H5Tclose);
-  SKEIN_CHECK(H5Tget_class(type) == H5T_STRING, "checkpoint ", file, ": attribute '", name, "' is not a string");
-  std::string s(H5Tget_size(type), '\0');
-  Hid mem(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(mem, s.size());
-  check(H5Aread(a, mem, s.data()), "reading attribute '" + name + "'", file);
-  while (!s.empty() && s.back() == '\0') s.pop_back();
-  return s;
-}
+// ---- reading --------------------------------------------------------------------------------
+// How a checkpoint folder stores its tensors: the files holding the shards (format 1: just
+// state.h5) and each tensor's split among them.
+struct Stored {
+  std::vector<std::string> files;  // one per tp shard of the writer
+  std::map<std::string, TpSplit> splits[2];  // model, optimizer
+};
 
-std::map<std::string, Tensor> read_group(hid_t file_id, const std::string& group, const std::string& file) {
-  std::map<std::string, Tensor> out;
-  Hid g(H5Gopen2(file_id, group.c_str(), H5P_DEFAULT), H5Gclose);
-  SKEIN_CHECK(g >= 0, "checkpoint ", file, ": group '", group, "' is missing");
-  H5G_info_t info;
-  check(H5Gget_info(g, &info), "listing '" + group + "'", file);
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    std::string name(static_cast<size_t>(len), '\0');
-    H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
-    Hid ds(H5Dopen2(g, name.c_str(), H5P_DEFAULT), H5Dclose);
-    SKEIN_CHECK(ds >= 0, "checkpoint ", file, ": cannot open dataset '", group, "/", name, "'");
-    Hid type(H5Dget_type(ds), H5Tclose);
-    Hid space(H5Dget_space(ds), H5Sclose);
-    int nd = H5Sget_simple_extent_ndims(space);
-    std::vector<hsize_t> dims(std::max(nd, 0));
-    if (nd > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-    DType dt;
-    if (H5Tget_class(type) == H5T_FLOAT) dt = H5Tget_size(type) == 4 ? DType::f32 : DType::f64;
-    else if (H5Tget_class(type) == H5T_INTEGER) dt = H5Tget_size(type) == 4 ? DType::i32 : DType::i64;
-    else throw Error(detail::concat("checkpoint ", file, ": dataset '", group, "/", name, "' has an unsupported type"));
-    Tensor t = Tensor::empty(Shape(dims.begin(), dims.end()), dt);
-    if (t.numel() > 0) check(H5Dread(ds, h5_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()),
-                             "reading '" + group + "/" + name + "'", file);
-    out.emplace(name, t);
+// Reads meta (step, config, counters) into st and returns where the tensors are.
+Stored read_meta(const std::string& dir, CheckpointState& st) {
+  const std::string file = fs::is_directory(dir) ? (fs::path(dir) / "state.h5").string() : dir;
+  SKEIN_CHECK(fs::exists(file), "checkpoint: ", file, " does not exist");
+  Hid f(h5::open_file(file), H5Fclose);
+  const int64_t version = h5::read_attr_i64(f, "format_version", file);
+  SKEIN_CHECK(version == kFormatInline || version == kFormatSharded, "checkpoint ", file, ": format_version ",
+              version, " is not ", kFormatInline, " or ", kFormatSharded);
+  st.step = h5::read_attr_i64(f, "step", file);
+  st.config_yaml = h5::read_attr_str(f, "config_yaml", file);
+  Hid gc(h5::open_group(f, "counters", file), H5Gclose);
+  st.counters = h5::read_attrs_i64(gc, file);
+  Stored out;
+  if (version == kFormatInline) {
+    out.files = {file};
+    for (int g = 0; g < 2; ++g) {
+      Hid gg(h5::open_group(f, kGroups[g], file), H5Gclose);
+      for (const std::string& key : h5::list_group(gg, kGroups[g], file)) out.splits[g][key] = TpSplit{};
+    }
+    return out;
+  }
+  const int64_t tp = h5::read_attr_i64(f, "grid_tp", file);
+  SKEIN_CHECK(tp >= 1, "checkpoint ", file, ": grid_tp = ", tp);
+  for (int r = 0; r < tp; ++r) {
+    const std::string shard = (fs::path(file).parent_path() / checkpoint_shard_name(r, static_cast<int>(tp))).string();
+    SKEIN_CHECK(fs::exists(shard), "checkpoint: shard file ", shard, " is missing (the checkpoint was written by ",
+                tp, " tensor-parallel ranks)");
+    out.files.push_back(shard);
+  }
+  Hid gs(h5::open_group(f, "tp_splits", file), H5Gclose);
+  for (int g = 0; g < 2; ++g) {
+    const std::string path = std::string("tp_splits/") + kGroups[g];
+    for (auto& [key, t] : h5::read_group(gs, kGroups[g], file)) {
+      SKEIN_CHECK(t.numel() == 2, "checkpoint ", file, ": '", path, "/", key, "' is not [dim, full]");
+      const std::vector<double> v = t.to_vector();
+      out.splits[g][key] = TpSplit{static_cast<int>(v[0]), static_cast<int64_t>(v[1])};
+    }
   }
   return out;
 }
 
-void fsync_path(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
+// What the reader holds: its tp coordinates, its splits and shard shapes (null: whole tensors).
+struct Reader {
+  int tp_rank, tp_size;
+  const std::map<std::string, TpSplit>& splits;
+  const std::map<std::string, Shape>& local_shapes;
+};
+
+// The checkpoint's whole tensor `full` of group g cut into the reader's shard; errors when it
+// does not fit the reader's model.
+Tensor reshard(const std::string& dir, int g, const std::string& key, const Tensor& full, const Reader& rd) {
+  std::string param = key;
+  TpSplit split;
+  if (g == 0) {
+    SKEIN_CHECK(rd.splits.count(key), "checkpoint ", dir, ": tensor '", key, "' ", shape_str(full.shape()),
+                " is not in the model (a checkpoint of another model?)");
+    split = rd.splits.at(key);
+  } else {
+    split = optimizer_split(key, full, rd.splits);
+    if (!split.sharded()) return full;
+    param = key.substr(key.find('.') + 1);
   }
+  SKEIN_CHECK(rd.local_shapes.count(param), "load_checkpoint_shard: '", param, "' has a TpSplit but no local shape");
+  const Shape want = tp_full_shape(rd.local_shapes.at(param), split, rd.tp_size);
+  SKEIN_CHECK(full.shape() == want, "checkpoint ", dir, ": tensor '", key, "' is ", shape_str(full.shape()),
+              " in the checkpoint but ", shape_str(want), " in the model (whole, unsharded shapes)");
+  return split.sharded() ? cut_tp_shard(full, split, rd.tp_rank, rd.tp_size) : full;
+}
+
+CheckpointState load(const std::string& dir, const Reader* rd) {
+  CheckpointState st;
+  const Stored stored = read_meta(dir, st);
+  std::vector<std::unique_ptr<Hid>> files;
+  for (const std::string& file : stored.files) files.push_back(std::make_unique<Hid>(h5::open_file(file), H5Fclose));
+  for (int g = 0; g < 2; ++g) {
+    std::vector<std::unique_ptr<Hid>> groups;
+    for (size_t r = 0; r < files.size(); ++r)
+      groups.push_back(std::make_unique<Hid>(h5::open_group(*files[r], kGroups[g], stored.files[r]), H5Gclose));
+    auto& out = g == 0 ? st.model : st.optimizer;
+    for (const auto& [key, split] : stored.splits[g]) {
+      std::vector<Tensor> shards;
+      for (size_t r = 0; r < (split.sharded() ? files.size() : 1); ++r)
+        shards.push_back(h5::read_tensor(*groups[r], kGroups[g], key, stored.files[r]));
+      Tensor whole = split.sharded() ? join_tp_shards(shards, split) : shards[0];
+      out.emplace(key, rd ? reshard(dir, g, key, whole, *rd) : whole);
+    }
+  }
+  if (rd)
+    for (const auto& [key, shape] : rd->local_shapes)
+      SKEIN_CHECK(st.model.count(key), "checkpoint ", dir, ": tensor '", key, "' (", shape_str(shape),
+                  " in the model) is missing from the checkpoint (a checkpoint of another model?)");
+  return st;
 }
 
 }  // namespace
@@ -139,6 +254,12 @@ void fsync_path(const std::string& path) {
 std::string checkpoint_name(int64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "ckpt-%06lld", static_cast<long long>(step));
+  return buf;
+}
+
+std::string checkpoint_shard_name(int tp_rank, int tp_size) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "shard-tp%02d-of-%02d.h5", tp_rank, tp_size);
   return buf;
 }
 
@@ -151,58 +272,70 @@ std::string save_checkpoint(const std::string& root, const CheckpointState& st,
   fs::create_directories(tmp_dir);
   const std::string file = tmp_dir + "/state.h5";
   {
-    Hid f(H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-    SKEIN_CHECK(f >= 0, "checkpoint: cannot create ", file, " (is the disk full or read-only?)");
-    write_attr_i64(f, "format_version", kFormatVersion, file);
-    write_attr_i64(f, "step", st.step, file);
-    write_attr_str(f, "config_yaml", st.config_yaml, file);
-    Hid gm(H5Gcreate2(f, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    for (auto& [name, t] : st.model) write_tensor(gm, name, t, file);
-    Hid go(H5Gcreate2(f, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    for (auto& [name, t] : st.optimizer) write_tensor(go, name, t, file);
-    Hid gc(H5Gcreate2(f, "counters", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    for (auto& [name, v] : st.counters) write_attr_i64(gc, name, v, file);
-    check(H5Fflush(f, H5F_SCOPE_GLOBAL), "flushing", file);
+    Hid f(h5::create_file(file), H5Fclose);
+    write_meta(f, kFormatInline, st, file);
+    write_tensors(f, "model", st.model, file);
+    write_tensors(f, "optimizer", st.optimizer, file);
+    h5::check(H5Fflush(f, H5F_SCOPE_GLOBAL), "flushing", file);
   }
-  fsync_path(file);
-  fsync_path(tmp_dir);
+  h5::fsync_path(file);
+  h5::fsync_path(tmp_dir);
   if (before_commit) before_commit();
-  // Publish: replace an existing checkpoint of the same step only after the new one is whole.
-  if (fs::exists(final_dir)) {
-    const std::string old = final_dir + ".old-" + std::to_string(::getpid());
-    fs::rename(final_dir, old);
-    fs::rename(tmp_dir, final_dir);
-    fs::remove_all(old);
-  } else {
-    fs::rename(tmp_dir, final_dir);
-  }
-  fsync_path(root);
+  publish(tmp_dir, final_dir, root);
   return final_dir;
 }
 
-CheckpointState load_checkpoint(const std::string& dir) {
-  std::string file = fs::is_directory(dir) ? (fs::path(dir) / "state.h5").string() : dir;
-  SKEIN_CHECK(fs::exists(file), "checkpoint: ", file, " does not exist");
-  Hid f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  SKEIN_CHECK(f >= 0, "checkpoint: ", file, " is not a readable HDF5 file");
-  CheckpointState st;
-  int64_t version = read_attr_i64(f, "format_version", file);
-  SKEIN_CHECK(version == kFormatVersion, "checkpoint ", file, ": format_version ", version, " is not ", kFormatVersion);
-  st.step = read_attr_i64(f, "step", file);
-  st.config_yaml = read_attr_str(f, "config_yaml", file);
-  st.model = read_group(f, "model", file);
-  st.optimizer = read_group(f, "optimizer", file);
-  Hid gc(H5Gopen2(f, "counters", H5P_DEFAULT), H5Gclose);
-  SKEIN_CHECK(gc >= 0, "checkpoint ", file, ": group 'counters' is missing");
-  H5O_info_t info;
-  check(H5Oget_info2(gc, &info, H5O_INFO_NUM_ATTRS), "listing counters", file);
-  for (hsize_t i = 0; i < info.num_attrs; ++i) {
-    ssize_t len = H5Aget_name_by_idx(gc, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    std::string name(static_cast<size_t>(len), '\0');
-    H5Aget_name_by_idx(gc, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
-    st.counters[name] = read_attr_i64(gc, name, file);
+std::string save_parallel_checkpoint(const std::string& root, const ProcessGrid& grid, const CheckpointState& local,
+                                     const std::map<std::string, TpSplit>& splits,
+                                     const std::function<void()>& before_commit) {
+  Communicator& world = grid.world();
+  const bool rank0 = world.rank() == 0;
+  const std::string final_dir = (fs::path(root) / checkpoint_name(local.step)).string();
+  const std::string what =
+      "save_parallel_checkpoint " + final_dir + ": a rank failed (see its error); nothing was published";
+  // Rank 0 names and makes the temporary folder (after its own pid: prune_checkpoints
+  // removes it once that process is gone) before any writer starts.
+  Tensor pid = full({1}, rank0 ? ::getpid() : 0, DType::i64);
+  auto tmp_dir = [&] { return final_dir + ".tmp-" + std::to_string(pid.data<int64_t>()[0]); };
+  std::string error;
+  if (rank0) error = error_of([&] {
+      fs::create_directories(root);
+      fs::remove_all(tmp_dir());
+      fs::create_directories(tmp_dir());
+    });
+  if (!all_ok(world, error)) throw Error(error.empty() ? what : error);
+  world.broadcast(pid, 0);
+  if (grid.dp_rank() == 0 && grid.sp_rank() == 0) error = error_of([&] {
+      write_shard(tmp_dir(), local, splits, grid.tp_rank(), grid.tp());
+      if (rank0) write_manifest(tmp_dir(), grid, local, splits);
+    });
+  const bool written = all_ok(world, error);  // every shard is on disk past this point
+  if (rank0) {
+    if (!written) fs::remove_all(tmp_dir());
+    else error = error_of([&] {
+        if (before_commit) before_commit();
+        publish(tmp_dir(), final_dir, root);
+      });
   }
-  return st;
+  if (!written || !all_ok(world, error)) throw Error(error.empty() ? what : error);
+  return final_dir;
+}
+
+CheckpointState load_checkpoint(const std::string& dir) { return load(dir, nullptr); }
+
+CheckpointState load_checkpoint_shard(const std::string& dir, int tp_rank, int tp_size,
+                                      const std::map<std::string, TpSplit>& splits,
+                                      const std::map<std::string, Shape>& local_shapes) {
+  SKEIN_CHECK(tp_size >= 1 && tp_rank >= 0 && tp_rank < tp_size, "load_checkpoint_shard: tp rank ", tp_rank, " of ",
+              tp_size);
+  const Reader rd{tp_rank, tp_size, splits, local_shapes};
+  return load(dir, &rd);
+}
+
+CheckpointState load_parallel_checkpoint(const std::string& dir, const ProcessGrid& grid,
+                                         const std::map<std::string, TpSplit>& splits,
+                                         const std::map<std::string, Shape>& local_shapes) {
+  return load_checkpoint_shard(dir, grid.tp_rank(), grid.tp(), splits, local_shapes);
 }
 
 namespace {

@@ -51,8 +51,11 @@ class Zero1AdamW {
   // named like the parameter (its state_dict is this rank's shard of the state).
   const AdamW& shard_optimizer() const { return *shard_opt_; }
 
-  // The whole state in plain AdamW's layout and keys (collective): checkpoints are
-  // interchangeable between Zero1AdamW and AdamW, and between group sizes.
+  // The whole state in plain AdamW's layout and keys (collective; every rank gets it all):
+  // checkpoints are interchangeable between Zero1AdamW and AdamW, and between group sizes.
+  // Under tensor parallelism (comm = ProcessGrid::dp_sp_comm()) it is the state of this tp
+  // rank's parameter shards, what save_parallel_checkpoint (launch/checkpoint.h) takes and
+  // load_parallel_checkpoint gives back re-sharded for load_state_dict.
   std::map<std::string, Tensor> state_dict() const;
   // Loads a dict in AdamW's layout (e.g. from state_dict() or AdamW::state_dict()), keeping
   // this rank's shard. Every rank passes the same dict.

@@ -1,5 +1,9 @@
 // test_checkpoint.cpp — checkpoint save/load round trip, newest-complete lookup, pruning,
-// and a writer killed (SIGKILL) mid-checkpoint leaving the previous checkpoint loadable.
+// and a writer killed (SIGKILL) mid-checkpoint leaving the previous checkpoint loadable;
+// in one process, the sharded paths: tp shard join/cut against a naive slicer, a one-process
+// checkpoint loaded as each tp rank's shard, the sharded layout written by a 1-rank grid, and
+// the errors (another model, a missing shard file). tests/parallel/test_checkpoint_reshard.cpp
+// covers real grids under mpirun.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -7,6 +11,7 @@
 #include <filesystem>
 #include "core/ops.h"
 #include "launch/checkpoint.h"
+#include "parallel/grid.h"
 
 namespace fs = std::filesystem;
 
@@ -110,6 +115,157 @@ TEST(Checkpoint, ErrorsNameTheFile) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not a readable HDF5"), std::string::npos) << e.what();
   }
+  fs::remove_all(root);
+}
+
+// ---- sharded checkpoints in one process ----------------------------------------------------
+
+// Rank r's shard of a 2-D full [a, b] split along dim into n blocks of ceil(F / n), element
+// by element (rows past F are zero): the oracle for cut_tp_shard.
+Tensor naive_shard(const Tensor& full, const TpSplit& split, int r, int n) {
+  if (!split.sharded()) return full;
+  const int64_t rows = full.size(split.dim), s = (rows + n - 1) / n;
+  Shape shape = full.shape();
+  shape[split.dim] = s;
+  std::vector<double> v;
+  for (int64_t i = 0; i < shape[0]; ++i)
+    for (int64_t j = 0; j < shape[1]; ++j) {
+      const int64_t gi = split.dim == 0 ? i + r * s : i, gj = split.dim == 1 ? j + r * s : j;
+      v.push_back((split.dim == 0 ? gi : gj) < rows ? full.at({gi, gj}) : 0.0);
+    }
+  return from_vector(v, shape, full.dtype());
+}
+
+void expect_equal(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  EXPECT_EQ(got.dtype(), want.dtype()) << what;
+  EXPECT_EQ(got.to_vector(), want.to_vector()) << what;
+}
+
+TEST(TpShard, CutAndJoinMatchANaiveSlicer) {
+  const Tensor rows = randn({7, 4}, 11, DType::f64), cols = randn({4, 8}, 12);
+  for (int n = 1; n <= 4; ++n) {
+    std::vector<Tensor> vocab, col;
+    for (int r = 0; r < n; ++r) {
+      vocab.push_back(cut_tp_shard(rows, TpSplit{0, 7}, r, n));
+      expect_equal(vocab.back(), naive_shard(rows, TpSplit{0, 7}, r, n), "vocab rank " + std::to_string(r));
+      if (8 % n) continue;
+      col.push_back(cut_tp_shard(cols, TpSplit{1, 8}, r, n));
+      expect_equal(col.back(), naive_shard(cols, TpSplit{1, 8}, r, n), "column rank " + std::to_string(r));
+    }
+    expect_equal(join_tp_shards(vocab, TpSplit{0, 7}), rows, "joined vocab");
+    if (!col.empty()) expect_equal(join_tp_shards(col, TpSplit{1, 0}), cols, "joined columns (full 0)");
+  }
+  expect_equal(cut_tp_shard(rows, TpSplit{}, 1, 2), rows, "replicated");
+  EXPECT_THROW(cut_tp_shard(rows, TpSplit{0, 0}, 0, 2), Error);  // 7 rows, no padding allowed
+  EXPECT_THROW(join_tp_shards({rows, cols}, TpSplit{0, 0}), Error);
+}
+
+// A toy model: a column-split [8, 4], a row-split [4, 8], a vocabulary [7 -> padded, 4] and a
+// replicated [4], with AdamW-layout optimizer state.
+const std::map<std::string, TpSplit> kSplits = {
+    {"col.weight", {0, 8}}, {"row.weight", {1, 8}}, {"embed.weight", {0, 7}}, {"norm.weight", {}}};
+
+CheckpointState toy_state() {
+  CheckpointState st = sample_state(40);
+  st.model.clear();
+  st.optimizer.clear();
+  uint64_t seed = 20;
+  const std::map<std::string, Shape> shapes = {
+      {"col.weight", {8, 4}}, {"row.weight", {4, 8}}, {"embed.weight", {7, 4}}, {"norm.weight", {4}}};
+  for (const auto& [name, shape] : shapes) {
+    st.model[name] = randn(shape, ++seed);
+    st.optimizer["exp_avg." + name] = randn(shape, ++seed);
+    st.optimizer["exp_avg_sq." + name] = randn(shape, ++seed);
+    st.optimizer["step." + name] = full({}, 3, DType::i64);
+  }
+  st.optimizer["step"] = full({}, 3, DType::i64);
+  return st;
+}
+
+std::map<std::string, Shape> local_shapes(const CheckpointState& whole, int n) {
+  std::map<std::string, Shape> out;
+  for (const auto& [name, t] : whole.model) out[name] = cut_tp_shard(t, kSplits.at(name), 0, n).shape();
+  return out;
+}
+
+// `got` is tp rank r of n's share of the whole state `whole`.
+void expect_shard_of(const CheckpointState& got, const CheckpointState& whole, int r, int n) {
+  SCOPED_TRACE("tp rank " + std::to_string(r) + " of " + std::to_string(n));
+  EXPECT_EQ(got.step, whole.step);
+  EXPECT_EQ(got.counters, whole.counters);
+  EXPECT_EQ(got.config_yaml, whole.config_yaml);
+  ASSERT_EQ(got.model.size(), whole.model.size());
+  ASSERT_EQ(got.optimizer.size(), whole.optimizer.size());
+  for (const auto& [name, t] : whole.model)
+    expect_equal(got.model.at(name), naive_shard(t, kSplits.at(name), r, n), name);
+  for (const auto& [key, t] : whole.optimizer) {
+    const std::string param = key.substr(key.find('.') + 1);
+    const TpSplit split = t.dim() > 0 ? kSplits.at(param) : TpSplit{};
+    expect_equal(got.optimizer.at(key), t.dim() == 2 ? naive_shard(t, split, r, n) : t, key);
+  }
+}
+
+TEST(Checkpoint, OneProcessCheckpointLoadsAsEveryTpShard) {
+  const std::string root = temp_root("as_shards");
+  const CheckpointState whole = toy_state();
+  const std::string dir = save_checkpoint(root, whole);
+  for (int n : {1, 2, 4})
+    for (int r = 0; r < n; ++r)
+      expect_shard_of(load_checkpoint_shard(dir, r, n, kSplits, local_shapes(whole, n)), whole, r, n);
+  fs::remove_all(root);
+}
+
+TEST(Checkpoint, ShardedLayoutFromAOneRankGrid) {
+  const std::string root = temp_root("one_rank_grid");
+  SingleProcessComm world;
+  ProcessGrid grid(world, 1, 1, 1);
+  const CheckpointState whole = toy_state();
+  const std::string dir = save_parallel_checkpoint(root, grid, whole, kSplits);
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "state.h5"));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / checkpoint_shard_name(0, 1)));
+  EXPECT_EQ(latest_checkpoint(root), dir);
+  expect_shard_of(load_checkpoint(dir), whole, 0, 1);  // whole tensors
+  expect_shard_of(load_parallel_checkpoint(dir, grid, kSplits, local_shapes(whole, 1)), whole, 0, 1);
+  expect_shard_of(load_checkpoint_shard(dir, 1, 2, kSplits, local_shapes(whole, 2)), whole, 1, 2);
+  fs::remove(fs::path(dir) / checkpoint_shard_name(0, 1));
+  try {
+    load_checkpoint(dir);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shard-tp00-of-01.h5"), std::string::npos) << e.what();
+  }
+  fs::remove_all(root);
+}
+
+TEST(Checkpoint, ShardedLoadOfAnotherModelNamesTheTensorAndShapes) {
+  const std::string root = temp_root("other_model");
+  const CheckpointState whole = toy_state();
+  const std::string dir = save_checkpoint(root, whole);
+  auto expect_error = [&](const std::map<std::string, TpSplit>& splits, const std::map<std::string, Shape>& shapes,
+                          const std::vector<std::string>& parts) {
+    try {
+      load_checkpoint_shard(dir, 0, 2, splits, shapes);
+      FAIL();
+    } catch (const Error& e) {
+      for (const std::string& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    }
+  };
+  std::map<std::string, Shape> shapes = local_shapes(whole, 2);
+  shapes["col.weight"] = {3, 4};  // a model with 6 rows
+  std::map<std::string, TpSplit> splits = kSplits;
+  splits["col.weight"] = {0, 6};
+  expect_error(splits, shapes, {"'col.weight'", "[8,4]", "[6,4]"});
+  std::map<std::string, Shape> more = local_shapes(whole, 2);
+  more["extra.weight"] = {2};
+  splits = kSplits;
+  splits["extra.weight"] = {};
+  expect_error(splits, more, {"'extra.weight'", "missing from the checkpoint"});
+  std::map<std::string, Shape> fewer = local_shapes(whole, 2);
+  fewer.erase("norm.weight");
+  splits = kSplits;
+  splits.erase("norm.weight");
+  expect_error(splits, fewer, {"'norm.weight'", "not in the model"});
   fs::remove_all(root);
 }
 
