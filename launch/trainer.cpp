@@ -20,7 +20,9 @@
 #include "optim/schedule.h"
 #include "optim/sgd.h"
 #include "parallel/data_parallel.h"
+#include "parallel/distributed_optimizer.h"
 #include "parallel/grid.h"
+#include "parallel/model_parallel.h"
 #include "parallel/mpi_comm.h"
 
 namespace fs = std::filesystem;
@@ -31,22 +33,46 @@ namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::unique_ptr<Optimizer> make_optimizer(const Config& cfg, HybridLM& model) {
-  const OptimConfig& o = cfg.optim;
-  if (o.name == "sgd") {
-    SGDOptions s;
-    s.lr = o.lr;
-    s.momentum = o.momentum;
-    s.weight_decay = o.weight_decay;
-    return std::make_unique<SGD>(model.named_parameters(), s);
-  }
+AdamWOptions adamw_options(const OptimConfig& o) {
   AdamWOptions a;
   a.lr = o.lr;
   a.beta1 = o.beta1;
   a.beta2 = o.beta2;
   a.eps = o.eps;
   a.weight_decay = o.weight_decay;
-  return std::make_unique<AdamW>(model.named_parameters(), a);
+  return a;
+}
+
+// The optimizer over this rank's parameters (its tensor-parallel shard), or with
+// parallel.zero1 AdamW sharded over the dp x sp group.
+std::unique_ptr<DistributedOptimizer> make_optimizer(const Config& cfg, const ProcessGrid& grid, HybridLM& model) {
+  const OptimConfig& o = cfg.optim;
+  SKEIN_CHECK(!cfg.parallel.zero1 || o.name != "sgd", "parallel.zero1 shards AdamW's state; optim.name is sgd");
+  std::unique_ptr<Optimizer> local;
+  if (cfg.parallel.zero1) {
+    // AdamW runs sharded inside the DistributedOptimizer
+  } else if (o.name == "sgd") {
+    SGDOptions s;
+    s.lr = o.lr;
+    s.momentum = o.momentum;
+    s.weight_decay = o.weight_decay;
+    local = std::make_unique<SGD>(model.named_parameters(), s);
+  } else {
+    local = std::make_unique<AdamW>(model.named_parameters(), adamw_options(o));
+  }
+  return std::make_unique<DistributedOptimizer>(grid, model.named_parameters(), model.tp_splits(), std::move(local),
+                                                cfg.parallel.zero1, adamw_options(o));
+}
+
+// This rank's part of a batch: its sequence-parallel slice of every sequence (contiguous,
+// in rank order; inputs and targets cut alike).
+Batch sequence_slice(const Batch& b, const ProcessGrid& grid) {
+  if (grid.sp() == 1) return b;
+  auto cut = [&](const Tensor& t) {
+    const int64_t n = t.size(1) / grid.sp();
+    return t.narrow(1, grid.sp_rank() * n, n).contiguous();
+  };
+  return {cut(b.inputs), cut(b.targets)};
 }
 
 LrSchedule make_schedule(const Config& cfg) {
@@ -63,7 +89,10 @@ std::string checkpoint_root(const Config& cfg) {
   return cfg.checkpoint.dir.empty() ? (fs::path(cfg.train.run_dir) / "checkpoints").string() : cfg.checkpoint.dir;
 }
 
-void save(const Config& cfg, HybridLM& model, const Optimizer& opt, const BatchSource& data, int64_t step) {
+// Every rank calls it (collective): the writers of each tp shard write their files, rank 0
+// the counters, config and manifest; the folder appears atomically once all are written.
+void save(const Config& cfg, const ProcessGrid& grid, HybridLM& model, const DistributedOptimizer& opt,
+          const BatchSource& data, int64_t step) {
   CheckpointState st;
   st.step = step;
   st.model = model.state_dict();
@@ -71,14 +100,19 @@ void save(const Config& cfg, HybridLM& model, const Optimizer& opt, const BatchS
   st.counters["data.epoch"] = data.cursor().epoch;
   st.counters["data.position"] = data.cursor().position;
   st.config_yaml = config_to_yaml(cfg);
-  save_checkpoint(checkpoint_root(cfg), st);
-  prune_checkpoints(checkpoint_root(cfg), cfg.checkpoint.keep);
+  save_parallel_checkpoint(checkpoint_root(cfg), grid, st, model.tp_splits());
+  if (grid.world().rank() == 0) prune_checkpoints(checkpoint_root(cfg), cfg.checkpoint.keep);
 }
 
-// Loads a checkpoint into model, optimizer and data cursor; returns its step.
-int64_t restore(const std::string& dir, HybridLM& model, Optimizer& opt, BatchSource& data) {
-  CheckpointState st = load_checkpoint(dir);
+// Loads a checkpoint saved under any grid (re-sharded to this one) into model, optimizer and
+// data cursor; returns its step.
+int64_t restore(const std::string& dir, const ProcessGrid& grid, HybridLM& model, DistributedOptimizer& opt,
+                BatchSource& data) {
+  std::map<std::string, Shape> shapes;
+  for (const auto& [name, t] : model.state_dict()) shapes[name] = t.shape();
+  CheckpointState st;
   try {
+    st = load_parallel_checkpoint(dir, grid, model.tp_splits(), shapes);
     model.load_state_dict(st.model);
   } catch (const Error& e) {
     throw Error(detail::concat("resume from ", dir, ": the checkpoint is from a different model: ", e.what()));
@@ -109,6 +143,18 @@ void print_sample(HybridLM& model, const Config& cfg, const std::string& tokeniz
   so.seed = cfg.train.seed;
   std::vector<int64_t> out = generate(model, prompt, so);
   std::printf("sample: %s\n", tok->decode(out).c_str());
+}
+
+// Backward of one micro-batch on this rank. The LM term is weighted by `lm_weight` (this
+// micro-batch's share of the global token count, times the group size: the reduce averages).
+// The MoM aux term is built from routing statistics summed over the whole global batch
+// (ModelParallel::batch_sum: identity backward), so each rank holds only its part of its
+// gradient: it is weighted by the group size, which the average over the group cancels, and
+// by 1 / grad_accum (the aux term of a step is the mean over its micro-batches).
+void backward_weighted(const LossParts& parts, double lm_weight, int group, const Config& cfg) {
+  if (!parts.aux.defined()) return mul(parts.total, lm_weight).backward();
+  const double aux_weight = cfg.model.mom_aux_loss_scale * group / static_cast<double>(cfg.train.grad_accum);
+  add(mul(parts.lm, lm_weight), mul(parts.aux, aux_weight)).backward();
 }
 
 }  // namespace
@@ -150,16 +196,23 @@ DataSources make_data(Config& cfg, int64_t dp_rank, int64_t dp_size) {
   return d;
 }
 
-RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_t batches) {
+RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_t batches, const ProcessGrid* grid) {
   NoGradGuard no_grad;
   src.set_cursor({0, 0});  // every evaluation sees the same batches
+  const bool split = grid && (grid->sp() > 1 || grid->tp() > 1);
+  const bool mqar = cfg.data.source == "mqar" && !split;  // accuracy needs the whole logits
   double loss = 0, metric = 0;
   for (int64_t i = 0; i < batches; ++i) {
     Batch b = src.next();
-    if (cfg.data.source == "mqar") {
+    if (mqar) {
       Tensor logits = model.forward(b.inputs);
       loss += cross_entropy(logits.reshape({-1, cfg.model.vocab_size}), b.targets.reshape({-1})).item();
       metric += mqar_accuracy(logits, b.targets);
+    } else if (split) {  // every rank sees the same batch: combine the sp slices' means
+      Batch part = sequence_slice(b, *grid);
+      const int64_t n = is_floating(part.targets.dtype()) ? part.targets.numel() : count_targets(part.targets);
+      const double part_loss = model.loss(part.inputs, part.targets).lm.item();  // every rank: collectives inside
+      loss += global_mean_loss(grid->sp_comm(), n ? part_loss : 0.0, n);
     } else {
       loss += model.loss(b.inputs, b.targets).lm.item();
     }
@@ -167,8 +220,7 @@ RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_
   RunSummary r;
   r.val_loss = loss / static_cast<double>(batches);
   r.val_ppl = cfg.data.source == "icl_regression" ? 0.0 : std::exp(r.val_loss);
-  r.metric = cfg.data.source == "mqar" ? metric / static_cast<double>(batches)
-                                       : cfg.data.source == "icl_regression" ? r.val_loss : 0.0;
+  r.metric = mqar ? metric / static_cast<double>(batches) : cfg.data.source == "icl_regression" ? r.val_loss : 0.0;
   return r;
 }
 
@@ -179,11 +231,9 @@ RunSummary train(Config cfg, const std::string& resume) {
   if (mpi_on) world = MpiComm::world();
   else world = std::make_unique<SingleProcessComm>();
   const ParallelConfig& pc = cfg.parallel;
-  SKEIN_CHECK(pc.sp == 1 && pc.tp == 1, "parallel.sp = ", pc.sp, ", parallel.tp = ", pc.tp,
-              ": sequence and tensor parallelism are not wired into the trainer yet (data parallelism is)");
-  SKEIN_CHECK(!pc.zero1, "parallel.zero1: ZeRO-1 (parallel/zero.h) is not wired into the trainer yet");
   ProcessGrid grid(*world, static_cast<int>(pc.dp), static_cast<int>(pc.sp), static_cast<int>(pc.tp));
-  Communicator& dp = grid.dp_sp_comm();
+  grid.check_seq_len(cfg.data.seq_len);
+  Communicator& dp = grid.dp_sp_comm();  // the ranks holding other tokens of the global batch
   const bool rank0 = world->rank() == 0;
   set_num_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : threads_per_rank(*world));
   DataSources data = make_data(cfg, grid.dp_rank(), grid.dp());
@@ -195,18 +245,16 @@ RunSummary train(Config cfg, const std::string& resume) {
     std::ofstream(fs::path(cfg.train.run_dir) / "config.yaml") << yaml;
   }
 
-  HybridLM model(cfg.model);
-  std::unique_ptr<Optimizer> opt = make_optimizer(cfg, model);
+  HybridLM model(cfg.model, std::make_shared<CommModelParallel>(grid, pc.softmax_sp));
+  std::unique_ptr<DistributedOptimizer> opt = make_optimizer(cfg, grid, model);
   const LrSchedule schedule = make_schedule(cfg);
   int64_t step = 0;
   const std::string ckpt = resume == "auto" ? latest_checkpoint(checkpoint_root(cfg)) : resume;
   if (!ckpt.empty()) {
-    step = restore(ckpt, model, *opt, *data.train);
+    step = restore(ckpt, grid, model, *opt, *data.train);
     if (rank0) std::printf("resumed from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(step));
   }
   broadcast_parameters(dp, model.named_parameters());  // every replica starts from rank 0's
-  std::unique_ptr<GradReducer> reducer;
-  if (grid.dp() > 1) reducer = std::make_unique<GradReducer>(dp, model.named_parameters());
   LogConfig log_cfg = cfg.log;
   if (!rank0) log_cfg.jsonl = log_cfg.tensorboard = false;
   MetricsWriter metrics(cfg.train.run_dir, log_cfg);
@@ -215,8 +263,8 @@ RunSummary train(Config cfg, const std::string& resume) {
   const double tokens_per_step = static_cast<double>(cfg.data.batch_size * cfg.data.seq_len * cfg.train.grad_accum);
   const double flops_per_step = lm ? 3 * model_flops_per_token(cfg.model, cfg.data.seq_len) * tokens_per_step : 0;
   if (rank0)
-    std::printf("model: %lld parameters, %d ranks (dp %lld) x %d threads, sgemm %.1f GFLOP/s\n",
-                static_cast<long long>(model.num_parameters()), world->size(), static_cast<long long>(pc.dp),
+    std::printf("model: %lld parameters on this rank, %d ranks (dp %d x sp %d x tp %d) x %d threads, sgemm %.1f GFLOP/s\n",
+                static_cast<long long>(model.num_parameters()), world->size(), grid.dp(), grid.sp(), grid.tp(),
                 num_threads(), peak);
 
   RunSummary out;
@@ -232,7 +280,7 @@ RunSummary train(Config cfg, const std::string& resume) {
     std::vector<int64_t> counts;
     int64_t local_count = 0;
     for (Batch& b : micro) {
-      b = data.train->next();
+      b = sequence_slice(data.train->next(), grid);
       counts.push_back(is_floating(b.targets.dtype()) ? b.targets.numel() : count_targets(b.targets));
       local_count += counts.back();
     }
@@ -241,13 +289,12 @@ RunSummary train(Config cfg, const std::string& resume) {
     for (size_t m = 0; m < micro.size(); ++m) {
       LossParts parts = model.loss(micro[m].inputs, micro[m].targets);
       const double weight = ts.local ? ts.scale * static_cast<double>(counts[m]) / static_cast<double>(ts.local) : 0.0;
-      mul(parts.total, weight).backward();
+      backward_weighted(parts, weight, dp.size(), cfg);
       if (ts.local) local_loss += parts.lm.item() * static_cast<double>(counts[m]) / static_cast<double>(ts.local);
     }
-    if (reducer) reducer->reduce();  // average the gradients over data-parallel ranks
+    opt->reduce();  // average the gradients over the dp x sp ranks
     const double loss = global_mean_loss(dp, local_loss, local_count);
-    const double grad_norm = cfg.train.clip_grad_norm > 0 ? clip_grad_norm(opt->params(), cfg.train.clip_grad_norm)
-                                                          : clip_grad_norm(opt->params(), 1e300);
+    const double grad_norm = opt->clip(cfg.train.clip_grad_norm);
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       SKEIN_CHECK(cfg.train.on_nan == "skip", "train: the loss is ", loss, " and the gradient norm ", grad_norm,
                   " at step ", step, " (set train.on_nan=skip to skip such steps)");
@@ -258,10 +305,10 @@ RunSummary train(Config cfg, const std::string& resume) {
     }
     opt->step();
     const double dt = seconds_since(t0);
-    tokens_per_s = tokens_per_step * static_cast<double>(grid.dp()) / dt;
+    tokens_per_s = tokens_per_step * static_cast<double>(grid.dp()) / dt;  // the global batch (sp splits it)
     out.loss = loss;
     if (rank0 && ((step + 1) % cfg.train.log_every == 0 || step == 0)) {
-      const double gflops = flops_per_step / dt / 1e9;
+      const double gflops = flops_per_step / (grid.sp() * grid.tp()) / dt / 1e9;  // per rank
       const auto mem = cpu_allocator::stats();
       std::printf("step %6lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f GFLOP/s (%.0f%% of sgemm) | "
                   "mem %.0f MB (peak %.0f, rss %.0f)\n",
@@ -271,17 +318,17 @@ RunSummary train(Config cfg, const std::string& resume) {
       metrics.write(step + 1, {{"loss", loss}, {"lr", opt->lr()}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}});
     }
     if (data.val && cfg.train.eval_every > 0 && (step + 1) % cfg.train.eval_every == 0 && step + 1 < cfg.train.steps) {
-      RunSummary e = evaluate(model, *data.val, cfg, cfg.train.eval_batches);  // the same on every rank
+      RunSummary e = evaluate(model, *data.val, cfg, cfg.train.eval_batches, &grid);  // the same on every rank
       if (rank0) std::printf("eval   %6lld | val loss %.4f | val ppl %.2f\n", static_cast<long long>(step + 1), e.val_loss, e.val_ppl);
       metrics.write(step + 1, {{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}});
     }
-    if (rank0 && cfg.checkpoint.every > 0 && (step + 1) % cfg.checkpoint.every == 0 && step + 1 < cfg.train.steps)
-      save(cfg, model, *opt, *data.train, step + 1);
+    if (cfg.checkpoint.every > 0 && (step + 1) % cfg.checkpoint.every == 0 && step + 1 < cfg.train.steps)
+      save(cfg, grid, model, *opt, *data.train, step + 1);
   }
   out.step = step;
   out.tokens_per_s = tokens_per_s;
   if (data.val) {
-    RunSummary e = evaluate(model, *data.val, cfg, cfg.train.eval_batches);
+    RunSummary e = evaluate(model, *data.val, cfg, cfg.train.eval_batches, &grid);
     out.val_loss = e.val_loss;
     out.val_ppl = e.val_ppl;
     out.metric = e.metric;
@@ -291,11 +338,11 @@ RunSummary train(Config cfg, const std::string& resume) {
     metrics.write(step, {{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}});
   }
   metrics.flush();
+  save(cfg, grid, model, *opt, *data.train, step);
   if (rank0) {
-    save(cfg, model, *opt, *data.train, step);
     out.checkpoint = latest_checkpoint(checkpoint_root(cfg));
     write_final(out);
-    print_sample(model, cfg, data.tokenizer_identity);
+    if (grid.sp() == 1 && grid.tp() == 1) print_sample(model, cfg, data.tokenizer_identity);
   }
   return out;
 }

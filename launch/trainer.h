@@ -7,6 +7,7 @@
 #include "configs/config.h"
 #include "data/loader.h"
 #include "layers/model.h"
+#include "parallel/grid.h"
 
 namespace skein {
 
@@ -30,13 +31,17 @@ DataSources make_data(Config& cfg, int64_t dp_rank = 0, int64_t dp_size = 1);
 
 // Trains per cfg. resume: "" (fresh), "auto" (newest checkpoint of the run, if any) or a
 // checkpoint folder. Prints progress to stdout; returns the final numbers. Under mpirun
-// (MPI initialised) the world is cfg.parallel's grid: data parallelism averages gradients
-// over dp ranks with the loss normalised by the global count of non-ignored tokens, and
-// only rank 0 prints, writes metrics and checkpoints.
+// (MPI initialised) the world is cfg.parallel's grid dp x sp x tp: every rank of an sp group
+// holds a contiguous slice of each sequence, every tp rank its shard of the model; gradients
+// are averaged over the dp x sp ranks with the loss normalised by the global count of
+// non-ignored tokens; rank 0 prints and writes metrics.
 RunSummary train(Config cfg, const std::string& resume = "");
 
 // Evaluates `batches` batches of `src`: mean loss (and perplexity for token models; MQAR
-// accuracy when the source is MQAR, stored in `metric`).
-RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_t batches);
+// accuracy when the source is MQAR, stored in `metric`). With a grid whose sp or tp is > 1
+// every rank of the model's sp x tp group calls it (collective; each rank evaluates its
+// slice, the means are combined); MQAR accuracy is then not computed (it needs whole logits).
+RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_t batches,
+                    const ProcessGrid* grid = nullptr);
 
 }  // namespace skein
