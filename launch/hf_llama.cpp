@@ -1,0 +1,387 @@
+// hf_llama.cpp — HF Llama folders in and out, and `skein convert` (see hf_llama.h and
+// docs/HF_FORMAT.md for the mapping).
+// reference: huggingface/transformers src/transformers/models/llama/{configuration,modeling}_llama.py
+#include "launch/hf_llama.h"
+#include <unistd.h>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <typeinfo>
+#include <variant>
+#include "configs/loader.h"
+#include "configs/registry.h"
+#include "launch/checkpoint.h"
+#include "launch/distill.h"
+#include "layers/attention.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace skein {
+namespace {
+
+// skein name -> HF name, outside the blocks and inside block i (after "blocks.{i}." /
+// "model.layers.{i}.").
+const std::pair<const char*, const char*> kTopNames[] = {
+    {"embed.weight", "model.embed_tokens.weight"},
+    {"norm.weight", "model.norm.weight"},
+    {"lm_head.weight", "lm_head.weight"}};
+const std::pair<const char*, const char*> kBlockNames[] = {
+    {"norm1.weight", "input_layernorm.weight"}, {"norm2.weight", "post_attention_layernorm.weight"},
+    {"mlp.w1.weight", "mlp.gate_proj.weight"},  {"mlp.w3.weight", "mlp.up_proj.weight"},
+    {"mlp.w2.weight", "mlp.down_proj.weight"}};
+// The tensors of a Llama attention layer, the same after "mixer." and "self_attn.".
+const char* const kAttentionNames[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight"};
+
+bool is_attention_name(const std::string& s) {
+  for (const char* a : kAttentionNames)
+    if (s == a) return true;
+  return false;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+// "<prefix><digits>.<rest>" -> layer, rest.
+bool split_layer(const std::string& name, const std::string& prefix, int64_t& layer, std::string& rest) {
+  if (!starts_with(name, prefix)) return false;
+  const size_t dot = name.find('.', prefix.size());
+  if (dot == std::string::npos || dot == prefix.size() || dot + 1 == name.size()) return false;
+  const std::string digits = name.substr(prefix.size(), dot - prefix.size());
+  if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return false;
+  layer = std::stoll(digits);
+  rest = name.substr(dot + 1);
+  return true;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  SKEIN_CHECK(in, "hf folder: cannot read ", path.string());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// ---- config.json -------------------------------------------------------------------------
+
+bool has(const json& c, const char* key) { return c.contains(key) && !c[key].is_null(); }
+
+// c[key] as T (`fallback` when absent or null); a missing key or a wrong type names the key.
+template <typename T>
+T get(const json& c, const char* key, const std::string& src, std::optional<T> fallback = std::nullopt) {
+  if (!has(c, key)) {
+    SKEIN_CHECK(fallback.has_value(), src, ": key \"", key, "\" is missing");
+    return *fallback;
+  }
+  const json& v = c[key];
+  bool ok = v.is_number();
+  if constexpr (std::is_same_v<T, bool>) ok = v.is_boolean();
+  else if constexpr (std::is_same_v<T, std::string>) ok = v.is_string();
+  else if constexpr (std::is_integral_v<T>) ok = v.is_number_integer();
+  SKEIN_CHECK(ok, src, ": \"", key, "\" has the wrong type (", v.dump(), ")");
+  return v.get<T>();
+}
+
+// The ModelConfig of a Llama config.json (layer_pattern "S"); rejects what skein does not compute.
+ModelConfig llama_model_config(const json& c, const std::string& src, int64_t* max_position_embeddings) {
+  SKEIN_CHECK(c.is_object(), src, ": must be a JSON object");
+  const std::string type = get<std::string>(c, "model_type", src, "llama");
+  SKEIN_CHECK(type == "llama", src, ": model_type '", type, "' is not supported (skein reads Llama checkpoints)");
+  ModelConfig m;
+  m.layer_pattern = "S";
+  m.vocab_size = get<int64_t>(c, "vocab_size", src);
+  m.d_model = get<int64_t>(c, "hidden_size", src);
+  m.n_layers = get<int64_t>(c, "num_hidden_layers", src);
+  m.n_heads = get<int64_t>(c, "num_attention_heads", src);
+  m.n_kv_heads = get<int64_t>(c, "num_key_value_heads", src, m.n_heads);
+  m.mlp_hidden = get<int64_t>(c, "intermediate_size", src);
+  m.norm_eps = get<double>(c, "rms_norm_eps", src, 1e-6);
+  m.tie_embeddings = get<bool>(c, "tie_word_embeddings", src, false);
+  *max_position_embeddings = get<int64_t>(c, "max_position_embeddings", src, 2048);
+  for (const auto& [key, v] : {std::pair{"vocab_size", m.vocab_size}, {"hidden_size", m.d_model},
+                               {"num_hidden_layers", m.n_layers}, {"num_attention_heads", m.n_heads},
+                               {"num_key_value_heads", m.n_kv_heads}, {"intermediate_size", m.mlp_hidden}})
+    SKEIN_CHECK(v >= 1, src, ": ", key, " must be >= 1, got ", v);
+  SKEIN_CHECK(m.d_model % m.n_heads == 0 && m.n_heads % m.n_kv_heads == 0, src, ": hidden_size ", m.d_model,
+              " must be a multiple of num_attention_heads ", m.n_heads, ", itself a multiple of num_key_value_heads ",
+              m.n_kv_heads);
+  const int64_t head_dim = get<int64_t>(c, "head_dim", src, m.head_dim());
+  SKEIN_CHECK(head_dim == m.head_dim(), src, ": head_dim ", head_dim, " differs from hidden_size / num_attention_heads = ",
+              m.head_dim(), " (skein's head dim is d_model / n_heads)");
+  const std::string act = get<std::string>(c, "hidden_act", src, "silu");
+  SKEIN_CHECK(act == "silu", src, ": hidden_act '", act, "' is not supported (skein's MLP is SwiGLU: silu)");
+  for (const char* bias : {"attention_bias", "mlp_bias"})
+    SKEIN_CHECK(!get<bool>(c, bias, src, false), src, ": ", bias, " is true, but skein's Llama layers have no biases");
+  SKEIN_CHECK(!has(c, "rope_scaling"), src, ": rope_scaling ", c.value("rope_scaling", json()).dump(),
+              " is not supported (skein implements the default RoPE only)");
+  m.rope_theta = get<double>(c, "rope_theta", src, 10000.0);
+  if (has(c, "rope_parameters")) {  // transformers v5
+    const json& rp = c["rope_parameters"];
+    SKEIN_CHECK(rp.is_object(), src, ": rope_parameters must be an object, got ", rp.dump());
+    const std::string rope_type = get<std::string>(rp, "rope_type", src + ": rope_parameters", "default");
+    SKEIN_CHECK(rope_type == "default", src, ": rope_parameters.rope_type '", rope_type,
+                "' is not supported (skein implements the default RoPE only)");
+    m.rope_theta = get<double>(rp, "rope_theta", src + ": rope_parameters", m.rope_theta);
+  }
+  return m;
+}
+
+json llama_config_json(const ModelConfig& m, bool llama, int64_t max_position_embeddings) {
+  return {{"architectures", json::array({llama ? "LlamaForCausalLM" : "SkeinHybridLM"})},
+          {"model_type", "llama"},
+          {"vocab_size", m.vocab_size},
+          {"hidden_size", m.d_model},
+          {"intermediate_size", m.mlp_hidden},
+          {"num_hidden_layers", m.n_layers},
+          {"num_attention_heads", m.n_heads},
+          {"num_key_value_heads", m.kv_heads()},
+          {"head_dim", m.head_dim()},
+          {"hidden_act", "silu"},
+          {"max_position_embeddings", max_position_embeddings},
+          {"rms_norm_eps", m.norm_eps},
+          {"rope_theta", m.rope_theta},
+          {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", m.rope_theta}}},
+          {"tie_word_embeddings", m.tie_embeddings},
+          {"attention_bias", false},
+          {"mlp_bias", false},
+          {"initializer_range", m.init_std},
+          {"torch_dtype", "float32"}};
+}
+
+// The skein config as {"section": {"key": value}} (every key of the schema) and back.
+json config_to_json(const Config& cfg) {
+  json out = json::object();
+  for (const ConfigKey& k : config_schema()) {
+    const size_t dot = k.name.find('.');
+    out[k.name.substr(0, dot)][k.name.substr(dot + 1)] = std::visit([](const auto& v) { return json(v); }, k.get(cfg));
+  }
+  return out;
+}
+
+Config config_from_json(const json& j, const std::string& src) {
+  SKEIN_CHECK(j.is_object(), src, ": must be an object of config sections, got ", j.dump());
+  Config cfg;
+  for (const auto& [section, keys] : j.items()) {
+    SKEIN_CHECK(keys.is_object(), src, ": section '", section, "' must be an object, got ", keys.dump());
+    for (const auto& [key, value] : keys.items()) apply_override(cfg, section + "." + key + "=" + value.dump(), src);
+  }
+  try {
+    validate_config(cfg);
+  } catch (const Error& e) {
+    throw Error(detail::concat(src, ": ", e.what()));
+  }
+  return cfg;
+}
+
+// The embedded skein config must describe the same Llama-shaped parts as the HF keys.
+void check_agrees(const ModelConfig& hf, const ModelConfig& sk, const std::string& src) {
+  const std::pair<const char*, std::pair<double, double>> fields[] = {
+      {"vocab_size / vocab_size", {hf.vocab_size, sk.vocab_size}}, {"hidden_size / d_model", {hf.d_model, sk.d_model}},
+      {"num_hidden_layers / n_layers", {hf.n_layers, sk.n_layers}},
+      {"num_attention_heads / n_heads", {hf.n_heads, sk.n_heads}},
+      {"num_key_value_heads / n_kv_heads", {hf.kv_heads(), sk.kv_heads()}},
+      {"intermediate_size / mlp_hidden", {hf.mlp_hidden, sk.mlp_hidden}},
+      {"tie_word_embeddings / tie_embeddings", {hf.tie_embeddings, sk.tie_embeddings}},
+      {"rms_norm_eps / norm_eps", {hf.norm_eps, sk.norm_eps}}, {"rope_theta / rope_theta", {hf.rope_theta, sk.rope_theta}}};
+  for (const auto& [names, values] : fields)
+    SKEIN_CHECK(values.first == values.second, src, ": ", names, " disagree between the Llama keys (", values.first,
+                ") and skein.config.model (", values.second, "); was the file edited?");
+}
+
+// ---- tensors -----------------------------------------------------------------------------
+
+std::map<std::string, Shape> llama_shapes(const ModelConfig& m) {
+  const int64_t d = m.d_model, q = m.n_heads * m.head_dim(), kv = m.kv_heads() * m.head_dim(), h = m.mlp_hidden;
+  std::map<std::string, Shape> s = {{"model.embed_tokens.weight", {m.vocab_size, d}}, {"model.norm.weight", {d}}};
+  if (!m.tie_embeddings) s["lm_head.weight"] = {m.vocab_size, d};
+  for (int64_t i = 0; i < m.n_layers; ++i) {
+    const std::string l = "model.layers." + std::to_string(i) + ".";
+    s[l + "input_layernorm.weight"] = s[l + "post_attention_layernorm.weight"] = {d};
+    s[l + "self_attn.q_proj.weight"] = {q, d};
+    s[l + "self_attn.k_proj.weight"] = s[l + "self_attn.v_proj.weight"] = {kv, d};
+    s[l + "self_attn.o_proj.weight"] = {d, q};
+    s[l + "mlp.gate_proj.weight"] = s[l + "mlp.up_proj.weight"] = {h, d};
+    s[l + "mlp.down_proj.weight"] = {d, h};
+  }
+  return s;
+}
+
+void check_llama_tensors(const TensorMap& hf, const ModelConfig& m, const std::string& dir) {
+  const std::map<std::string, Shape> want = llama_shapes(m);
+  for (const auto& [name, shape] : want) {
+    auto it = hf.find(name);
+    SKEIN_CHECK(it != hf.end(), "hf folder ", dir, ": tensor '", name, "' is missing");
+    SKEIN_CHECK(it->second.shape() == shape, "hf folder ", dir, ": tensor '", name, "' has shape ",
+                shape_str(it->second.shape()), " but config.json implies ", shape_str(shape));
+  }
+  for (const auto& entry : hf)
+    SKEIN_CHECK(want.count(entry.first), "hf folder ", dir, ": tensor '", entry.first,
+                "' is not part of a Llama model as config.json describes it");
+}
+
+fs::path empty_output(const std::string& dir, const char* what) {
+  fs::path p = fs::absolute(dir).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();
+  SKEIN_CHECK(!fs::exists(p) || (fs::is_directory(p) && fs::is_empty(p)), what, ": ", dir,
+              " exists and is not an empty folder (remove it first)");
+  return p;
+}
+
+}  // namespace
+
+std::string hf_tensor_name(const std::string& name, bool llama_attention) {
+  for (const auto& [sk, hf] : kTopNames)
+    if (name == sk) return hf;
+  int64_t i = 0;
+  std::string rest;
+  if (!split_layer(name, "blocks.", i, rest)) return "skein." + name;
+  const std::string layer = "model.layers." + std::to_string(i) + ".";
+  for (const auto& [sk, hf] : kBlockNames)
+    if (rest == sk) return layer + hf;
+  if (!starts_with(rest, "mixer.")) return layer + "skein." + rest;
+  const std::string tail = rest.substr(6);
+  return layer + (llama_attention && is_attention_name(tail) ? "self_attn." : "self_attn.skein.") + tail;
+}
+
+std::string skein_tensor_name(const std::string& name) {
+  for (const auto& [sk, hf] : kTopNames)
+    if (name == hf) return sk;
+  int64_t i = 0;
+  std::string rest;
+  if (split_layer(name, "model.layers.", i, rest)) {
+    const std::string block = "blocks." + std::to_string(i) + ".";
+    for (const auto& [sk, hf] : kBlockNames)
+      if (rest == hf) return block + sk;
+    if (starts_with(rest, "self_attn.skein.") && rest.size() > 16) return block + "mixer." + rest.substr(16);
+    if (starts_with(rest, "self_attn.") && is_attention_name(rest.substr(10))) return block + "mixer." + rest.substr(10);
+    if (starts_with(rest, "skein.") && rest.size() > 6) return block + rest.substr(6);
+  } else if (starts_with(name, "skein.") && name.size() > 6) {
+    return name.substr(6);
+  }
+  throw Error(detail::concat("hf tensor '", name, "' has no skein counterpart (see docs/HF_FORMAT.md)"));
+}
+
+HfModel load_hf_llama(const std::string& dir) {
+  const fs::path config_path = fs::path(dir) / "config.json";
+  const std::string src = config_path.string();
+  SKEIN_CHECK(fs::exists(config_path), "hf folder ", dir, ": config.json is missing");
+  json c;
+  try {
+    c = json::parse(read_text(config_path));
+  } catch (const json::exception& e) {
+    throw Error(detail::concat(src, ": not valid JSON (", e.what(), ")"));
+  }
+  HfModel out;
+  const ModelConfig llama = llama_model_config(c, src, &out.max_position_embeddings);
+  const bool from_skein = c.contains("skein");
+  if (from_skein) {
+    const json& s = c["skein"];
+    SKEIN_CHECK(s.is_object() && s.value("format_version", json()) == 1 && s.contains("config"), src,
+                ": \"skein\" must be {\"format_version\": 1, \"config\": {...}}");
+    out.config = config_from_json(s["config"], src + ": skein.config");
+    check_agrees(llama, out.config.model, src);
+  } else {
+    out.config.model = llama;
+    validate_config(out.config);
+  }
+  TensorMap hf = load_safetensors_folder(dir);
+  for (auto it = hf.begin(); it != hf.end();) {  // derived from rope_theta / aliased by the tie
+    const bool drop = it->first.ends_with(".rotary_emb.inv_freq") || (llama.tie_embeddings && it->first == "lm_head.weight");
+    it = drop ? hf.erase(it) : std::next(it);
+  }
+  if (!from_skein) check_llama_tensors(hf, llama, dir);
+  const DType dtype = out.config.model.dtype;
+  for (auto& [name, t] : hf) {
+    std::string sk;
+    try {
+      sk = skein_tensor_name(name);
+    } catch (const Error& e) {
+      throw Error(detail::concat("hf folder ", dir, ": ", e.what()));
+    }
+    SKEIN_CHECK(out.state.emplace(sk, t.dtype() == dtype ? t : t.to(dtype)).second, "hf folder ", dir,
+                ": two tensors map to the skein name '", sk, "'");
+  }
+  return out;
+}
+
+std::unique_ptr<HybridLM> load_hf_llama_model(const std::string& dir, Config* config) {
+  HfModel m = load_hf_llama(dir);
+  auto model = std::make_unique<HybridLM>(m.config.model);
+  try {
+    model->load_state_dict(m.state);
+  } catch (const Error& e) {
+    throw Error(detail::concat("hf folder ", dir, ": ", e.what()));
+  }
+  if (config) *config = m.config;
+  return model;
+}
+
+void save_hf_llama(const HybridLM& model, const std::string& dir, const HfSaveOptions& opts) {
+  const ModelConfig& m = model.cfg;
+  SKEIN_CHECK(model.par().tp_size() == 1, "save_hf_llama: the model is split over ", model.par().tp_size(),
+              " tensor-parallel ranks; export from one process (e.g. skein convert of its checkpoint)");
+  SKEIN_CHECK(m.input_dim == 0, "save_hf_llama: a continuous-input model (model.input_dim ", m.input_dim,
+              ") is not a language model");
+  const fs::path out = empty_output(dir, "save_hf_llama");
+  std::vector<bool> llama_layer;
+  for (const auto& b : model.blocks) {
+    const Mixer& mixer = *b->mixer;
+    llama_layer.push_back(typeid(mixer) == typeid(SoftmaxAttention));
+  }
+  const bool llama = m.window == 0 && std::find(llama_layer.begin(), llama_layer.end(), false) == llama_layer.end();
+  TensorMap tensors;
+  for (const auto& [name, t] : model.state_dict()) {
+    int64_t i = 0;
+    std::string rest;
+    const bool attention = split_layer(name, "blocks.", i, rest) && llama_layer.at(i);
+    tensors.emplace(hf_tensor_name(name, attention), t.dtype() == DType::f32 ? t.detach() : t.detach().to(DType::f32));
+  }
+  Config cfg = opts.config.value_or(Config{});
+  if (!opts.config) cfg.model = m;
+  json config = llama_config_json(m, llama, opts.max_position_embeddings);
+  config["skein"] = {{"format_version", 1}, {"config", config_to_json(cfg)}};
+  save_safetensors_folder(out.string(), tensors, opts.max_shard_bytes, {{"format", "pt"}});
+  std::ofstream f(out / "config.json");
+  f << config.dump(2) << "\n";
+  f.close();
+  SKEIN_CHECK(f, "save_hf_llama: writing ", (out / "config.json").string(), " failed (disk full?)");
+}
+
+void convert_hf_to_checkpoint(const std::string& hf_dir, const std::string& ckpt_dir,
+                              const std::vector<std::string>& overrides) {
+  const fs::path out = empty_output(ckpt_dir, "convert");
+  HfModel m = load_hf_llama(hf_dir);
+  for (const std::string& o : overrides) apply_override(m.config, o);
+  validate_config(m.config);
+  CheckpointState st;
+  st.model = std::move(m.state);
+  st.config_yaml = config_to_yaml(m.config);
+  st.counters["hf.max_position_embeddings"] = m.max_position_embeddings;
+  // save_checkpoint writes <root>/ckpt-000000 atomically; it is then moved to the output name.
+  const fs::path root = out.parent_path() / (out.filename().string() + ".convert-" + std::to_string(::getpid()));
+  const std::string written = save_checkpoint(root.string(), st);
+  fs::rename(written, out);
+  fs::remove_all(root);
+}
+
+void convert_checkpoint_to_hf(const std::string& ckpt_dir, const std::string& hf_dir,
+                              const std::vector<std::string>& overrides, int64_t max_shard_bytes) {
+  CheckpointState st = load_checkpoint(ckpt_dir);
+  HfSaveOptions opts;
+  opts.config = parse_config(st.config_yaml, ckpt_dir + "/state.h5:config_yaml", overrides);
+  opts.max_shard_bytes = max_shard_bytes;
+  if (auto it = st.counters.find("hf.max_position_embeddings"); it != st.counters.end())
+    opts.max_position_embeddings = it->second;
+  std::unique_ptr<HybridLM> model;
+  if (!opts.config->distill.teacher.empty()) {  // a distilled student: its distill section swaps the mixers
+    model = load_student(ckpt_dir);
+  } else {
+    model = std::make_unique<HybridLM>(opts.config->model);
+    try {
+      model->load_state_dict(st.model);
+    } catch (const Error& e) {
+      throw Error(detail::concat("convert: checkpoint ", ckpt_dir, " does not rebuild from its model section: ", e.what()));
+    }
+  }
+  save_hf_llama(*model, hf_dir, opts);
+}
+
+}  // namespace skein
