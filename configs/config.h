@@ -1,5 +1,5 @@
 // config.h — the typed experiment config: sections model, data, train, optim, parallel,
-// checkpoint, log, each a struct with its defaults in code (an empty YAML file is a valid
+// checkpoint, log, distill, each a struct with its defaults in code (an empty YAML file is a valid
 // run). configs/loader.h reads YAML + `--set section.key=value` overrides into it, checks
 // every key, type and value, and writes it back out as YAML.
 #pragma once
@@ -73,6 +73,29 @@ struct LogConfig {
   bool tensorboard = true;  // <run_dir>/tb/events.out.tfevents.*
 };
 
+// `skein distill` (launch/distill.h): a softmax teacher into a linear / hybrid student. The
+// data, train (run_dir, log_every, eval_every, eval_batches, threads, grad_accum, clip),
+// optim (schedule, warmup, betas, eps, weight_decay), checkpoint and log sections apply as
+// in training; the model section is the teacher's.
+struct DistillConfig {
+  std::string teacher = "";        // a skein checkpoint folder, or a checkpoints root (its newest)
+  std::string method = "lolcats";  // liger | lolcats
+  std::string layers = "";         // "": every softmax layer; else L (convert) / S (keep) a layer, repeated
+  int64_t window = 64;             // sliding softmax window of Liger Attention / LoLCATs
+  int64_t feature_dim = 64;        // lolcats: Hedgehog feature map width f (2f features)
+  bool liger_attention = true;     // liger: mix sliding-window softmax into the gated recurrence
+  int64_t stage1_steps = 200;      // lolcats: attention transfer (feature maps, layer-wise MSE)
+  double stage1_lr = 1e-2;
+  int64_t stage2_steps = 200;      // LoRA fine-tune with the LM loss
+  double stage2_lr = 1e-3;
+  int64_t lora_rank = 8;
+  double lora_alpha = 16.0;
+  double lora_dropout = 0.0;
+  std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  int64_t eval_context = 2048;     // prompt length of the teacher-vs-student generation benchmark
+  int64_t eval_tokens = 32;        // tokens decoded after it
+};
+
 struct Config {
   ModelConfig model;
   DataConfig data;
@@ -81,6 +104,7 @@ struct Config {
   ParallelConfig parallel;
   CheckpointConfig checkpoint;
   LogConfig log;
+  DistillConfig distill;
 };
 
 }  // namespace skein

@@ -88,6 +88,7 @@ std::vector<ConfigKey> build_schema() {
   using P = ParallelConfig;
   using K = CheckpointConfig;
   using L = LogConfig;
+  using X = DistillConfig;
   std::vector<ConfigKey> s = {
       // model — the HybridLM (layers/config.h)
       field("model.vocab_size", &C::model, &M::vocab_size,
@@ -185,6 +186,34 @@ std::vector<ConfigKey> build_schema() {
       // log
       field("log.jsonl", &C::log, &L::jsonl, any(), "write <run_dir>/metrics.jsonl"),
       field("log.tensorboard", &C::log, &L::tensorboard, any(), "write <run_dir>/tb/events.out.tfevents.*"),
+      // distill (skein distill; launch/distill.h)
+      field("distill.teacher", &C::distill, &X::teacher, any(), "teacher: a skein checkpoint folder or checkpoints root"),
+      field("distill.method", &C::distill, &X::method, one_of({"liger", "lolcats"}), "linearisation recipe"),
+      field("distill.layers", &C::distill, &X::layers,
+            rule<std::string>("must be letters L and S only (or \"\")",
+                              [](const std::string& v) { return v.find_first_not_of("LS") == std::string::npos; }),
+            "layers to convert: \"\" every softmax layer, else L (convert) / S (keep) a layer, repeated"),
+      field("distill.window", &C::distill, &X::window, at_least(1), "sliding softmax window of the student layers"),
+      field("distill.feature_dim", &C::distill, &X::feature_dim, at_least(1), "lolcats: Hedgehog feature map width"),
+      field("distill.liger_attention", &C::distill, &X::liger_attention, any(),
+            "liger: mix sliding-window softmax (0.5) into the gated recurrence"),
+      field("distill.stage1_steps", &C::distill, &X::stage1_steps, at_least(0), "lolcats: attention-transfer steps"),
+      field("distill.stage1_lr", &C::distill, &X::stage1_lr, positive(), "attention-transfer peak learning rate"),
+      field("distill.stage2_steps", &C::distill, &X::stage2_steps, at_least(0), "LoRA fine-tune steps (LM loss)"),
+      field("distill.stage2_lr", &C::distill, &X::stage2_lr, positive(), "LoRA fine-tune peak learning rate"),
+      field("distill.lora_rank", &C::distill, &X::lora_rank, at_least(1), "LoRA rank r"),
+      field("distill.lora_alpha", &C::distill, &X::lora_alpha, positive(), "LoRA alpha (update scaled by alpha / r)"),
+      field("distill.lora_dropout", &C::distill, &X::lora_dropout, below_one(), "dropout on the LoRA input"),
+      field("distill.lora_targets", &C::distill, &X::lora_targets,
+            rule<std::vector<std::string>>("must be a non-empty list of q_proj, k_proj, v_proj, o_proj",
+                                           [](const std::vector<std::string>& vs) {
+                                             for (const auto& v : vs)
+                                               if (v != "q_proj" && v != "k_proj" && v != "v_proj" && v != "o_proj") return false;
+                                             return !vs.empty();
+                                           }),
+            "projections of the converted layers that get adapters"),
+      field("distill.eval_context", &C::distill, &X::eval_context, at_least(1), "prompt length of the generation benchmark"),
+      field("distill.eval_tokens", &C::distill, &X::eval_tokens, at_least(1), "tokens decoded in the generation benchmark"),
   };
   return s;
 }

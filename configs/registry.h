@@ -30,7 +30,7 @@ struct ConfigKey {
   std::function<bool(const ConfigValue&)> valid;  // the per-key rule
 };
 
-// The schema, in order (sections model, data, train, optim, parallel, checkpoint, log).
+// The schema, in order (sections model, data, train, optim, parallel, checkpoint, log, distill).
 const std::vector<ConfigKey>& config_schema();
 // The entry for a dotted key, or nullptr.
 const ConfigKey* find_config_key(const std::string& name);

@@ -1,4 +1,5 @@
-// main.cpp — the `skein` command: git-style subcommands train, eval, generate, prep, sweep.
+// main.cpp — the `skein` command: git-style subcommands train, eval, generate, prep, sweep, distill,
+// convert.
 // `skein <cmd> --help` lists every option with its default; a bad flag prints the usage and
 // exits 2; a skein::Error prints "skein: error: ..." and exits 1.
 #include <mpi.h>
@@ -13,6 +14,8 @@
 #include "data/prep.h"
 #include "data/tokenizer.h"
 #include "launch/checkpoint.h"
+#include "launch/distill.h"
+#include "launch/hf_llama.h"
 #include "launch/sweep.h"
 #include "launch/trainer.h"
 #include "layers/generate.h"
@@ -35,15 +38,15 @@ bool parse(const std::string& cmd, const std::vector<std::string>& args, po::opt
   opts.add_options()("help,h", "show this help");
   try {
     po::store(po::command_line_parser(args).options(opts).run(), vm);
+    if (vm.count("help")) {  // before notify: --help needs no required option
+      std::cout << opts;
+      return false;
+    }
     po::notify(vm);
   } catch (const po::error& e) {
     std::ostringstream os;
     os << "skein " << cmd << ": " << e.what() << "\n\n" << opts;
     throw Usage(os.str());
-  }
-  if (vm.count("help")) {
-    std::cout << opts;
-    return false;
   }
   return true;
 }
@@ -57,6 +60,7 @@ std::pair<Config, std::unique_ptr<HybridLM>> model_from_checkpoint(const std::st
                                                                    const std::vector<std::string>& overrides) {
   CheckpointState st = load_checkpoint(dir);
   Config cfg = parse_config(st.config_yaml, dir + "/state.h5:config_yaml", overrides);
+  if (!cfg.distill.teacher.empty()) return {cfg, load_student(dir)};  // converted mixers
   auto model = std::make_unique<HybridLM>(cfg.model);
   model->load_state_dict(st.model);
   return {cfg, std::move(model)};
@@ -170,6 +174,40 @@ int cmd_sweep(const std::vector<std::string>& args, const std::string& self) {
   return failed ? 1 : 0;
 }
 
+int cmd_distill(const std::vector<std::string>& args) {
+  po::options_description o("skein distill: linearise a softmax teacher into a linear / hybrid student (liger | lolcats)");
+  o.add_options()
+      ("config", po::value<std::string>()->required(), "the distill YAML (configs/distill-lolcats.yaml; distill.teacher names the teacher)")
+      ("set", po::value<std::vector<std::string>>()->default_value({}, "none")->composing(),
+       "override a config key: --set section.key=value (repeatable)")
+      ("resume", po::value<std::string>()->default_value("", "\"\""), "'auto' (newest checkpoint of the run) or a checkpoint folder");
+  po::variables_map vm;
+  if (!parse("distill", args, o, vm)) return 0;
+  distill(config_from(vm), vm["resume"].as<std::string>());
+  return 0;
+}
+
+int cmd_convert(const std::vector<std::string>& args) {
+  po::options_description o("skein convert: Hugging Face Llama folder <-> skein checkpoint (docs/HF_FORMAT.md)");
+  o.add_options()
+      ("from", po::value<std::string>()->required(), "hf (input: an HF Llama folder) | skein (input: a checkpoint folder)")
+      ("input", po::value<std::string>()->required(), "the folder to read")
+      ("output", po::value<std::string>()->required(), "the folder to write (must not exist or be empty)")
+      ("set", po::value<std::vector<std::string>>()->default_value({}, "none")->composing(),
+       "override a key of the config written along (e.g. data.path for eval/generate)")
+      ("max-shard-bytes", po::value<int64_t>()->default_value(HfSaveOptions{}.max_shard_bytes),
+       "--from skein: above this size the weights are sharded");
+  po::variables_map vm;
+  if (!parse("convert", args, o, vm)) return 0;
+  const std::string from = vm["from"].as<std::string>(), in = vm["input"].as<std::string>(), out = vm["output"].as<std::string>();
+  const auto overrides = vm["set"].as<std::vector<std::string>>();
+  SKEIN_CHECK(from == "hf" || from == "skein", "convert: --from must be 'hf' or 'skein', got '", from, "'");
+  if (from == "hf") convert_hf_to_checkpoint(in, out, overrides);
+  else convert_checkpoint_to_hf(in, out, overrides, vm["max-shard-bytes"].as<int64_t>());
+  std::printf("convert: %s (%s) -> %s\n", in.c_str(), from.c_str(), out.c_str());
+  return 0;
+}
+
 const char* kUsage =
     "usage: skein <command> [options]   (skein <command> --help for its options)\n"
     "commands:\n"
@@ -177,7 +215,9 @@ const char* kUsage =
     "  eval      evaluate a checkpoint\n"
     "  generate  sample text from a checkpoint\n"
     "  prep      tokenize text into an HDF5 token file\n"
-    "  sweep     run a grid of configs and tabulate the results\n";
+    "  sweep     run a grid of configs and tabulate the results\n"
+    "  distill   linearise a softmax teacher into a linear / hybrid student\n"
+    "  convert   Hugging Face Llama folder <-> skein checkpoint\n";
 
 }  // namespace
 
@@ -207,6 +247,8 @@ int main(int argc, char** argv) {
     if (cmd == "generate") return cmd_generate(args);
     if (cmd == "prep") return cmd_prep(args);
     if (cmd == "sweep") return cmd_sweep(args, fs::absolute(argv[0]).string());
+    if (cmd == "distill") return cmd_distill(args);
+    if (cmd == "convert") return cmd_convert(args);
     std::fprintf(stderr, "skein: unknown command '%s'\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const Usage& u) {

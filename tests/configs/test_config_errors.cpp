@@ -48,7 +48,7 @@ TEST(ConfigErrors, UnknownSection) {
   EXPECT_EQ(parse_error("model: {d_model: 256}\nmodle:\n  d_model: 3\n"),
             "configs/x.yaml:2: unknown section 'modle' (did you mean 'model'?)");
   EXPECT_HAS(parse_error("lr: 1e-3\n"), "configs/x.yaml:1: unknown section 'lr' (did you mean 'optim.lr'?");
-  EXPECT_HAS(parse_error("qqqqqqqq: {}\n"), "unknown section 'qqqqqqqq' (sections: model, data, train, optim, parallel, checkpoint, log)");
+  EXPECT_HAS(parse_error("qqqqqqqq: {}\n"), "unknown section 'qqqqqqqq' (sections: model, data, train, optim, parallel, checkpoint, log, distill)");
 }
 
 TEST(ConfigErrors, WrongTypeNamesKeyLineTypeAndValue) {
@@ -72,7 +72,7 @@ TEST(ConfigErrors, WrongTypeNamesKeyLineTypeAndValue) {
   // a section or the whole file of the wrong shape
   EXPECT_HAS(parse_error("model: 5\n"), "configs/x.yaml:1: section 'model' must be a map of keys");
   EXPECT_HAS(parse_error("- model\n- data\n"), "configs/x.yaml:1: a config is a map of sections");
-  EXPECT_HAS(parse_error("just words\n"), "a config is a map of sections (model, data, train, optim, parallel, checkpoint, log), got 'just words'");
+  EXPECT_HAS(parse_error("just words\n"), "a config is a map of sections (model, data, train, optim, parallel, checkpoint, log, distill), got 'just words'");
 }
 
 TEST(ConfigErrors, InvalidValuesNameKeyAndValue) {
