@@ -40,6 +40,26 @@ Tensor shift_rows(const Tensor& t, int64_t w) {
   return cat({zeros({t.size(0), t.size(1), w, t.size(3)}, t.dtype()), t.narrow(2, 0, L - w)}, 2);
 }
 
+// [G·T, n]: 1 where key `first + j` of a decode step is NOT in the window of its query; row
+// g·T + t is query t of group member g, which sits after c cached keys (key c + t is itself).
+Tensor decode_outside_window(int64_t G, int64_t T, int64_t c, int64_t first, int64_t n, int64_t window,
+                             DType dtype) {
+  std::vector<double> m(static_cast<size_t>(G * T * n));
+  for (int64_t r = 0; r < G * T; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t i = c + r % T, key = first + j;
+      m[static_cast<size_t>(r * n + j)] = (key <= i && i - key < window) ? 0.0 : 1.0;
+    }
+  return from_vector(m, {G * T, n}, dtype);
+}
+
+// t: [B, H, L, D] -> [B, H, rows, D], zero rows in front (rows >= L).
+Tensor pad_front(const Tensor& t, int64_t rows) {
+  const int64_t L = t.size(2);
+  if (rows == L) return t;
+  return cat({zeros({t.size(0), t.size(1), rows - L, t.size(3)}, t.dtype()), t}, 2);
+}
+
 }  // namespace
 
 LolcatsResult lolcats_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& fq,
@@ -103,6 +123,7 @@ Tensor LolcatsAttention::forward(const Tensor& x, MixerCache* cache) {
   Tensor q = rope(split_heads(q_proj->forward(x), n_heads), rope_theta, pos);     // [B, H, T, hd]
   Tensor k = rope(split_heads(k_proj->forward(x), n_kv_heads), rope_theta, pos);  // [B, Hkv, T, hd]
   Tensor v = split_heads(v_proj->forward(x), n_kv_heads);
+  if (cache && T <= options.window) return o_proj->forward(merge_heads(decode(q, k, v, *cache)));
   int64_t c = 0;  // cached rows in front: context for the window and the linear shift, no output
   if (cache && cache->k.defined()) {
     c = cache->k.size(2);
@@ -129,6 +150,52 @@ Tensor LolcatsAttention::forward(const Tensor& x, MixerCache* cache) {
     cache->pos += T;
   }
   return o_proj->forward(merge_heads(o));
+}
+
+Tensor LolcatsAttention::decode(const Tensor& q, const Tensor& k, const Tensor& v, MixerCache& cache) {
+  const int64_t B = q.size(0), T = q.size(2), Dv = v.size(3), w = options.window, G = n_heads / n_kv_heads;
+  const int64_t c = cache.k.defined() ? cache.k.size(2) : 0, n = c + T;
+  SKEIN_ASSERT(c <= w && T <= w, "LoLCATs decode: ", c, " cached keys and ", T, " new ones, window ", w);
+  Tensor ka = c > 0 ? cat({cache.k, k}, 2) : k;  // [B, Hkv, n, hd]: query t is key c + t
+  Tensor va = c > 0 ? cat({cache.v, v}, 2) : v;
+  // window part: query t reaches keys c + t - w < j <= c + t; grouped-query heads share a kv
+  // head, so the G queries of a group are rows of one matmul (no repeated keys)
+  const int64_t first = std::max<int64_t>(0, c - w + 1), nw = n - first;
+  Tensor kw = ka.narrow(2, first, nw), vw = va.narrow(2, first, nw);
+  Tensor qg = q.contiguous().reshape({B, n_kv_heads, G * T, head_dim});
+  Tensor s = mul(matmul(qg, kw.transpose(2, 3)), 1.0 / std::sqrt(static_cast<double>(head_dim)));
+  if (T > 1)
+    s = masked_fill(s, decode_outside_window(G, T, c, first, nw, w, q.dtype()),
+                    -std::numeric_limits<double>::infinity());
+  Tensor e = exp(sub(s, max(s, -1, true)));  // [B, Hkv, G·T, nw]: a_sm / γ
+  Tensor g = sigmoid(window_factors).reshape({1, n_heads, 1, 1});
+  Tensor num = mul(matmul(e, vw).reshape({B, n_heads, T, Dv}), g);
+  Tensor den = mul(sum(e, {-1}, true).reshape({B, n_heads, T, 1}), g);
+  // keys 0 .. evicted-1 leave the window in this step; query t's linear keys are j <= c + t - w,
+  // so the evicted rows go to rows T - evicted .. T - 1 and the linear op sees each key first
+  // at the query it enters the linear part for (as the shift by w of the blocked path)
+  const int64_t evicted = std::max<int64_t>(0, n - w);
+  if (options.linear) {
+    Tensor fq = feature(q, q_map), fk, v1;
+    if (evicted > 0) {
+      Tensor kev = repeat_kv(ka.narrow(2, 0, evicted)), vev = repeat_kv(va.narrow(2, 0, evicted));
+      fk = pad_front(feature(kev, k_map), T);
+      v1 = pad_front(cat({vev, ones({B, n_heads, evicted, 1}, v.dtype())}, 3), T);
+    } else {
+      fk = zeros(fq.shape(), fq.dtype());
+      v1 = zeros({B, n_heads, T, Dv + 1}, v.dtype());
+    }
+    Tensor init = cache.states.empty() ? Tensor() : cache.states[0];
+    LinearAttentionResult la = linear_attention(fq, fk, v1, Tensor(), init, 1.0, options.chunk);
+    num = add(num, la.out.narrow(3, 0, Dv));
+    den = add(den, la.out.narrow(3, Dv, 1));
+    cache.states = {la.final_state.detach()};
+  }
+  const int64_t keep = n - evicted;  // min(n, w)
+  cache.k = ka.narrow(2, evicted, keep).detach().contiguous();
+  cache.v = va.narrow(2, evicted, keep).detach().contiguous();
+  cache.pos += T;
+  return div(num, den);
 }
 
 std::vector<int64_t> convert_to_lolcats(HybridLM& model, const std::string& pattern, const LolcatsOptions& options,

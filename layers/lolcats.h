@@ -46,6 +46,8 @@ class LolcatsAttention : public ConvertedAttention {
   LolcatsAttention(const SoftmaxAttention& teacher, const LolcatsOptions& options, Generator& gen);
   // x: [B, T, d]. A cache holds the last w RoPE'd keys/values [B, Hkv, ≤w, hd] and the linear
   // state of the keys before them (states[0]): O(w) memory per layer, whatever the length.
+  // With a cache and T <= w the step takes the decode path (decode below), otherwise the
+  // blocked lolcats_attention over the cached rows and the new ones.
   Tensor forward(const Tensor& x, MixerCache* cache) override;
   // x: [B, H, T, hd], map: [H, hd, f] -> [B, H, T, 2f]
   Tensor feature(const Tensor& x, const Tensor& map) const;
@@ -53,6 +55,13 @@ class LolcatsAttention : public ConvertedAttention {
   LolcatsOptions options;
   Tensor q_map, k_map;     // [H, hd, f], kaiming-uniform (bound √(6 / (hd·f)), torch's fan-in of [H, hd, f])
   Tensor window_factors;   // [H]
+
+ private:
+  // The decode path: T new queries against the c <= w cached keys and themselves, O(T·(c + T)·hd)
+  // for the window; the keys that leave the window (at most T) are mapped by φk once and folded
+  // into the linear state, which the queries read in O(T·f·hd). Updates the cache.
+  // q: [B, H, T, hd], k, v: [B, Hkv, T, hd] (RoPE'd at cache.pos) -> [B, H, T, hd]
+  Tensor decode(const Tensor& q, const Tensor& k, const Tensor& v, MixerCache& cache);
 };
 
 // Converts the layers of `model` chosen by `pattern` (see convert_attention_layers) to

@@ -1,9 +1,11 @@
 // test_lolcats.cpp — the LoLCATs mixer: the joint-normaliser attention against a naive O(T²)
 // oracle in f64 and finite differences; with the window over the whole sequence (linear term
-// off, or empty) the converted model IS the teacher; decoding with the O(w) cache equals the
-// full forward; stage 1 (attention transfer) lowers the per-layer MSE on held-out activations.
+// off, or empty) the converted model IS the teacher; decoding with the O(w) cache (one token or
+// a short chunk at a time, several windows, T > 3w) and a prompt + N greedy steps equal the full
+// forward; stage 1 (attention transfer) lowers the per-layer MSE on held-out activations.
 #include <gtest/gtest.h>
 #include <cmath>
+#include "layers/generate.h"
 #include "layers/lolcats.h"
 #include "optim/adamw.h"
 #include "tests/gradcheck.h"
@@ -134,26 +136,104 @@ TEST(Lolcats, WholeSequenceWindowIsTheTeacher) {
   EXPECT_GT(diff, 1e-3);
 }
 
+// Runs `model` over ids [B, T] in pieces of the given lengths (summing to T), carrying the caches;
+// -> the logits of all pieces joined, [B, T, V].
+Tensor forward_in_pieces(HybridLM& model, const Tensor& ids, const std::vector<int64_t>& lengths,
+                         std::vector<MixerCache>& caches) {
+  std::vector<Tensor> pieces;
+  int64_t t = 0;
+  for (int64_t n : lengths) {
+    pieces.push_back(model.forward(ids.narrow(1, t, n), &caches));
+    t += n;
+  }
+  EXPECT_EQ(t, ids.size(1));
+  return cat(pieces, 1);
+}
+
+// Piece lengths summing to T: `head` first, then `cycle` repeated (the last piece cut to fit).
+std::vector<int64_t> schedule(int64_t T, const std::vector<int64_t>& head, const std::vector<int64_t>& cycle) {
+  std::vector<int64_t> out;
+  int64_t t = 0;
+  for (size_t i = 0; t < T; ++i) {
+    const int64_t n = std::min(T - t, i < head.size() ? head[i] : cycle[(i - head.size()) % cycle.size()]);
+    out.push_back(n);
+    t += n;
+  }
+  return out;
+}
+
 TEST(Lolcats, DecodingWithTheCacheEqualsTheFullForward) {
   HybridLM teacher(teacher_config());
-  auto student = copy_of(teacher);
-  LolcatsOptions o;
-  o.window = 3;
-  o.feature_dim = 4;
-  o.chunk = 2;
-  convert_to_lolcats(*student, "", o, 3);
   NoGradGuard ng;
-  const int64_t T = 12;
-  Tensor ids = ids_of(1, T, 40, 2);
-  const std::vector<double> full = student->forward(ids).to_vector();
-  std::vector<MixerCache> caches;
-  std::vector<Tensor> pieces;
-  // prefill 2 (< window), then 4 at once (crossing the window), then one token at a time
-  pieces.push_back(student->forward(ids.narrow(1, 0, 2), &caches));
-  pieces.push_back(student->forward(ids.narrow(1, 2, 4), &caches));
-  for (int64_t t = 6; t < T; ++t) pieces.push_back(student->forward(ids.narrow(1, t, 1), &caches));
-  expect_close(cat(pieces, 1).to_vector(), full, 1e-10, "stepwise");
-  for (const MixerCache& c : caches) EXPECT_EQ(c.k.size(2), o.window);  // O(w) memory, not O(T)
+  for (int64_t w : {1, 2, 3, 5})
+    for (bool linear : {true, false}) {
+      auto student = copy_of(teacher);
+      LolcatsOptions o;
+      o.window = w;
+      o.feature_dim = 4;
+      o.chunk = 2;
+      o.linear = linear;
+      convert_to_lolcats(*student, "", o, 3);
+      const int64_t B = 2, T = 3 * w + 5;  // the linear state takes in keys for over 2w steps
+      Tensor ids = ids_of(B, T, 40, w);
+      const std::vector<double> full = student->forward(ids).to_vector();
+      const std::vector<std::pair<std::string, std::vector<int64_t>>> schedules = {
+          // the decode path only: one token at a time from an empty cache
+          {"one at a time", schedule(T, {}, {1})},
+          // decode-path chunks of up to w tokens, starting below the window and crossing it
+          {"chunks", schedule(T, {2}, {w, 1, std::max<int64_t>(1, w / 2), std::max<int64_t>(1, w - 1)})},
+          // blocked prefill longer than the window, a blocked step over the cache, then decoding
+          {"prefill", schedule(T, {w + 2, w + 1}, {1})},
+      };
+      for (const auto& [name, lengths] : schedules) {
+        std::vector<MixerCache> caches;
+        const std::string what = name + ", w " + std::to_string(w) + (linear ? "" : ", window only");
+        expect_close(forward_in_pieces(*student, ids, lengths, caches).to_vector(), full, 1e-11, what);
+        for (const MixerCache& c : caches) {  // O(w) memory, not O(T)
+          EXPECT_EQ(c.pos, T) << what;
+          EXPECT_EQ(c.k.shape(), (Shape{B, 2, w, 4})) << what;
+          if (linear) {
+            ASSERT_EQ(c.states.size(), 1u) << what;
+            EXPECT_EQ(c.states[0].shape(), (Shape{B, 4, 2 * o.feature_dim, 5})) << what;
+          }
+        }
+      }
+    }
+}
+
+TEST(Lolcats, PromptThenGreedyDecodingEqualsTheFullForward) {
+  NoGradGuard ng;
+  for (auto [w, kv_heads] : {std::pair<int64_t, int64_t>{2, 2}, {4, 4}}) {  // grouped-query and not
+    ModelConfig cfg = teacher_config();
+    cfg.n_kv_heads = kv_heads;
+    HybridLM teacher(cfg);
+    auto student = copy_of(teacher);
+    LolcatsOptions o;
+    o.window = w;
+    o.feature_dim = 4;
+    o.chunk = 3;
+    convert_to_lolcats(*student, "", o, 11);
+    const int64_t P = 2 * w + 3, N = 3 * w + 2;  // prompt prefilled by the blocked path, N decode steps
+    Tensor prompt_ids = ids_of(1, P, 40, 5);
+    std::vector<MixerCache> caches;
+    std::vector<Tensor> logits = {student->forward(prompt_ids, &caches)};
+    std::vector<double> tokens = prompt_ids.to_vector();
+    SamplingOptions greedy;
+    greedy.temperature = 0;
+    Generator gen(0);
+    for (int64_t i = 0; i < N; ++i) {
+      Tensor last = logits.back().narrow(1, logits.back().size(1) - 1, 1).reshape({-1});
+      tokens.push_back(static_cast<double>(sample_token(last, greedy, gen)));
+      logits.push_back(student->forward(from_vector({tokens.back()}, {1, 1}, DType::i64), &caches));
+    }
+    // the full forward over the prompt and the N generated tokens gives the same logits everywhere
+    Tensor all = from_vector(tokens, {1, P + N}, DType::i64);
+    expect_close(cat(logits, 1).to_vector(), student->forward(all).to_vector(), 1e-11, "w " + std::to_string(w));
+    // and generate() (its own caches) continues the prompt with the same tokens
+    greedy.max_new_tokens = N;
+    std::vector<int64_t> want(tokens.begin(), tokens.end()), prompt(tokens.begin(), tokens.begin() + P);
+    EXPECT_EQ(generate(*student, prompt, greedy), want) << "w " << w;
+  }
 }
 
 TEST(Lolcats, AttentionTransferLowersHeldOutMse) {
