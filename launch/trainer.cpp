@@ -131,7 +131,8 @@ void write_final(const RunSummary& r) {
   fs::rename(fs::path(r.run_dir) / "final.json.tmp", fs::path(r.run_dir) / "final.json");
 }
 
-void print_sample(HybridLM& model, const Config& cfg, const std::string& tokenizer_identity) {
+// Every tp rank of a replica generates in lockstep (collectives inside); `print`: this one prints.
+void print_sample(HybridLM& model, const Config& cfg, const std::string& tokenizer_identity, bool print) {
   if (cfg.train.sample_tokens <= 0 || tokenizer_identity.empty()) return;
   auto tok = tokenizer_from_identity(tokenizer_identity);
   std::vector<int64_t> prompt = tok->encode(cfg.train.sample_prompt);
@@ -142,7 +143,7 @@ void print_sample(HybridLM& model, const Config& cfg, const std::string& tokeniz
   so.top_k = 40;
   so.seed = cfg.train.seed;
   std::vector<int64_t> out = generate(model, prompt, so);
-  std::printf("sample: %s\n", tok->decode(out).c_str());
+  if (print) std::printf("sample: %s\n", tok->decode(out).c_str());
 }
 
 // Backward of one micro-batch on this rank. The LM term is weighted by `lm_weight` (this
@@ -200,12 +201,14 @@ RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_
   NoGradGuard no_grad;
   src.set_cursor({0, 0});  // every evaluation sees the same batches
   const bool split = grid && (grid->sp() > 1 || grid->tp() > 1);
-  const bool mqar = cfg.data.source == "mqar" && !split;  // accuracy needs the whole logits
+  // MQAR accuracy needs the whole logits of each sequence: forward() gathers them over tp
+  // ranks, but under sp each rank holds only its slice of every sequence's logits (skipped).
+  const bool mqar = cfg.data.source == "mqar" && !(grid && grid->sp() > 1);
   double loss = 0, metric = 0;
   for (int64_t i = 0; i < batches; ++i) {
     Batch b = src.next();
     if (mqar) {
-      Tensor logits = model.forward(b.inputs);
+      Tensor logits = model.forward(b.inputs);  // [B, T, V] on every rank (tp: collectives inside)
       loss += cross_entropy(logits.reshape({-1, cfg.model.vocab_size}), b.targets.reshape({-1})).item();
       metric += mqar_accuracy(logits, b.targets);
     } else if (split) {  // every rank sees the same batch: combine the sp slices' means
@@ -342,8 +345,9 @@ RunSummary train(Config cfg, const std::string& resume) {
   if (rank0) {
     out.checkpoint = latest_checkpoint(checkpoint_root(cfg));
     write_final(out);
-    if (grid.sp() == 1 && grid.tp() == 1) print_sample(model, cfg, data.tokenizer_identity);
   }
+  // Replica 0's tp ranks generate in lockstep, rank 0 prints (skipped under sp, as MQAR is).
+  if (grid.sp() == 1 && grid.dp_rank() == 0) print_sample(model, cfg, data.tokenizer_identity, rank0);
   return out;
 }
 

@@ -94,9 +94,8 @@ Tensor HybridLM::logits_shard(const Tensor& ids, std::vector<MixerCache>* caches
 
 Tensor HybridLM::forward(const Tensor& ids, std::vector<MixerCache>* caches) {
   if (read_out) return read_out->forward(hidden(ids, caches));
-  SKEIN_CHECK(par_->tp_size() == 1, "HybridLM::forward: the logits are split over ", par_->tp_size(),
-              " tensor-parallel ranks; use loss() (vocabulary-parallel) or generate on one process");
-  return logits_shard(ids, caches);
+  Tensor logits = par_->tp_gather_last(logits_shard(ids, caches));  // [B, T, Vp]: every rank's columns
+  return logits.size(2) == cfg.vocab_size ? logits : logits.narrow(2, 0, cfg.vocab_size);
 }
 
 Tensor HybridLM::predict(const Tensor& inputs) {

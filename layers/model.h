@@ -5,7 +5,8 @@
 // Tensor parallelism: built with a ModelParallel of tp_size > 1, the model holds rank
 // tp_rank's shard of exactly the one-process model's parameters (see layers/basic.h); the
 // embedding and LM head are vocabulary-parallel and loss() uses par->vocab_cross_entropy,
-// so loss and gradients equal the one-process run.
+// so loss and gradients equal the one-process run; forward() gathers the whole logits on
+// every tp rank (par->tp_gather_last), so generation runs on the tp ranks in lockstep.
 #pragma once
 #include <memory>
 #include <vector>
@@ -40,9 +41,11 @@ class HybridLM : public Module {
  public:
   // par: how the model is split over ranks (null: one process); the model keeps it alive.
   explicit HybridLM(const ModelConfig& cfg, std::shared_ptr<const ModelParallel> par = nullptr);
-  // ids: [B, T] -> logits [B, T, V]. caches: one per layer (generation) or null.
-  // One process (tp_size 1) only: with tp_size > 1 the logits are split over ranks, an error
-  // here (training and evaluation use loss(), which is vocabulary-parallel).
+  // ids: [B, T] -> logits [B, T, V]. caches: one per layer (generation; each holds this tp
+  // rank's heads) or null. With tp_size > 1 every tp rank calls it (collectives inside) and
+  // gets the same whole logits: the vocabulary shards gathered, the padding columns dropped.
+  // With sp_size > 1 and no caches, ids are this rank's slice of each sequence (the logits of
+  // its tokens only).
   Tensor forward(const Tensor& ids, std::vector<MixerCache>* caches = nullptr);
   // targets: [B, T] (ignore_index skipped). The same value on every tp rank.
   LossParts loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index = -100);

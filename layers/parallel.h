@@ -2,9 +2,10 @@
 // Layers ask it for their tensor-parallel shard (tp_rank of tp_size: attention heads, MLP
 // hidden columns and vocabulary rows are split in equal contiguous blocks) and route the few
 // operations that cross ranks through it: Megatron's f / g around each tensor-parallel
-// region, the vocabulary-parallel cross-entropy, the sequence-mixing ops over a sequence
-// split across sp ranks (each sp rank holds one contiguous slice of every sequence), and
-// sums of statistics over the ranks that hold the other tokens of the global batch.
+// region, the vocabulary-parallel cross-entropy and the gather of the whole logits, the
+// sequence-mixing ops over a sequence split across sp ranks (each sp rank holds one
+// contiguous slice of every sequence), and sums of statistics over the ranks that hold the
+// other tokens of the global batch.
 // This base class is one process: every hook is the plain core op. parallel/model_parallel.h
 // implements the hooks over communicators (layers never include parallel/).
 #pragma once
@@ -55,6 +56,11 @@ class ModelParallel {
   // g: sum over tp ranks forward, identity backward. Put on the partial outputs of a
   // row-parallel product (o_proj, w2) and of the vocabulary-parallel embedding.
   virtual Tensor tp_sum(const Tensor& x) const { return x; }
+  // Every tp rank's x concatenated along the last dim in rank order, the same tensor on every
+  // tp rank (x: [..., n] -> [..., tp_size * n]); backward: this rank's n columns of the
+  // gradient. Every tp rank must then compute the same thing from it (the whole logits for
+  // generation and accuracy).
+  virtual Tensor tp_gather_last(const Tensor& x) const { return x; }
   // Mean cross-entropy over the non-ignored targets, with the vocabulary split over tp ranks:
   // logits: [N, V_shard] = columns [vocab_start, vocab_start + V_shard) of the padded
   // vocabulary (columns >= vocab_size are padding and take no probability); targets: [N]

@@ -1,6 +1,7 @@
-// collective_ops.cpp — all_gather_op, all_reduce_op, identity_allreduce_backward_op
-// (parallel/collective_ops.h): each forward is one collective on a contiguous copy (or view),
-// each backward the conjugate collective on the incoming gradient.
+// collective_ops.cpp — all_gather_op, all_reduce_op, identity_allreduce_backward_op,
+// all_gather_last_dim_op (parallel/collective_ops.h): each forward is one collective on a
+// contiguous copy (or view), each backward the conjugate collective on the incoming gradient
+// (all_gather_last_dim_op's is a local slice).
 #include "parallel/collective_ops.h"
 #include "core/autograd.h"
 #include "core/ops.h"
@@ -45,6 +46,24 @@ Tensor identity_allreduce_backward_op(Communicator& comm, const Tensor& x) {
     Tensor total = writable(g);
     comm.all_reduce(total);
     return std::vector<Tensor>{total};
+  });
+}
+
+Tensor all_gather_last_dim_op(Communicator& comm, const Tensor& x) {
+  check_input(comm, x, "all_gather_last_dim_op");
+  SKEIN_CHECK(x.dim() >= 1, "all_gather_last_dim_op: the input must have a last dim, got ", shape_str(x.shape()));
+  const int64_t last = x.dim() - 1, n = x.size(last), rank = comm.rank();
+  // [W, ..., n] -> [..., W, n] -> [..., W * n]
+  Tensor stacked = comm.all_gather(x.contiguous().detach());
+  Shape order;
+  for (int64_t d = 1; d <= last; ++d) order.push_back(d);
+  order.push_back(0);
+  order.push_back(last + 1);
+  Shape shape = x.shape();
+  shape[static_cast<size_t>(last)] = comm.size() * n;
+  Tensor out = stacked.permute(order).contiguous().view(shape);
+  return record("all_gather_last_dim", out, {x}, [last, n, rank](const Tensor& g) {
+    return std::vector<Tensor>{g.narrow(last, rank * n, n).contiguous()};
   });
 }
 

@@ -1,8 +1,9 @@
 // collective_ops.h — collectives as autograd ops, each with the conjugate collective as its
 // backward: all_gather_op (backward reduce-scatter), all_reduce_op (Megatron's "g": sum
 // forward, identity backward) and identity_allreduce_backward_op (Megatron's "f": identity
-// forward, all-reduce backward). Sequence parallelism (parallel/lasp2.h) and tensor
-// parallelism build on them.
+// forward, all-reduce backward); and all_gather_last_dim_op (concatenate along the last dim,
+// backward: this rank's slice), for a result every rank then uses alike (whole logits).
+// Sequence parallelism (parallel/lasp2.h) and tensor parallelism build on them.
 // reference: Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language Models
 // Using Model Parallelism", 2019, §3 (the f / g conjugate operators).
 //
@@ -27,5 +28,11 @@ Tensor all_reduce_op(Communicator& comm, const Tensor& x);
 
 // x: [...] -> x (no copy). Backward: the gradient is all-reduced (summed over ranks).
 Tensor identity_allreduce_backward_op(Communicator& comm, const Tensor& x);
+
+// x: [..., n] -> [..., W * n], every rank's x concatenated along the last dim in rank order
+// (the same tensor on every rank). Backward: this rank's n columns of the incoming gradient,
+// no communication: every rank must compute the same loss from the result (Megatron's
+// gather_from_tensor_model_parallel_region), so that column block is x's whole gradient.
+Tensor all_gather_last_dim_op(Communicator& comm, const Tensor& x);
 
 }  // namespace skein

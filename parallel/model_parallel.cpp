@@ -21,6 +21,10 @@ Tensor CommModelParallel::tp_copy(const Tensor& x) const {
 
 Tensor CommModelParallel::tp_sum(const Tensor& x) const { return tp_size() == 1 ? x : all_reduce_op(tp_, x); }
 
+Tensor CommModelParallel::tp_gather_last(const Tensor& x) const {
+  return tp_size() == 1 ? x : all_gather_last_dim_op(tp_, x);
+}
+
 Tensor CommModelParallel::vocab_cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_start,
                                               int64_t vocab_size, int64_t ignore_index) const {
   return vocab_parallel_cross_entropy(tp_, logits, targets, vocab_start, vocab_size, ignore_index);

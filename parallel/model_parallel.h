@@ -2,6 +2,7 @@
 // communicators, so a HybridLM built with it runs tensor-parallel over `tp` and
 // sequence-parallel over `sp`:
 //   tp_copy  = identity_allreduce_backward_op (Megatron f)   tp_sum = all_reduce_op (g)
+//   tp_gather_last = all_gather_last_dim_op (backward: this rank's slice)
 //   vocab_cross_entropy = vocab_parallel_cross_entropy (parallel/vocab_parallel.h)
 //   linear_attention / delta_rule / segment_recurrences = LASP-2 (parallel/lasp2.h)
 //   causal_attention = ring_attention (zigzag) or lasp2h_attention (parallel/softmax_sp.h)
@@ -29,6 +30,7 @@ class CommModelParallel : public ModelParallel {
 
   Tensor tp_copy(const Tensor& x) const override;
   Tensor tp_sum(const Tensor& x) const override;
+  Tensor tp_gather_last(const Tensor& x) const override;
   Tensor vocab_cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_start,
                              int64_t vocab_size, int64_t ignore_index) const override;
   LinearAttentionResult linear_attention(const Tensor& q, const Tensor& k, const Tensor& v,

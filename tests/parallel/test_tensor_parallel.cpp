@@ -200,8 +200,7 @@ TEST(TensorParallel, VocabParallelCrossEntropyRejectsTargetsOutsideTheVocabulary
                Error);
 }
 
-// Divisibility errors name both numbers; forward() (logits split over ranks) and an unknown
-// softmax sequence-parallel method are refused.
+// Divisibility errors name both numbers; an unknown softmax sequence-parallel method is refused.
 TEST(TensorParallel, Errors) {
   const int W = world().size();
   std::unique_ptr<Communicator> tp_comm = tp_group(W);
@@ -226,9 +225,6 @@ TEST(TensorParallel, Errors) {
   ModelConfig hidden = small_model(DType::f32, "L", "decay");
   hidden.mlp_hidden = 4 * W + 1;
   expect_error(hidden, "model.mlp_hidden " + std::to_string(4 * W + 1));
-
-  HybridLM m(small_model(DType::f32, "L", "decay"), par);
-  EXPECT_THROW(m.forward(batch(29).ids), Error);
 
   EXPECT_THROW(CommModelParallel(*tp_comm, single, single, "ulysses"), Error);
 }
