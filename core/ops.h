@@ -61,6 +61,9 @@ Tensor mean(const Tensor& a, const Shape& dims, bool keepdim = false);
 Tensor mean(const Tensor& a);
 Tensor max(const Tensor& a, int64_t dim, bool keepdim = false);  // gradient to the first max
 Tensor logsumexp(const Tensor& a, int64_t dim, bool keepdim = false);
+// Inclusive cumulative sum along dim: out_t = Σ_{s<=t} a_s, or with reverse Σ_{s>=t} a_s (the
+// suffix sums). Backward: the scan in the other direction (core/ops/cumsum.cpp).
+Tensor cumsum(const Tensor& a, int64_t dim, bool reverse = false);
 
 // ---- matmul (core/ops/matmul.cpp, over core/cpu/gemm.h) ---------------------------------
 // a: [..., M, K], b: [..., K, N] or [K, N] -> [..., M, N]. Batch dims must be equal

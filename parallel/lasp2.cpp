@@ -3,17 +3,24 @@
 // transition differs between the kinds:
 //   linear attention  S_end = diag(M) S_in + S_loc,  M = exp(Σ_t g_t) per key dim  (a vector)
 //   delta rule        S_end = A S_in + S_loc,        A = Π_t a_t (I − b_t k_tᵀ k_t)  (Dk × Dk)
-// (1) a local pass from a zero state gives S_loc (an empty piece: S_loc = 0, M = 1, A = I);
+// (1) the piece's S_loc (its state from a zero state) and M or A (an empty piece: S_loc = 0,
+// M = 1, A = I). Linear attention has the closed form
+//   S_loc = Σ_t diag(exp(Σ_{s>t} g_s)) k_tᵀ v_t = (k ⊙ exp(Γ_t − g_t))ᵀ v,  Γ_t = Σ_{s>=t} g_s
+// (the reverse cumulative sum of the gates; every exponent <= 0): one batched GEMM per head
+// plus elementwise work, no chunkwise pass. The delta rule's full transition needs one
+// sequential pass from [0 | I];
 // (2) ONE all_gather_op of every segment's [S_loc | M or A], flattened and concatenated;
 // (3) per segment, S_in of rank r = the chain S ← T_j S + S_loc_j over j < r, the global
-// final state the same chain over every rank; a second local pass from S_in gives this
-// rank's output.
-// Everything after the gather is differentiable ops, so the backward is exact.
+// final state the same chain over every rank; one local pass from S_in gives this rank's
+// output (the only chunkwise pass of a linear-attention piece).
+// Everything is differentiable ops, so the backward is exact.
 // reference: Sun et al., "LASP-2: Rethinking Sequence Parallelism for Linear Attention and Its
-// Hybrid", 2025, Algorithm 1 (one all-gather of the memory states, then a prefix over ranks).
+// Hybrid", 2025, Algorithm 1 (each rank computes only its memory state M_t = K_tᵀ V_t, one
+// all-gather of the states, then a prefix over ranks).
 #include "parallel/lasp2.h"
 #include <string>
 #include <vector>
+#include "core/autograd.h"
 #include "parallel/collective_ops.h"
 
 namespace skein {
@@ -71,14 +78,46 @@ void check_segment(const Recurrence& r, const std::string& op) {
               " or undefined");
 }
 
+// kᵀ v per (batch, head): k: [B, H, T, Dk], v: [B, H, T, Dv] -> [B, H, Dk, Dv]. The backward
+// forms dk = v dSᵀ and dv = k dS in k's and v's own [T, D] layout (matmul on the transposed
+// view of k would return dk as a transposed view, and a strided copy of it costs about as
+// much as the GEMMs).
+Tensor keys_times_values(const Tensor& k, const Tensor& v) {
+  Tensor out = matmul(k.detach().transpose(2, 3), v.detach());
+  const bool need_k = k.requires_grad(), need_v = v.requires_grad();
+  return record("lasp2_keys_times_values", out, {k, v},
+                [sk = k.detach(), sv = v.detach(), need_k, need_v](const Tensor& g) {
+    return std::vector<Tensor>{need_k ? matmul(sv, g.transpose(2, 3)) : Tensor(), need_v ? matmul(sk, g) : Tensor()};
+  });
+}
+
+// The state a linear-attention piece reaches from a zero state, in closed form:
+// S_loc = (k ⊙ w)ᵀ v with w_t = exp(Σ_{s>t} g_s) per key dim (w = 1 without decay).
+// k: [B, H, T, Dk], v: [B, H, T, Dv], g: undefined | [H] | [B, H, T, Dk]. Returns [B, H, Dk, Dv].
+Tensor linear_contribution(const Tensor& k, const Tensor& v, const Tensor& g) {
+  const int64_t H = k.size(1), T = k.size(2);
+  Tensor kw = k;  // [B, H, T, Dk]
+  if (g.defined() && g.dim() == 4) {  // Σ_{s>t} g_s = Σ_{s>=t} g_s − g_t <= 0
+    kw = mul(k, exp(sub(cumsum(g, 2, true), g)));
+  } else if (g.defined()) {           // fixed decay: w_t = exp(g_h (T − 1 − t))
+    std::vector<double> steps(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) steps[static_cast<size_t>(t)] = static_cast<double>(T - 1 - t);
+    Tensor w = exp(mul(g.reshape({H, 1}), from_vector(steps, {1, T}, g.dtype())));  // [H, T]
+    kw = mul(k, w.view({1, H, T, 1}));
+  }
+  return keys_times_values(kw, v);
+}
+
 // Step (1): the piece's [S_loc | M] (linear attention, [B, H, Dk, Dv + 1]) or [S_loc | A]
-// (delta rule, [B, H, Dk, Dv + Dk]). q only shapes the pass: detached.
+// (delta rule, [B, H, Dk, Dv + Dk]). q only shapes the delta rule's pass: detached.
+// An empty piece (T = 0) gives S_loc = 0, M = 1, A = I; its S_loc is still the (empty)
+// product kᵀ v, so that when its inputs need grad this rank joins the backward reduce-scatter.
 Tensor local_pack(const Recurrence& r, double scale, int64_t chunk) {
   const Tensor &q = r.q, &k = r.k, &v = r.v, &g = r.gate;
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dk = q.size(3), Dv = v.size(3);
   const DType dt = v.dtype();
   if (r.beta.defined()) {
-    if (T == 0) return cat({zeros({B, H, Dk, Dv}, dt), identity_states(B, H, Dk, dt)}, 3);
+    if (T == 0) return cat({keys_times_values(k, v), identity_states(B, H, Dk, dt)}, 3);
     // The columns of the state evolve independently, so ONE pass over the values [v | 0] from
     // the state [0 | I] ends in [S_loc | A]: S_loc = the piece's contribution from zero,
     // A = Π_t a_t (I − b_t k_tᵀ k_t) its transition (the identity carried through).
@@ -86,13 +125,11 @@ Tensor local_pack(const Recurrence& r, double scale, int64_t chunk) {
     Tensor init = cat({zeros({B, H, Dk, Dv}, dt), identity_states(B, H, Dk, dt)}, 3);
     return delta_rule(q.detach(), k, v_ext, r.beta, g, init, scale, chunk).final_state;
   }
-  if (T == 0) return cat({zeros({B, H, Dk, Dv}, dt), ones({B, H, Dk, 1}, dt)}, 3);
-  Tensor S_loc = linear_attention(q.detach(), k, v, g, Tensor(), scale, chunk).final_state;
   Tensor M;  // [B, H, Dk, 1]: the piece's total decay per key dim
   if (!g.defined()) M = ones({B, H, Dk, 1}, dt);
   else if (g.dim() == 1) M = mul(ones({B, H, Dk, 1}, dt), exp(mul(g, static_cast<double>(T))).view({1, H, 1, 1}));
   else M = exp(sum(g, {2})).view({B, H, Dk, 1});
-  return cat({S_loc, M}, 3);
+  return cat({linear_contribution(k, v, g), M}, 3);
 }
 
 }  // namespace

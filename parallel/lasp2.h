@@ -2,9 +2,11 @@
 // (LASP-2): each rank of `sp` holds one contiguous slice of the sequence, computes its slice's
 // state contribution and state transition, exchanges them in ONE all-gather per call (size
 // independent of the sequence length), folds the earlier ranks' contributions into its
-// incoming state and reruns its slice from that state. Forward and backward are exact: the
-// backward is autograd through the single-process ops and all_gather_op, whose reduce-scatter
-// carries the state gradients back to earlier ranks.
+// incoming state and runs its slice from that state. For linear attention the contribution is
+// state-only: (k ⊙ decay weights)ᵀ v, one GEMM per head, so the slice gets ONE chunkwise pass;
+// the delta rule's transition takes one extra sequential pass over the slice. Forward and
+// backward are exact: the backward is autograd through the single-process ops and
+// all_gather_op, whose reduce-scatter carries the state gradients back to earlier ranks.
 // reference: Sun et al., "LASP-2: Rethinking Sequence Parallelism for Linear Attention and Its
 // Hybrid", 2025 (arXiv 2502.07563), Algorithm 1; ../shared/research/linear_attention.md §2.4
 // (the exact version with decay and gates, and fla's context-parallel delta rule).
