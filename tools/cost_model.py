@@ -87,13 +87,15 @@ def linear_mixer_time(m, C, cl):
 
 
 def lasp2_layer(m, W, C, cl):
-    """LASP-2: the mixer, a second local pass (skein reruns the whole slice from the incoming
-    state), one all-gather of the [H, Dk, Dv + 1] states forward and one reduce-scatter backward,
+    """LASP-2: the mixer from the incoming state, plus the slice's state contribution in closed
+    form ((k * w)^T v: one GEMM forward, two backward, 2 C D^2 flops each per head, at the GEMM
+    rate), one all-gather of the [H, Dk, Dv + 1] states forward and one reduce-scatter backward,
     ring algorithm: W - 1 steps of alpha + m / beta each, not overlapped (skein's are blocking)."""
     t_mix = linear_mixer_time(m, C, cl)
+    t_state = 6 * C * m["heads"] * m["head_dim"] ** 2 / cl["gemm"]
     state = m["heads"] * m["head_dim"] * (m["head_dim"] + 1) * cl["state_bytes"]
     t_coll = (W - 1) * (cl["coll_latency"] + state / cl["coll_bw"])
-    return dict(compute=2 * t_mix, comm=2 * t_coll, step=2 * t_mix + 2 * t_coll)
+    return dict(compute=t_mix + t_state, comm=2 * t_coll, step=t_mix + t_state + 2 * t_coll)
 
 
 def hop_time(m, C, cl):
