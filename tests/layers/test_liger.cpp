@@ -71,7 +71,7 @@ TEST(Liger, GatesAreLogSigmoidOfTheKeyProjectionOver16) {
   Tensor x = testing::rand64({B, T, d}, 3, -2, 2);
   Tensor gates = m->log_gates(x);
   ASSERT_EQ(gates.shape(), (Shape{B, H, T, hd}));
-  const Tensor& wk = teacher.blocks[1]->mixer->state_dict().at("k_proj.weight");  // the TEACHER's key weights
+  const Tensor wk = teacher.blocks[1]->mixer->state_dict().at("k_proj.weight");  // the TEACHER's key weights
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t t = 0; t < T; ++t)
