@@ -15,6 +15,19 @@ Tensor retnet_log_decay(int64_t n_heads) {
   return g;
 }
 
+std::pair<Tensor, Tensor> gated_delta_init(int64_t n_heads, Generator& gen, DType dtype) {
+  // A ~ U(0, 16), dt ~ log-uniform [1e-3, 0.1], dt_bias = softplus^-1(dt)  (GDN / MoM init)
+  const int64_t H = n_heads;
+  Tensor a = uniform({H}, gen, 1e-4, 16.0), u = uniform({H}, gen, 0.0, 1.0);
+  Tensor alog = Tensor::empty({H}), dtb = Tensor::empty({H});
+  for (int64_t h = 0; h < H; ++h) {
+    alog.data<float>()[h] = std::log(a.data<float>()[h]);
+    double dt = std::exp(std::log(1e-3) + u.data<float>()[h] * (std::log(0.1) - std::log(1e-3)));
+    dtb.data<float>()[h] = static_cast<float>(dt + std::log(-std::expm1(-dt)));
+  }
+  return {alog.to(dtype), dtb.to(dtype)};
+}
+
 LinearAttention::LinearAttention(const ModelConfig& cfg, const std::string& variant_,
                                  Generator& gen, double out_std, const ModelParallel* par)
     : Mixer(par), variant(variant_), feature_map(cfg.feature_map), n_heads(cfg.n_heads), head_dim(cfg.head_dim()),
@@ -62,16 +75,9 @@ LinearAttention::LinearAttention(const ModelConfig& cfg, const std::string& vari
   if (delta) b_proj = register_module("b_proj", column(d, H, false));
   if (variant == "gated_delta") {
     a_proj = register_module("a_proj", column(d, H, false));
-    // A ~ U(0, 16), dt ~ log-uniform [1e-3, 0.1], dt_bias = softplus^-1(dt)  (GDN / MoM init)
-    Tensor a = uniform({H}, gen, 1e-4, 16.0), u = uniform({H}, gen, 0.0, 1.0);
-    Tensor alog = Tensor::empty({H}), dtb = Tensor::empty({H});
-    for (int64_t h = 0; h < H; ++h) {
-      alog.data<float>()[h] = std::log(a.data<float>()[h]);
-      double dt = std::exp(std::log(1e-3) + u.data<float>()[h] * (std::log(0.1) - std::log(1e-3)));
-      dtb.data<float>()[h] = static_cast<float>(dt + std::log(-std::expm1(-dt)));
-    }
-    A_log = register_parameter("A_log", mine(alog.to(cfg.dtype), head_split), head_split);
-    dt_bias = register_parameter("dt_bias", mine(dtb.to(cfg.dtype), head_split), head_split);
+    auto [alog, dtb] = gated_delta_init(H, gen, cfg.dtype);
+    A_log = register_parameter("A_log", mine(alog, head_split), head_split);
+    dt_bias = register_parameter("dt_bias", mine(dtb, head_split), head_split);
   }
 }
 

@@ -10,6 +10,7 @@
 // GLA's low-rank gk_proj_a is replicated and its output enters the tp region through
 // par().tp_copy, as x does.
 #pragma once
+#include <utility>
 #include "layers/basic.h"
 #include "layers/config.h"
 #include "layers/mixer.h"
@@ -18,6 +19,9 @@ namespace skein {
 
 // The fixed per-head decay of the benchmark model: log λ_h, λ_h = 1 - 2^-(5+h).  -> [H]
 Tensor retnet_log_decay(int64_t n_heads);
+// Gated DeltaNet's per-head {A_log, dt_bias} for all n_heads heads, drawn from gen (GDN / MoM
+// init: A ~ U(0, 16), dt ~ log-uniform [1e-3, 0.1], dt_bias = softplus^-1(dt)).  -> [H], [H]
+std::pair<Tensor, Tensor> gated_delta_init(int64_t n_heads, Generator& gen, DType dtype);
 
 class LinearAttention : public Mixer {
  public:

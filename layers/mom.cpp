@@ -13,20 +13,6 @@ namespace {
 
 bool is_delta(const std::string& variant) { return variant == "delta" || variant == "gated_delta"; }
 
-// Gated DeltaNet's decay parameters of all H heads, drawn as LinearAttention draws them:
-// A ~ U(0, 16), dt ~ log-uniform [1e-3, 0.1], dt_bias = softplus^-1(dt) (GDN / MoM init).
-// -> {A_log [H], dt_bias [H]}
-std::pair<Tensor, Tensor> gated_delta_init(int64_t H, Generator& gen, DType dtype) {
-  Tensor a = uniform({H}, gen, 1e-4, 16.0), u = uniform({H}, gen, 0.0, 1.0);
-  Tensor alog = Tensor::empty({H}), dtb = Tensor::empty({H});
-  for (int64_t h = 0; h < H; ++h) {
-    alog.data<float>()[h] = std::log(a.data<float>()[h]);
-    double dt = std::exp(std::log(1e-3) + u.data<float>()[h] * (std::log(0.1) - std::log(1e-3)));
-    dtb.data<float>()[h] = static_cast<float>(dt + std::log(-std::expm1(-dt)));
-  }
-  return {alog.to(dtype), dtb.to(dtype)};
-}
-
 // Steps [start, start + len) of a recurrence (an [H] gate is not cut).
 Recurrence piece(const Recurrence& r, int64_t start, int64_t len) {
   auto cut = [&](const Tensor& t) { return t.defined() && t.dim() >= 3 ? t.narrow(2, start, len) : t; };
