@@ -33,6 +33,11 @@ if(NOT SKEIN_CUDA STREQUAL "OFF")
       set(CMAKE_CUDA_ARCHITECTURES 90)  # H100 / H200
     endif()
     enable_language(CUDA)
+    # CMake 3.25 predates nvcc 13's C++20 flag: tell it the flag, so the CUDA sources compile at
+    # skein's C++20 (they include skein's headers).
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+    list(APPEND CMAKE_CUDA_COMPILE_FEATURES cuda_std_20)
     find_package(CUDAToolkit REQUIRED)
     set(SKEIN_HAVE_CUDA ON)
     find_library(NCCL_LIBRARY NAMES nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)

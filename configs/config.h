@@ -39,6 +39,8 @@ struct TrainConfig {
   uint64_t seed = 1234;          // dropout and sampling
   int64_t sample_tokens = 200;   // generated at the end of a run (0: none)
   std::string sample_prompt = "";
+  std::string device = "cpu";    // cpu | cuda | cuda:N (under mpirun "cuda" is the local rank's GPU)
+  bool tf32 = false;             // cuda: f32 GEMMs through TF32 tensor cores
 };
 
 struct OptimConfig {

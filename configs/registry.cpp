@@ -55,6 +55,15 @@ Rule one_of(std::vector<std::string> choices) {
     return false;
   });
 }
+// "cpu", "cuda" or "cuda:N" (N a non-negative integer).
+Rule device_name_rule() {
+  return rule<std::string>("must be cpu, cuda or cuda:N", [](const std::string& v) {
+    if (v == "cpu" || v == "cuda") return true;
+    if (v.rfind("cuda:", 0) != 0 || v.size() == 5) return false;
+    for (size_t i = 5; i < v.size(); ++i) if (v[i] < '0' || v[i] > '9') return false;
+    return true;
+  });
+}
 // Each entry one of `choices` or "" (per-layer overrides where "" keeps the default).
 Rule each_one_of_or_empty(std::vector<std::string> choices) {
   std::string text = "each entry must be \"\" or one of " + join(choices, ", ");
@@ -161,6 +170,8 @@ std::vector<ConfigKey> build_schema() {
       field("train.seed", &C::train, &T::seed, any(), "dropout and sampling seed"),
       field("train.sample_tokens", &C::train, &T::sample_tokens, at_least(0), "tokens generated at the end (0: none)"),
       field("train.sample_prompt", &C::train, &T::sample_prompt, any(), "prompt of the end-of-run sample"),
+      field("train.device", &C::train, &T::device, device_name_rule(), "cpu | cuda | cuda:N (mpirun: cuda = the local rank's GPU)"),
+      field("train.tf32", &C::train, &T::tf32, any(), "cuda: f32 GEMMs through TF32 tensor cores"),
       // optim
       field("optim.name", &C::optim, &O::name, one_of({"adamw", "sgd"}), "optimizer"),
       field("optim.lr", &C::optim, &O::lr, positive(), "peak learning rate"),

@@ -1,7 +1,7 @@
 // rng.cpp — Philox-4x32-10 and the tensor draws built on it (see rng.h).
 #include "core/rng.h"
 #include <cmath>
-#include "core/threadpool.h"
+#include "core/kernels/kernels.h"
 
 namespace skein {
 
@@ -18,51 +18,25 @@ std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> c, std::array<uint32_
   return c;
 }
 
-namespace {
-
-std::array<uint32_t, 4> block(uint64_t seed, uint64_t index) {
-  return philox4x32({static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32), 0, 0},
-                    {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)});
-}
-
-// Fills t with f(words of block, lane) where element i uses block base + i/4, lane i%4.
-template <typename F>
-Tensor draw(const Shape& shape, Generator& gen, DType dtype, const char* op, F f) {
-  Tensor t = Tensor::empty(shape, dtype);
-  int64_t n = t.numel();
-  uint64_t base = gen.advance(static_cast<uint64_t>((n + 3) / 4));
-  uint64_t seed = gen.seed();
-  SKEIN_DISPATCH_FLOAT(dtype, op, [&] {
-    scalar_t* p = t.data<scalar_t>();
-    parallel_for(0, (n + 3) / 4, 4096, [&](int64_t lo, int64_t hi) {
-      for (int64_t b = lo; b < hi; ++b) {
-        auto w = block(seed, base + static_cast<uint64_t>(b));
-        for (int64_t j = 0; j < 4 && b * 4 + j < n; ++j)
-          p[b * 4 + j] = static_cast<scalar_t>(f(w, static_cast<int>(j)));
-      }
-    });
-  });
-  return t;
-}
-
-}  // namespace
-
+// The draws run on the CPU kernel table (core/cpu/index.cpp), the same numbers the CUDA table's
+// Philox kernel gives for the same (seed, block).
 Tensor randn(const Shape& shape, Generator& gen, DType dtype) {
-  // Box-Muller on word pairs (0,1) and (2,3): lanes 0/1 from the first pair, 2/3 the second.
-  return draw(shape, gen, dtype, "randn", [](const std::array<uint32_t, 4>& w, int lane) {
-    int pair = lane / 2;
-    double u1 = u32_to_unit(w[2 * pair]), u2 = u32_to_unit(w[2 * pair + 1]);
-    double r = std::sqrt(-2.0 * std::log(u1));
-    double a = 6.283185307179586 * u2;
-    return lane % 2 == 0 ? r * std::cos(a) : r * std::sin(a);
-  });
+  SKEIN_CHECK(is_floating(dtype), "randn: dtype ", dtype_name(dtype), " is not supported (need f32 or f64)");
+  Tensor t = Tensor::empty(shape, dtype);
+  const int64_t n = t.numel();
+  const uint64_t base = gen.advance(static_cast<uint64_t>((n + 3) / 4));
+  kern::cpu_kernels().philox_normal(dtype, t.raw_data(), n, gen.seed(), base);
+  return t;
 }
 
 Tensor uniform(const Shape& shape, Generator& gen, double low, double high, DType dtype) {
   SKEIN_CHECK(high > low, "uniform: need high > low, got [", low, ", ", high, ")");
-  return draw(shape, gen, dtype, "uniform", [&](const std::array<uint32_t, 4>& w, int lane) {
-    return low + (high - low) * (static_cast<double>(w[lane]) * (1.0 / 4294967296.0));
-  });
+  SKEIN_CHECK(is_floating(dtype), "uniform: dtype ", dtype_name(dtype), " is not supported (need f32 or f64)");
+  Tensor t = Tensor::empty(shape, dtype);
+  const int64_t n = t.numel();
+  const uint64_t base = gen.advance(static_cast<uint64_t>((n + 3) / 4));
+  kern::cpu_kernels().philox_uniform(dtype, t.raw_data(), n, gen.seed(), base, low, high);
+  return t;
 }
 
 Tensor randn(const Shape& shape, uint64_t seed, DType dtype) {

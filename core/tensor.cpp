@@ -61,7 +61,7 @@ bool Tensor::is_contiguous() const {
 double Tensor::at(const Shape& index) const {
   SKEIN_CHECK(static_cast<int64_t>(index.size()) == dim(), "at: index ", shape_str(index),
               " for a tensor of shape ", shape_str(shape()));
-  SKEIN_CHECK(device() == Device::cpu, "at: tensor is on ", device_name(device()));
+  if (device() != Device::cpu) return to(Device::cpu).at(index);
   int64_t off = 0;
   for (size_t i = 0; i < index.size(); ++i) {
     SKEIN_CHECK(index[i] >= 0 && index[i] < shape()[i], "at: index ", shape_str(index),
@@ -79,7 +79,7 @@ double Tensor::item() const {
 }
 
 std::vector<double> Tensor::to_vector() const {
-  Tensor c = contiguous();
+  Tensor c = contiguous().to(Device::cpu);
   std::vector<double> v(c.numel());
   SKEIN_DISPATCH_ALL(dtype(), "to_vector", [&] {
     const scalar_t* p = c.data<scalar_t>();
@@ -113,7 +113,8 @@ Tensor Tensor::detach() const {
 std::string Tensor::str() const {
   std::ostringstream os;
   os << "Tensor" << shape_str(shape()) << " " << dtype_name(dtype());
-  if (numel() <= 16 && device() == Device::cpu) {
+  if (device() != Device::cpu) os << " " << device_name(device());
+  if (numel() <= 16) {
     os << " {";
     auto v = to_vector();
     for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
@@ -123,19 +124,20 @@ std::string Tensor::str() const {
 }
 
 // ---- factories ----
-Tensor full(const Shape& shape, double value, DType dtype) {
-  Tensor t = Tensor::empty(shape, dtype);
+Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  Tensor t = Tensor::empty(shape, dtype, device);
   fill_(t, value);
   return t;
 }
-Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
-Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
-Tensor scalar(double value, DType dtype) { return full({}, value, dtype); }
+Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
+Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()); }
+Tensor scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
-Tensor arange(int64_t start, int64_t end, DType dtype) {
+Tensor arange(int64_t start, int64_t end, DType dtype, Device device) {
   SKEIN_CHECK(end >= start, "arange: end ", end, " < start ", start);
+  if (device != Device::cpu) return arange(start, end, dtype).to(device);
   Tensor t = Tensor::empty({end - start}, dtype);
   SKEIN_DISPATCH_ALL(dtype, "arange", [&] {
     scalar_t* p = t.data<scalar_t>();
@@ -144,9 +146,10 @@ Tensor arange(int64_t start, int64_t end, DType dtype) {
   return t;
 }
 
-Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
+Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype, Device device) {
   SKEIN_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector: ",
               values.size(), " values for shape ", shape_str(shape));
+  if (device != Device::cpu) return from_vector(values, shape, dtype).to(device);
   Tensor t = Tensor::empty(shape, dtype);
   SKEIN_DISPATCH_ALL(dtype, "from_vector", [&] {
     scalar_t* p = t.data<scalar_t>();

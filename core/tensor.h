@@ -62,7 +62,15 @@ class Tensor {
   bool is_contiguous() const;
   bool same_storage(const Tensor& other) const { return impl_->storage == other.impl_->storage; }
 
+  // Host memory, typed: for CPU code. A tensor on a GPU says so (use to(Device::cpu) first).
   template <typename T> T* data() const {
+    SKEIN_CHECK(device() == Device::cpu, "data<", dtype_name(dtype_of<T>()), ">: tensor ",
+                shape_str(shape()), " is on ", device_name(device()),
+                "; host code must copy it with to(Device::cpu) first");
+    return data_ptr<T>();
+  }
+  // The typed pointer on whichever device holds the tensor (for kernel launches).
+  template <typename T> T* data_ptr() const {
     SKEIN_CHECK(dtype_of<T>() == dtype(), "data<", dtype_name(dtype_of<T>()), ">: tensor is ",
                 dtype_name(dtype()));
     return static_cast<T*>(impl_->storage->data) + impl_->offset;
@@ -71,7 +79,7 @@ class Tensor {
     return static_cast<char*>(impl_->storage->data) + impl_->offset * dtype_size(dtype());
   }
   // The single element of a one-element tensor, as double.
-  double item() const;
+  double item() const;   // a device tensor is copied to the host (the host waits for the GPU)
   // Element at a multi-index, as double (tests and debugging; slow).
   double at(const Shape& index) const;
   std::vector<double> to_vector() const;  // all elements in row-major order, as double
@@ -96,6 +104,9 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(DType dtype) const;
+  // The same values on another device (differentiable: the gradient travels back). A no-op when
+  // the tensor is already there.
+  Tensor to(Device device) const;
 
   std::string str() const;  // "Tensor[2,3] f32" plus values when small
 
@@ -110,15 +121,16 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
 int64_t shape_numel(const Shape& shape);
 
 // ---- factories ----
-Tensor zeros(const Shape& shape, DType dtype = DType::f32);
-Tensor ones(const Shape& shape, DType dtype = DType::f32);
-Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
-Tensor arange(int64_t start, int64_t end, DType dtype = DType::i64);
-Tensor zeros_like(const Tensor& t);
+Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
+Tensor ones(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
+Tensor full(const Shape& shape, double value, DType dtype = DType::f32, Device device = Device::cpu);
+Tensor arange(int64_t start, int64_t end, DType dtype = DType::i64, Device device = Device::cpu);
+Tensor zeros_like(const Tensor& t);  // same shape, dtype and device
 Tensor ones_like(const Tensor& t);
-Tensor scalar(double value, DType dtype = DType::f32);
+Tensor scalar(double value, DType dtype = DType::f32, Device device = Device::cpu);
 // A tensor holding these values (row-major), of the given shape.
-Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = DType::f32);
+Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = DType::f32,
+                   Device device = Device::cpu);
 // randn / uniform: see core/rng.h.
 
 }  // namespace skein

@@ -13,7 +13,9 @@
 #include "configs/loader.h"
 #include "data/prep.h"
 #include "data/tokenizer.h"
+#include "core/backend.h"
 #include "launch/checkpoint.h"
+#include "launch/device_setup.h"
 #include "launch/distill.h"
 #include "launch/hf_llama.h"
 #include "launch/sweep.h"
@@ -60,9 +62,14 @@ std::pair<Config, std::unique_ptr<HybridLM>> model_from_checkpoint(const std::st
                                                                    const std::vector<std::string>& overrides) {
   CheckpointState st = load_checkpoint(dir);
   Config cfg = parse_config(st.config_yaml, dir + "/state.h5:config_yaml", overrides);
-  if (!cfg.distill.teacher.empty()) return {cfg, load_student(dir)};  // converted mixers
-  auto model = std::make_unique<HybridLM>(cfg.model);
-  model->load_state_dict(st.model);
+  std::unique_ptr<HybridLM> model;
+  if (!cfg.distill.teacher.empty()) {
+    model = load_student(dir);  // converted mixers
+  } else {
+    model = std::make_unique<HybridLM>(cfg.model);
+    model->load_state_dict(st.model);
+  }
+  model->to(setup_device(cfg, 0));  // train.device (a checkpoint loads on any device)
   return {cfg, std::move(model)};
 }
 
@@ -253,6 +260,9 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const Usage& u) {
     std::fprintf(stderr, "%s", u.what());
+    return 2;
+  } catch (const DeviceUnavailable& e) {  // asked for a device this machine lacks: like a usage error
+    fail(e.what());
     return 2;
   } catch (const std::exception& e) {
     return fail(e.what());

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include "configs/loader.h"
+#include "core/backend.h"
+#include "launch/device_setup.h"
 #include "core/allocator.h"
 #include "core/cpu/gemm.h"
 #include "core/threadpool.h"
@@ -95,8 +97,8 @@ void save(const Config& cfg, const ProcessGrid& grid, HybridLM& model, const Dis
           const BatchSource& data, int64_t step) {
   CheckpointState st;
   st.step = step;
-  st.model = model.state_dict();
-  st.optimizer = opt.state_dict();
+  st.model = to_host(model.state_dict());  // checkpoints are device-independent
+  st.optimizer = to_host(opt.state_dict());
   st.counters["data.epoch"] = data.cursor().epoch;
   st.counters["data.position"] = data.cursor().position;
   st.config_yaml = config_to_yaml(cfg);
@@ -205,18 +207,21 @@ RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_
   // ranks, but under sp each rank holds only its slice of every sequence's logits (skipped).
   const bool mqar = cfg.data.source == "mqar" && !(grid && grid->sp() > 1);
   double loss = 0, metric = 0;
+  const Device dev = model.device();
   for (int64_t i = 0; i < batches; ++i) {
-    Batch b = src.next();
+    Batch b = src.next();  // on the host; batch_to moves what the model reads
     if (mqar) {
-      Tensor logits = model.forward(b.inputs);  // [B, T, V] on every rank (tp: collectives inside)
-      loss += cross_entropy(logits.reshape({-1, cfg.model.vocab_size}), b.targets.reshape({-1})).item();
-      metric += mqar_accuracy(logits, b.targets);
+      Tensor logits = model.forward(b.inputs.to(dev));  // [B, T, V] on every rank (tp: collectives inside)
+      loss += cross_entropy(logits.reshape({-1, cfg.model.vocab_size}), b.targets.reshape({-1}).to(dev)).item();
+      metric += mqar_accuracy(logits.to(Device::cpu), b.targets);
     } else if (split) {  // every rank sees the same batch: combine the sp slices' means
       Batch part = sequence_slice(b, *grid);
       const int64_t n = is_floating(part.targets.dtype()) ? part.targets.numel() : count_targets(part.targets);
+      part = batch_to(part, dev);
       const double part_loss = model.loss(part.inputs, part.targets).lm.item();  // every rank: collectives inside
       loss += global_mean_loss(grid->sp_comm(), n ? part_loss : 0.0, n);
     } else {
+      b = batch_to(b, dev);
       loss += model.loss(b.inputs, b.targets).lm.item();
     }
   }
@@ -239,6 +244,7 @@ RunSummary train(Config cfg, const std::string& resume) {
   Communicator& dp = grid.dp_sp_comm();  // the ranks holding other tokens of the global batch
   const bool rank0 = world->rank() == 0;
   set_num_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : threads_per_rank(*world));
+  const Device device = setup_device(cfg, world->rank());
   DataSources data = make_data(cfg, grid.dp_rank(), grid.dp());
   validate_config(cfg);
   const std::string yaml = config_to_yaml(cfg);
@@ -249,6 +255,7 @@ RunSummary train(Config cfg, const std::string& resume) {
   }
 
   HybridLM model(cfg.model, std::make_shared<CommModelParallel>(grid, pc.softmax_sp));
+  model.to(device);  // parameters first: the optimizer's state is made where they live
   std::unique_ptr<DistributedOptimizer> opt = make_optimizer(cfg, grid, model);
   const LrSchedule schedule = make_schedule(cfg);
   int64_t step = 0;
@@ -261,7 +268,9 @@ RunSummary train(Config cfg, const std::string& resume) {
   LogConfig log_cfg = cfg.log;
   if (!rank0) log_cfg.jsonl = log_cfg.tensorboard = false;
   MetricsWriter metrics(cfg.train.run_dir, log_cfg);
-  const double peak = cpu::sgemm_gflops(1024, 1024, 1024, 3);  // for "% of sgemm" in the log
+  // for "% of peak" in the log: sgemm on the CPU, cuBLAS f32 (TF32 when on) on a GPU
+  const double peak = device == Device::cpu ? gemm_peak_gflops(device, 1024, 1024, 1024, 3)
+                                            : gemm_peak_gflops(device, 8192, 8192, 8192, 5);
   const bool lm = cfg.data.source != "icl_regression";
   const double tokens_per_step = static_cast<double>(cfg.data.batch_size * cfg.data.seq_len * cfg.train.grad_accum);
   const double flops_per_step = lm ? 3 * model_flops_per_token(cfg.model, cfg.data.seq_len) * tokens_per_step : 0;
@@ -286,6 +295,7 @@ RunSummary train(Config cfg, const std::string& resume) {
       b = sequence_slice(data.train->next(), grid);
       counts.push_back(is_floating(b.targets.dtype()) ? b.targets.numel() : count_targets(b.targets));
       local_count += counts.back();
+      b = batch_to(b, device);
     }
     const TokenScale ts = global_token_scale(dp, local_count);
     double local_loss = 0;
@@ -312,11 +322,12 @@ RunSummary train(Config cfg, const std::string& resume) {
     out.loss = loss;
     if (rank0 && ((step + 1) % cfg.train.log_every == 0 || step == 0)) {
       const double gflops = flops_per_step / (grid.sp() * grid.tp()) / dt / 1e9;  // per rank
-      const auto mem = cpu_allocator::stats();
-      std::printf("step %6lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f GFLOP/s (%.0f%% of sgemm) | "
-                  "mem %.0f MB (peak %.0f, rss %.0f)\n",
+      const DeviceMemory mem = device_memory(device);
+      std::printf("step %6lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f GFLOP/s (%.0f%% of %s) | "
+                  "%s %.0f MB (peak %.0f, rss %.0f)\n",
                   static_cast<long long>(step + 1), loss, opt->lr(), grad_norm, tokens_per_s, gflops, 100 * gflops / peak,
-                  mem.bytes_live / 1048576.0, mem.bytes_peak / 1048576.0, peak_rss_mb());
+                  device == Device::cpu ? "sgemm" : "cuBLAS", device == Device::cpu ? "mem" : "gpu mem", mem.live_mb,
+                  mem.peak_mb, peak_rss_mb());
       std::fflush(stdout);
       metrics.write(step + 1, {{"loss", loss}, {"lr", opt->lr()}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}});
     }

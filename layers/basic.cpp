@@ -17,7 +17,7 @@ Tensor tp_shard(const Tensor& full, TpSplit split, int rank, int size) {
   const int64_t have = std::clamp<int64_t>(split.full - start, 0, per);
   Shape shape = full.shape();
   shape[static_cast<size_t>(split.dim)] = per;
-  Tensor out = zeros(shape, full.dtype());  // the padding rows stay zero
+  Tensor out = zeros(shape, full.dtype(), full.device());  // the padding rows stay zero
   if (have > 0) {
     NoGradGuard no_grad;
     Tensor dst = out.narrow(split.dim, 0, have);
@@ -76,7 +76,7 @@ Tensor Embedding::forward(const Tensor& ids) const {
   if (par_->tp_size() == 1) return embedding(weight, ids);
   SKEIN_CHECK(!is_floating(ids.dtype()), "Embedding: ids must be i32 or i64, got ", dtype_name(ids.dtype()));
   // Ids in this rank's rows map to local rows; the others to row 0, zeroed by `keep`.
-  Tensor idx = ids.to(DType::i64).contiguous();
+  Tensor idx = ids.to(DType::i64).contiguous().to(Device::cpu);  // the host decides which rows are local
   const int64_t n = idx.numel(), rows = weight.size(0);
   const int64_t* pi = idx.data<int64_t>();
   std::vector<double> local(static_cast<size_t>(n)), keep(static_cast<size_t>(n));
@@ -89,8 +89,8 @@ Tensor Embedding::forward(const Tensor& ids) const {
   }
   Shape keep_shape = ids.shape();
   keep_shape.push_back(1);
-  Tensor rows_out = embedding(weight, from_vector(local, ids.shape(), DType::i64));
-  return par_->tp_sum(mul(rows_out, from_vector(keep, keep_shape, weight.dtype())));
+  Tensor rows_out = embedding(weight, from_vector(local, ids.shape(), DType::i64, weight.device()));
+  return par_->tp_sum(mul(rows_out, from_vector(keep, keep_shape, weight.dtype(), weight.device())));
 }
 
 RMSNorm::RMSNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {

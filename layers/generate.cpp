@@ -32,13 +32,13 @@ std::vector<int64_t> generate(HybridLM& model, const std::vector<int64_t>& promp
   std::vector<MixerCache> caches;
   std::vector<int64_t> out = prompt;
   std::vector<double> p(prompt.begin(), prompt.end());
-  Tensor logits = model.forward(from_vector(p, {1, static_cast<int64_t>(p.size())}, DType::i64), &caches);
+  Tensor logits = model.forward(from_vector(p, {1, static_cast<int64_t>(p.size())}, DType::i64, model.device()), &caches);
   for (int64_t i = 0; i < opt.max_new_tokens; ++i) {
     Tensor last = logits.narrow(1, logits.size(1) - 1, 1).reshape({-1});
     int64_t next = sample_token(last, opt, gen);
     out.push_back(next);
     if (i + 1 == opt.max_new_tokens) break;
-    logits = model.forward(from_vector({static_cast<double>(next)}, {1, 1}, DType::i64), &caches);
+    logits = model.forward(from_vector({static_cast<double>(next)}, {1, 1}, DType::i64, model.device()), &caches);
   }
   return out;
 }

@@ -67,7 +67,10 @@ LinearAttention::LinearAttention(const ModelConfig& cfg, const std::string& vari
     q_fmap = register_parameter("q_fmap", mine(eye, head_split), head_split);
     k_fmap = register_parameter("k_fmap", mine(eye.clone(), head_split), head_split);
   }
-  if (variant == "decay") log_decay = mine(retnet_log_decay(H).to(cfg.dtype), head_split);  // global head index
+  if (variant == "decay") {
+    log_decay = mine(retnet_log_decay(H).to(cfg.dtype), head_split);  // global head index
+    register_buffer("log_decay", log_decay);
+  }
   if (variant == "gla") {
     gk_proj_a = register_module("gk_proj_a", std::make_shared<Linear>(d, cfg.gla_gate_rank, gen, cfg.init_std, false, cfg.dtype));
     gk_proj_b = register_module("gk_proj_b", column(cfg.gla_gate_rank, d, true));
@@ -96,7 +99,7 @@ Tensor LinearAttention::feature(const Tensor& x, const Tensor& fmap) const {
 Tensor LinearAttention::output(const Tensor& o, const Tensor& x) const {
   // o: [B, H, T, dv] -> per-head RMSNorm over dv -> [B, T, d] * gain (* silu gate) -> o_proj
   Tensor y = o.permute({0, 2, 1, 3});  // [B, T, H, dv]
-  if (output_norm) y = rms_norm(y, ones({y.size(-1)}, y.dtype()), 1e-6);
+  if (output_norm) y = rms_norm(y, ones({y.size(-1)}, y.dtype(), y.device()), 1e-6);
   y = y.reshape({x.size(0), x.size(1), -1});
   if (output_norm) y = mul(y, o_norm);
   if (output_gate) y = mul(y, silu(g_proj->forward(x)));

@@ -10,19 +10,19 @@ namespace {
 Tensor pad_rows(const Tensor& t, int64_t Lp) {
   const int64_t L = t.size(2);
   if (Lp == L) return t;
-  return cat({t, zeros({t.size(0), t.size(1), Lp - L, t.size(3)}, t.dtype())}, 2);
+  return cat({t, zeros({t.size(0), t.size(1), Lp - L, t.size(3)}, t.dtype(), t.device())}, 2);
 }
 
 // t: [B, H, Lp, D] (Lp = nb·bs) -> [B, H, nb, 2bs, D]: block b holds rows [(b-1)·bs, (b+1)·bs)
 // (zeros before row 0), the keys a query of block b can reach.
 Tensor key_blocks(const Tensor& t, int64_t bs) {
   const int64_t B = t.size(0), H = t.size(1), Lp = t.size(2), D = t.size(3), nb = Lp / bs;
-  Tensor p = cat({zeros({B, H, bs, D}, t.dtype()), t}, 2);
+  Tensor p = cat({zeros({B, H, bs, D}, t.dtype(), t.device()), t}, 2);
   return cat({p.narrow(2, 0, Lp).reshape({B, H, nb, bs, D}), p.narrow(2, bs, Lp).reshape({B, H, nb, bs, D})}, 3);
 }
 
 // [nb, bs, 2bs]: 1 where key (b-1)·bs + c is NOT in the window of query b·bs + r.
-Tensor outside_window(int64_t nb, int64_t bs, int64_t window, DType dtype) {
+Tensor outside_window(int64_t nb, int64_t bs, int64_t window, DType dtype, Device device) {
   std::vector<double> m(static_cast<size_t>(nb * bs * 2 * bs));
   for (int64_t b = 0; b < nb; ++b)
     for (int64_t r = 0; r < bs; ++r)
@@ -30,34 +30,34 @@ Tensor outside_window(int64_t nb, int64_t bs, int64_t window, DType dtype) {
         const int64_t i = b * bs + r, j = (b - 1) * bs + c;
         m[static_cast<size_t>((b * bs + r) * 2 * bs + c)] = (j >= 0 && j <= i && i - j < window) ? 0.0 : 1.0;
       }
-  return from_vector(m, {nb, bs, 2 * bs}, dtype);
+  return from_vector(m, {nb, bs, 2 * bs}, dtype, device);
 }
 
 // t: [B, H, L, D] -> row i holds row i - w (zeros for i < w).
 Tensor shift_rows(const Tensor& t, int64_t w) {
   const int64_t L = t.size(2);
-  if (L <= w) return zeros(t.shape(), t.dtype());
-  return cat({zeros({t.size(0), t.size(1), w, t.size(3)}, t.dtype()), t.narrow(2, 0, L - w)}, 2);
+  if (L <= w) return zeros(t.shape(), t.dtype(), t.device());
+  return cat({zeros({t.size(0), t.size(1), w, t.size(3)}, t.dtype(), t.device()), t.narrow(2, 0, L - w)}, 2);
 }
 
 // [G·T, n]: 1 where key `first + j` of a decode step is NOT in the window of its query; row
 // g·T + t is query t of group member g, which sits after c cached keys (key c + t is itself).
 Tensor decode_outside_window(int64_t G, int64_t T, int64_t c, int64_t first, int64_t n, int64_t window,
-                             DType dtype) {
+                             DType dtype, Device device) {
   std::vector<double> m(static_cast<size_t>(G * T * n));
   for (int64_t r = 0; r < G * T; ++r)
     for (int64_t j = 0; j < n; ++j) {
       const int64_t i = c + r % T, key = first + j;
       m[static_cast<size_t>(r * n + j)] = (key <= i && i - key < window) ? 0.0 : 1.0;
     }
-  return from_vector(m, {G * T, n}, dtype);
+  return from_vector(m, {G * T, n}, dtype, device);
 }
 
 // t: [B, H, L, D] -> [B, H, rows, D], zero rows in front (rows >= L).
 Tensor pad_front(const Tensor& t, int64_t rows) {
   const int64_t L = t.size(2);
   if (rows == L) return t;
-  return cat({zeros({t.size(0), t.size(1), rows - L, t.size(3)}, t.dtype()), t}, 2);
+  return cat({zeros({t.size(0), t.size(1), rows - L, t.size(3)}, t.dtype(), t.device()), t}, 2);
 }
 
 }  // namespace
@@ -78,7 +78,7 @@ LolcatsResult lolcats_attention(const Tensor& q, const Tensor& k, const Tensor& 
   Tensor qb = pad_rows(q, Lp).reshape({B, H, nb, bs, q.size(3)});
   Tensor kb = key_blocks(pad_rows(k, Lp), bs), vb = key_blocks(pad_rows(v, Lp), bs);
   Tensor s = mul(matmul(qb, kb.transpose(3, 4)), scale);  // [B, H, nb, bs, 2bs]
-  s = masked_fill(s, outside_window(nb, bs, window, q.dtype()), -std::numeric_limits<double>::infinity());
+  s = masked_fill(s, outside_window(nb, bs, window, q.dtype(), q.device()), -std::numeric_limits<double>::infinity());
   Tensor e = exp(sub(s, max(s, -1, true)));               // a_sm / γ
   Tensor g = gamma.reshape({1, H, 1, 1});
   Tensor num = mul(matmul(e, vb).reshape({B, H, Lp, Dv}).narrow(2, 0, L), g);
@@ -89,7 +89,7 @@ LolcatsResult lolcats_attention(const Tensor& q, const Tensor& k, const Tensor& 
                 "lolcats_attention: fq ", shape_str(fq.shape()), " and fk ", shape_str(fk.shape()),
                 " must be [B, H, L, F] with L = ", L);
     // keys and [v, 1] shifted by w rows: query i then sees exactly the keys j <= i - w
-    Tensor v1 = cat({v, ones({B, H, L, 1}, v.dtype())}, 3);
+    Tensor v1 = cat({v, ones({B, H, L, 1}, v.dtype(), v.device())}, 3);
     LinearAttentionResult la = linear_attention(fq, shift_rows(fk, window), shift_rows(v1, window), Tensor(),
                                                 linear_state, 1.0, chunk);
     num = add(num, la.out.narrow(3, 0, Dv));
@@ -129,7 +129,7 @@ Tensor LolcatsAttention::forward(const Tensor& x, MixerCache* cache) {
     c = cache->k.size(2);
     k = cat({cache->k, k}, 2);
     v = cat({cache->v, v}, 2);
-    q = cat({zeros({B, n_heads, c, head_dim}, q.dtype()), q}, 2);
+    q = cat({zeros({B, n_heads, c, head_dim}, q.dtype(), q.device()), q}, 2);
   }
   Tensor kk = repeat_kv(k), vv = repeat_kv(v);
   Tensor init = cache && !cache->states.empty() ? cache->states[0] : Tensor();
@@ -165,7 +165,7 @@ Tensor LolcatsAttention::decode(const Tensor& q, const Tensor& k, const Tensor& 
   Tensor qg = q.contiguous().reshape({B, n_kv_heads, G * T, head_dim});
   Tensor s = mul(matmul(qg, kw.transpose(2, 3)), 1.0 / std::sqrt(static_cast<double>(head_dim)));
   if (T > 1)
-    s = masked_fill(s, decode_outside_window(G, T, c, first, nw, w, q.dtype()),
+    s = masked_fill(s, decode_outside_window(G, T, c, first, nw, w, q.dtype(), q.device()),
                     -std::numeric_limits<double>::infinity());
   Tensor e = exp(sub(s, max(s, -1, true)));  // [B, Hkv, G·T, nw]: a_sm / γ
   Tensor g = sigmoid(window_factors).reshape({1, n_heads, 1, 1});
@@ -180,10 +180,10 @@ Tensor LolcatsAttention::decode(const Tensor& q, const Tensor& k, const Tensor& 
     if (evicted > 0) {
       Tensor kev = repeat_kv(ka.narrow(2, 0, evicted)), vev = repeat_kv(va.narrow(2, 0, evicted));
       fk = pad_front(feature(kev, k_map), T);
-      v1 = pad_front(cat({vev, ones({B, n_heads, evicted, 1}, v.dtype())}, 3), T);
+      v1 = pad_front(cat({vev, ones({B, n_heads, evicted, 1}, v.dtype(), v.device())}, 3), T);
     } else {
-      fk = zeros(fq.shape(), fq.dtype());
-      v1 = zeros({B, n_heads, T, Dv + 1}, v.dtype());
+      fk = zeros(fq.shape(), fq.dtype(), fq.device());
+      v1 = zeros({B, n_heads, T, Dv + 1}, v.dtype(), v.device());
     }
     Tensor init = cache.states.empty() ? Tensor() : cache.states[0];
     LinearAttentionResult la = linear_attention(fq, fk, v1, Tensor(), init, 1.0, options.chunk);

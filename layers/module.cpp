@@ -3,6 +3,35 @@
 
 namespace skein {
 
+void Module::register_buffer(const std::string& name, const Tensor& t) {
+  SKEIN_CHECK(t.defined(), "register_buffer: '", name, "' is undefined");
+  buffers_.emplace_back(name, t);
+}
+
+namespace {
+// Points t's own TensorImpl at a copy of its values on `device` (so every handle follows).
+void move_in_place(const Tensor& t, Device device) {
+  if (!t.defined() || t.device() == device) return;
+  Tensor moved = t.detach().to(device);
+  TensorImpl* impl = t.impl();
+  impl->storage = moved.impl()->storage;
+  impl->offset = moved.offset();
+  impl->strides = moved.strides();
+  if (impl->grad) move_in_place(Tensor(impl->grad), device);
+}
+}  // namespace
+
+void Module::to(Device device) {
+  for (const auto& [n, p] : params_) move_in_place(p, device);
+  for (const auto& [n, b] : buffers_) move_in_place(b, device);
+  for (const auto& [n, c] : children_) c->to(device);
+}
+
+Device Module::device() const {
+  NamedTensors ps = named_parameters();
+  return ps.empty() ? Device::cpu : ps.front().second.device();
+}
+
 Tensor Module::register_parameter(const std::string& name, Tensor t, TpSplit split) {
   SKEIN_CHECK(name.find('.') == std::string::npos, "register_parameter: name '", name,
               "' must not contain '.'");

@@ -33,6 +33,11 @@ class Module {
   int64_t num_parameters() const;
   void zero_grad();
 
+  // Moves every parameter and buffer (and gradient) of this module and its children to `device`,
+  // in place: every handle to a parameter — the optimizer's, a layer's member — sees the move.
+  void to(Device device);
+  Device device() const;  // the device of the first parameter (cpu when there is none)
+
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
@@ -50,6 +55,9 @@ class Module {
   // Registers a parameter (makes it a leaf that requires grad) and returns it. `split` says
   // how it is sharded over tensor-parallel ranks (default: replicated).
   Tensor register_parameter(const std::string& name, Tensor t, TpSplit split = {});
+  // A constant tensor the module computes with (not a parameter, not in the state dict) that
+  // must follow the module to its device.
+  void register_buffer(const std::string& name, const Tensor& t);
   template <typename M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);
@@ -67,6 +75,7 @@ class Module {
   void collect(const std::string& prefix, NamedTensors& out) const;
   void collect_splits(const std::string& prefix, std::map<std::string, TpSplit>& out) const;
   NamedTensors params_;
+  NamedTensors buffers_;
   std::vector<TpSplit> splits_;  // parallel to params_
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;

@@ -58,7 +58,10 @@ MoM::MoM(const ModelConfig& cfg, Generator& gen, double out_std, const ModelPara
   o_proj = register_module("o_proj", std::make_shared<Linear>(d, d, gen, out_std, false, cfg.dtype, TpMode::row, p));
   if (output_gate) g_proj = register_module("g_proj", column(d));
   if (output_norm) o_norm = register_parameter("o_norm", mine(ones({d}, cfg.dtype), feature_split), feature_split);
-  if (variant == "decay") log_decay = mine(retnet_log_decay(H).to(cfg.dtype), head_split);  // global head index
+  if (variant == "decay") {
+    log_decay = mine(retnet_log_decay(H).to(cfg.dtype), head_split);  // global head index
+    register_buffer("log_decay", log_decay);
+  }
   if (variant == "gated_delta") {
     auto [alog, dtb] = gated_delta_init(H, gen, cfg.dtype);
     A_log = register_parameter("A_log", mine(alog, head_split), head_split);
@@ -91,7 +94,7 @@ Recurrence MoM::recurrence(const MemoryProjections& mem, const Tensor& x, const 
 
 Tensor MoM::output(const Tensor& o, const Tensor& x) const {
   // o: [B, T, H, dv] -> per-head RMSNorm over dv -> [B, T, H*dv] * gain (* silu gate) -> o_proj
-  Tensor y = output_norm ? rms_norm(o, ones({o.size(-1)}, o.dtype()), 1e-6) : o;
+  Tensor y = output_norm ? rms_norm(o, ones({o.size(-1)}, o.dtype(), o.device()), 1e-6) : o;
   y = y.reshape({x.size(0), x.size(1), -1});
   if (output_norm) y = mul(y, o_norm);
   if (output_gate) y = mul(y, silu(g_proj->forward(x)));
@@ -116,7 +119,7 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
       last_counts[order[s]] += 1.0;
     }
   }
-  Tensor onehot = from_vector(onehot_v, {K, BT, M}, x.dtype());
+  Tensor onehot = from_vector(onehot_v, {K, BT, M}, x.dtype(), x.device());
   Tensor w = sum(mul(probs.reshape({1, BT, M}), onehot), {2});  // [K, BT] selected probabilities
   w = div(w, sum(w, {0}, true));                                // renormalised over the slots
   last_probs = probs;
@@ -148,13 +151,13 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
     const int64_t n = static_cast<int64_t>(rows[m].size());
     Recurrence all;
     if (n > 0) {
-      row_index[m] = from_vector(rows[m], {n}, DType::i64);
+      row_index[m] = from_vector(rows[m], {n}, DType::i64, x.device());
       all = recurrence(*memories[m], embedding(x_flat, row_index[m]).reshape({1, n, d}),
                        embedding(q_flat, row_index[m]).reshape({1, n, -1}));
     } else {  // no tokens on this rank: a length-0 recurrence of the same kind
-      Tensor none = zeros({1, n_heads, 0, head_dim}, x.dtype());
+      Tensor none = zeros({1, n_heads, 0, head_dim}, x.dtype(), x.device());
       all = {none, none, none, Tensor(), log_decay, Tensor()};
-      if (is_delta(variant)) all.beta = zeros({1, n_heads, 0}, x.dtype());
+      if (is_delta(variant)) all.beta = zeros({1, n_heads, 0}, x.dtype(), x.device());
     }
     int64_t start = 0;
     for (int64_t b = 0; b < B; ++b) {
@@ -182,7 +185,7 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
       if (results[m * B + b].out.size(2) > 0) outs.push_back(results[m * B + b].out);
     const int64_t n = static_cast<int64_t>(rows[m].size());
     Tensor o = (outs.size() == 1 ? outs[0] : cat(outs, 2)).permute({0, 2, 1, 3}).reshape({n, -1});
-    o = mul(o, embedding(w_flat, from_vector(slot_rows[m], {n}, DType::i64)));
+    o = mul(o, embedding(w_flat, from_vector(slot_rows[m], {n}, DType::i64, x.device())));
     Tensor placed = scatter_rows(o, row_index[m], BT);
     combined = combined.defined() ? add(combined, placed) : placed;
   }
@@ -215,13 +218,13 @@ Tensor mom_aux_loss(const std::vector<const MoM*>& layers) {
   }
   // One sum over the ranks of the global batch for [prob_sum | counts | rows], in f64 (exact
   // counts); only prob_sum carries a gradient.
-  Tensor stats = layers[0]->par().batch_sum(cat({prob_sum.to(DType::f64), from_vector(counts, {M + 1}, DType::f64)}, 0));
+  Tensor stats = layers[0]->par().batch_sum(cat({prob_sum.to(DType::f64), from_vector(counts, {M + 1}, DType::f64, prob_sum.device())}, 0));
   const std::vector<double> global = stats.detach().to_vector();
   const double rows = global[2 * M];
   // f[m] = counts[m] / rows  (Σ over slots of the per-slot fraction), P = prob_sum / rows
   std::vector<double> f(M);
   for (int64_t m = 0; m < M; ++m) f[m] = global[M + m] / rows;
-  Tensor aux = mul(sum(mul(stats.narrow(0, 0, M), from_vector(f, {M}, DType::f64))), static_cast<double>(M) / rows);
+  Tensor aux = mul(sum(mul(stats.narrow(0, 0, M), from_vector(f, {M}, DType::f64, stats.device()))), static_cast<double>(M) / rows);
   return aux.to(prob_sum.dtype());
 }
 

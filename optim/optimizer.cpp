@@ -21,8 +21,9 @@ Optimizer::Optimizer(NamedParams params, double lr, const char* name)
                 "' is the same tensor as an earlier one (list shared parameters once)");
     SKEIN_CHECK(is_floating(p.dtype()), name_, ": parameter '", pname, "' has dtype ",
                 dtype_name(p.dtype()), " (need f32 or f64)");
-    SKEIN_CHECK(p.device() == Device::cpu, name_, ": parameter '", pname, "' is on ",
-                device_name(p.device()), "; only cpu parameters are supported");
+    SKEIN_CHECK(p.device() == params_.front().second.device(), name_, ": parameter '", pname, "' is on ",
+                device_name(p.device()), " but '", params_.front().first, "' is on ",
+                device_name(params_.front().second.device()), " (move the model with to(device) first)");
     SKEIN_CHECK(p.is_contiguous(), name_, ": parameter '", pname, "' ", shape_str(p.shape()),
                 " is not contiguous");
   }
@@ -36,7 +37,7 @@ void Optimizer::set_lr(double lr) {
 int Optimizer::add_buffer(const std::string& slot) {
   std::vector<Tensor> bufs;
   bufs.reserve(params_.size());
-  for (const auto& [pname, p] : params_) bufs.push_back(zeros(p.shape(), p.dtype()));
+  for (const auto& [pname, p] : params_) bufs.push_back(zeros(p.shape(), p.dtype(), p.device()));  // state lives with its parameter
   buffers_.emplace_back(slot, std::move(bufs));
   return static_cast<int>(buffers_.size()) - 1;
 }
@@ -55,7 +56,8 @@ void Optimizer::step() {
     SKEIN_CHECK(g.shape() == p.shape() && g.dtype() == p.dtype(), name_, ".step: gradient of '",
                 pname, "' is ", shape_str(g.shape()), " ", dtype_name(g.dtype()), " but the parameter is ",
                 shape_str(p.shape()), " ", dtype_name(p.dtype()));
-    SKEIN_CHECK(g.device() == Device::cpu, name_, ".step: gradient of '", pname, "' is not on cpu");
+    SKEIN_CHECK(g.device() == p.device(), name_, ".step: gradient of '", pname, "' is on ",
+                device_name(g.device()), " but the parameter is on ", device_name(p.device()));
     update(i, p, g.contiguous());
   }
   ++step_count_;
@@ -107,7 +109,6 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
     SKEIN_CHECK(t.defined(), name_, ".load_state_dict: key '", key, "' is an undefined tensor");
     SKEIN_CHECK(t.shape() == shape, name_, ".load_state_dict: key '", key, "' has shape ",
                 shape_str(t.shape()), " in the state dict but ", shape_str(shape), " in the optimizer");
-    SKEIN_CHECK(t.device() == Device::cpu, name_, ".load_state_dict: key '", key, "' is not on cpu");
   }
   for (const auto& [key, t] : state)
     SKEIN_CHECK(known.count(key), name_, ".load_state_dict: unexpected key '", key, "' with shape ",

@@ -1,5 +1,6 @@
 // gemm.cpp — the BLAS wrapper and its naive oracle (see gemm.h).
 #include "core/cpu/gemm.h"
+#include "core/cpu/cpu_kernels.h"
 #include <cblas.h>
 #include <algorithm>
 #include <chrono>
@@ -47,6 +48,18 @@ double sgemm_gflops(int64_t M, int64_t N, int64_t K, int runs) {
   }
   std::sort(t.begin(), t.end());
   return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) / t[t.size() / 2] / 1e9;
+}
+
+void gemm_batched(const GemmArgs& a) {
+  SKEIN_DISPATCH_FLOAT(a.dtype, "gemm", [&] {
+    const auto* A = static_cast<const scalar_t*>(a.A);
+    const auto* B = static_cast<const scalar_t*>(a.B);
+    auto* C = static_cast<scalar_t*>(a.C);
+    for (int64_t i = 0; i < a.batch; ++i)
+      gemm<scalar_t>(a.trans_a, a.trans_b, a.M, a.N, a.K, static_cast<scalar_t>(a.alpha),
+                     A + i * a.stride_a, a.lda, B + i * a.stride_b, a.ldb,
+                     static_cast<scalar_t>(a.beta), C + i * a.stride_c, a.ldc);
+  });
 }
 
 SingleThreadedBlas::SingleThreadedBlas() { openblas_set_num_threads(1); }

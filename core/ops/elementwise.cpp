@@ -1,114 +1,63 @@
-// elementwise.cpp — broadcasting binary ops, unary math, where / masked_fill, and the
-// in-place helpers. Each op: shape rule, forward kernel, backward, side by side.
+// elementwise.cpp — broadcasting binary ops, unary math, where / masked_fill, and the in-place
+// helpers. Each op: shape rule, the map kernel of its device (kern::MapOp), backward, side by side.
 #include <cmath>
-#include "core/backend.h"
-#include "core/cpu/loops.h"
 #include "core/ops.h"
+#include "core/ops/op_util.h"
 
 namespace skein {
 namespace {
 
-Shape broadcast_shape(const Shape& a, const Shape& b, const char* op) {
-  size_t n = std::max(a.size(), b.size());
-  Shape out(n);
-  for (size_t i = 0; i < n; ++i) {
-    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    SKEIN_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ",
-                shape_str(b), " do not broadcast (dim ", i, ": ", da, " vs ", db, ")");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
-
-void check_cpu(const Tensor& t, const char* op) {
-  SKEIN_CHECK(t.defined(), op, ": undefined tensor");
-  SKEIN_CHECK(t.device() == Device::cpu, op, ": tensor on ", device_name(t.device()),
-              " but this op runs on cpu only so far");
-}
+using kern::MapOp;
+using ops::broadcast_shape;
+using ops::launch_map;
 
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
   SKEIN_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ: ", dtype_name(a.dtype()), " ",
               shape_str(a.shape()), " and ", dtype_name(b.dtype()), " ", shape_str(b.shape()));
 }
 
-// out[i] = f(a[i], b[i]) with broadcasting; out has a's dtype.
-template <typename F>
-Tensor binary_map(const Tensor& a, const Tensor& b, const char* op, F f) {
-  check_cpu(a, op);
-  check_cpu(b, op);
-  check_same_dtype(a, b, op);
-  Shape shape = broadcast_shape(a.shape(), b.shape(), op);
-  Tensor out = Tensor::empty(shape, a.dtype());
-  SKEIN_DISPATCH_FLOAT(a.dtype(), op, [&] {
-    scalar_t* po = out.data<scalar_t>();
-    const scalar_t* pa = a.data<scalar_t>();
-    const scalar_t* pb = b.data<scalar_t>();
-    cpu::for_each_row<3>(shape, {out.strides(), cpu::broadcast_strides(a, shape),
-                                 cpu::broadcast_strides(b, shape)}, cpu::kGrain,
-                         [&](const std::array<int64_t, 3>& off, int64_t n,
-                             const std::array<int64_t, 3>& st) {
-      scalar_t* o = po + off[0];
-      const scalar_t* x = pa + off[1];
-      const scalar_t* y = pb + off[2];
-      if (st[1] == 1 && st[2] == 1) {
-        for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
-      } else if (st[1] == 1 && st[2] == 0) {
-        const scalar_t yv = *y;
-        for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);
-      } else if (st[1] == 0 && st[2] == 1) {
-        const scalar_t xv = *x;
-        for (int64_t i = 0; i < n; ++i) o[i] = f(xv, y[i]);
-      } else {
-        for (int64_t i = 0; i < n; ++i) o[i] = f(x[i * st[1]], y[i * st[2]]);
-      }
-    });
-  });
+void check_floating(const Tensor& a, const char* op) {
+  SKEIN_CHECK(is_floating(a.dtype()), op, ": dtype ", dtype_name(a.dtype()),
+              " is not supported (need f32 or f64)");
+}
+
+// out = op(a, b) with broadcasting; out has a's dtype, on their (common) device.
+Tensor binary_map(MapOp op, const Tensor& a, const Tensor& b, const char* name, double s0 = 0) {
+  Device dev = ops::common_device(name, {a, b});
+  check_same_dtype(a, b, name);
+  check_floating(a, name);
+  Tensor out = Tensor::empty(broadcast_shape(a.shape(), b.shape(), name), a.dtype(), dev);
+  launch_map(op, out, {a, b}, s0);
   return out;
 }
 
-template <typename F>
-Tensor unary_map(const Tensor& a, const char* op, F f) {
-  check_cpu(a, op);
-  Tensor out = Tensor::empty(a.shape(), a.dtype());
-  SKEIN_DISPATCH_FLOAT(a.dtype(), op, [&] {
-    scalar_t* po = out.data<scalar_t>();
-    const scalar_t* pa = a.data<scalar_t>();
-    cpu::for_each_row<2>(a.shape(), {out.strides(), a.strides()}, cpu::kGrain,
-                         [&](const std::array<int64_t, 2>& off, int64_t n,
-                             const std::array<int64_t, 2>& st) {
-      scalar_t* o = po + off[0];
-      const scalar_t* x = pa + off[1];
-      if (st[1] == 1) {
-        for (int64_t i = 0; i < n; ++i) o[i] = f(x[i]);
-      } else {
-        for (int64_t i = 0; i < n; ++i) o[i] = f(x[i * st[1]]);
-      }
-    });
-  });
+Tensor unary_map(MapOp op, const Tensor& a, const char* name, double s0 = 0, double s1 = 0) {
+  SKEIN_CHECK(a.defined(), name, ": undefined tensor");
+  check_floating(a, name);
+  Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
+  launch_map(op, out, {a}, s0, s1);
   return out;
 }
 
-// A unary op y = f(x) whose backward is g * df(x) (computed from x by `df`).
-template <typename F, typename DF>
-Tensor unary_op(const char* op, const Tensor& a, F f, DF df) {
-  Tensor out = unary_map(a, op, f);
-  bool need = any_requires_grad({a});
-  return record(op, out, {a}, need ? BackwardFn([a, df, op](const Tensor& g) {
-    return std::vector<Tensor>{binary_map(g, a, op, [df](auto gv, auto xv) { return gv * df(xv); })};
-  }) : BackwardFn());
+// A unary op y = f(x) whose backward is the map `dop`(g, x) = g * f'(x).
+Tensor unary_op(MapOp op, MapOp dop, const char* name, const Tensor& a, double s0 = 0) {
+  Tensor out = unary_map(op, a, name, s0);
+  if (!any_requires_grad({a})) return out;
+  return record(name, out, {a}, [a, dop, name, s0](const Tensor& g) {
+    return std::vector<Tensor>{binary_map(dop, g, a.detach(), name, s0)};
+  });
 }
 
 }  // namespace
 
 // ---- binary ----
 Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_map(a, b, "add", [](auto x, auto y) { return x + y; });
+  Tensor out = binary_map(MapOp::add, a, b, "add");
   return record("add", out, {a, b}, [](const Tensor& g) { return std::vector<Tensor>{g, g}; });
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_map(a, b, "sub", [](auto x, auto y) { return x - y; });
+  Tensor out = binary_map(MapOp::sub, a, b, "sub");
   bool need_b = any_requires_grad({b});
   return record("sub", out, {a, b}, [need_b](const Tensor& g) {
     return std::vector<Tensor>{g, need_b ? neg(g) : Tensor()};
@@ -116,7 +65,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_map(a, b, "mul", [](auto x, auto y) { return x * y; });
+  Tensor out = binary_map(MapOp::mul, a, b, "mul");
   if (!any_requires_grad({a, b})) return out;
   bool need_a = a.requires_grad(), need_b = b.requires_grad();
   return record("mul", out, {a, b}, [a, b, need_a, need_b](const Tensor& g) {
@@ -125,7 +74,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_map(a, b, "div", [](auto x, auto y) { return x / y; });
+  Tensor out = binary_map(MapOp::div, a, b, "div");
   if (!any_requires_grad({a, b})) return out;
   bool need_a = a.requires_grad(), need_b = b.requires_grad();
   return record("div", out, {a, b}, [b, out, need_a, need_b](const Tensor& g) {
@@ -137,195 +86,94 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor add(const Tensor& a, double s) {
-  return record("add_scalar", unary_map(a, "add_scalar", [s](auto x) { return x + static_cast<decltype(x)>(s); }),
-                {a}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
+  return record("add_scalar", unary_map(MapOp::add_scalar, a, "add_scalar", s), {a},
+                [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 
 Tensor mul(const Tensor& a, double s) {
-  return record("mul_scalar", unary_map(a, "mul_scalar", [s](auto x) { return x * static_cast<decltype(x)>(s); }),
-                {a}, [s](const Tensor& g) { return std::vector<Tensor>{mul(g, s)}; });
+  return record("mul_scalar", unary_map(MapOp::mul_scalar, a, "mul_scalar", s), {a},
+                [s](const Tensor& g) { return std::vector<Tensor>{mul(g, s)}; });
 }
 
 Tensor neg(const Tensor& a) {
-  return record("neg", unary_map(a, "neg", [](auto x) { return -x; }), {a},
+  return record("neg", unary_map(MapOp::neg, a, "neg"), {a},
                 [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; });
 }
 
-// ---- unary math ----
+// ---- unary math (the derivatives sit beside each function in core/kernels/map_math.h) ----
 Tensor exp(const Tensor& a) {
-  Tensor out = unary_map(a, "exp", [](auto x) { return cpu::exp_of(x); });
+  Tensor out = unary_map(MapOp::exp, a, "exp");
   return record("exp", out, {a}, [out](const Tensor& g) { return std::vector<Tensor>{mul(g, out.detach())}; });
 }
-
-Tensor log(const Tensor& a) {
-  return unary_op("log", a, [](auto x) { return std::log(x); },
-                  [](auto x) { return decltype(x)(1) / x; });
-}
-
-Tensor sqrt(const Tensor& a) {
-  return unary_op("sqrt", a, [](auto x) { return std::sqrt(x); },
-                  [](auto x) { return decltype(x)(0.5) / std::sqrt(x); });
-}
-
-Tensor rsqrt(const Tensor& a) {
-  return unary_op("rsqrt", a, [](auto x) { return decltype(x)(1) / std::sqrt(x); },
-                  [](auto x) { return decltype(x)(-0.5) / (x * std::sqrt(x)); });
-}
-
-Tensor pow(const Tensor& a, double p) {
-  return unary_op("pow", a, [p](auto x) { return std::pow(x, static_cast<decltype(x)>(p)); },
-                  [p](auto x) { using T = decltype(x); return static_cast<T>(p) * std::pow(x, static_cast<T>(p - 1)); });
-}
-
-Tensor tanh(const Tensor& a) {
-  return unary_op("tanh", a, [](auto x) { return std::tanh(x); },
-                  [](auto x) { auto t = std::tanh(x); return decltype(x)(1) - t * t; });
-}
-
-namespace {
-template <typename T> T sigmoid_of(T x) { return T(1) / (T(1) + cpu::exp_of(-x)); }
-}
-
-Tensor sigmoid(const Tensor& a) {
-  return unary_op("sigmoid", a, [](auto x) { return sigmoid_of(x); },
-                  [](auto x) { auto s = sigmoid_of(x); return s * (decltype(x)(1) - s); });
-}
-
-Tensor silu(const Tensor& a) {
-  return unary_op("silu", a, [](auto x) { return x * sigmoid_of(x); },
-                  [](auto x) { using T = decltype(x); T s = sigmoid_of(x); return s * (T(1) + x * (T(1) - s)); });
-}
-
-Tensor gelu(const Tensor& a) {
-  // gelu(x) = x * Phi(x); d/dx = Phi(x) + x * phi(x)
-  return unary_op("gelu", a,
-                  [](auto x) { using T = decltype(x); return x * T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2))); },
-                  [](auto x) {
-                    using T = decltype(x);
-                    T cdf = T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2)));
-                    T pdf = std::exp(T(-0.5) * x * x) * T(0.3989422804014327);
-                    return cdf + x * pdf;
-                  });
-}
-
-Tensor relu(const Tensor& a) {
-  return unary_op("relu", a, [](auto x) { return x > 0 ? x : decltype(x)(0); },
-                  [](auto x) { return x > 0 ? decltype(x)(1) : decltype(x)(0); });
-}
-
-Tensor elu(const Tensor& a) {
-  return unary_op("elu", a, [](auto x) { return x > 0 ? x : std::expm1(x); },
-                  [](auto x) { return x > 0 ? decltype(x)(1) : std::exp(x); });
+Tensor log(const Tensor& a) { return unary_op(MapOp::log, MapOp::d_log, "log", a); }
+Tensor sqrt(const Tensor& a) { return unary_op(MapOp::sqrt, MapOp::d_sqrt, "sqrt", a); }
+Tensor rsqrt(const Tensor& a) { return unary_op(MapOp::rsqrt, MapOp::d_rsqrt, "rsqrt", a); }
+Tensor pow(const Tensor& a, double p) { return unary_op(MapOp::pow, MapOp::d_pow, "pow", a, p); }
+Tensor tanh(const Tensor& a) { return unary_op(MapOp::tanh, MapOp::d_tanh, "tanh", a); }
+Tensor sigmoid(const Tensor& a) { return unary_op(MapOp::sigmoid, MapOp::d_sigmoid, "sigmoid", a); }
+Tensor silu(const Tensor& a) { return unary_op(MapOp::silu, MapOp::d_silu, "silu", a); }
+Tensor gelu(const Tensor& a) { return unary_op(MapOp::gelu, MapOp::d_gelu, "gelu", a); }  // x * Phi(x)
+Tensor relu(const Tensor& a) { return unary_op(MapOp::relu, MapOp::d_relu, "relu", a); }
+Tensor elu(const Tensor& a) { return unary_op(MapOp::elu, MapOp::d_elu, "elu", a); }
+// softplus(x) = max(x, 0) + log1p(e^-|x|); d/dx = σ(x). log σ(x) = -softplus(-x); d/dx = σ(-x).
+Tensor softplus(const Tensor& a) { return unary_op(MapOp::softplus, MapOp::d_softplus, "softplus", a); }
+Tensor log_sigmoid(const Tensor& a) {
+  return unary_op(MapOp::log_sigmoid, MapOp::d_log_sigmoid, "log_sigmoid", a);
 }
 
 // ---- where / masked_fill ----
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  check_cpu(cond, "where");
-  Tensor c = cond.to(a.dtype());  // 0 / nonzero as the value type
-  // out = b + c' * (a - b) would lose exactness; select instead.
-  Shape shape = broadcast_shape(broadcast_shape(c.shape(), a.shape(), "where"), b.shape(), "where");
+  Device dev = ops::common_device("where", {cond, a, b});
   check_same_dtype(a, b, "where");
-  Tensor out = Tensor::empty(shape, a.dtype());
-  SKEIN_DISPATCH_FLOAT(a.dtype(), "where", [&] {
-    scalar_t* po = out.data<scalar_t>();
-    const scalar_t *pc = c.data<scalar_t>(), *pa = a.data<scalar_t>(), *pb = b.data<scalar_t>();
-    cpu::for_each_row<4>(shape, {out.strides(), cpu::broadcast_strides(c, shape),
-                                 cpu::broadcast_strides(a, shape), cpu::broadcast_strides(b, shape)},
-                         cpu::kGrain, [&](const std::array<int64_t, 4>& off, int64_t n,
-                                          const std::array<int64_t, 4>& st) {
-      for (int64_t i = 0; i < n; ++i)
-        po[off[0] + i] = pc[off[1] + i * st[1]] != 0 ? pa[off[2] + i * st[2]] : pb[off[3] + i * st[3]];
-    });
-  });
+  check_floating(a, "where");
+  Tensor c = cond.to(a.dtype());  // 0 / nonzero as the value type; a select keeps a and b exact
+  Shape shape = broadcast_shape(broadcast_shape(c.shape(), a.shape(), "where"), b.shape(), "where");
+  Tensor out = Tensor::empty(shape, a.dtype(), dev);
+  launch_map(MapOp::where, out, {c, a, b});
   if (!any_requires_grad({a, b})) return out;
   bool need_a = a.requires_grad(), need_b = b.requires_grad();
   return record("where", out, {a, b}, [c, need_a, need_b](const Tensor& g) {
-    Tensor z = zeros({}, g.dtype());
+    Tensor z = zeros({}, g.dtype(), g.device());
     return std::vector<Tensor>{need_a ? where(c, g, z) : Tensor(), need_b ? where(c, z, g) : Tensor()};
   });
 }
 
 Tensor masked_fill(const Tensor& a, const Tensor& mask, double value) {
-  return where(mask, full({}, value, a.dtype()), a);
+  return where(mask, full({}, value, a.dtype(), a.device()), a);
 }
 
 // ---- in place (no autograd) ----
 void fill_(Tensor& t, double value) {
-  SKEIN_DISPATCH_ALL(t.dtype(), "fill_", [&] {
-    if (t.device() != Device::cpu) {
-      SKEIN_CHECK(t.dtype() == DType::f32 && t.is_contiguous(), "fill_: cuda supports contiguous f32 only");
-      backend(t.device()).fill_f32(static_cast<float*>(t.raw_data()), static_cast<float>(value), t.numel());
-      return;
-    }
-    scalar_t* p = t.data<scalar_t>();
-    const scalar_t v = static_cast<scalar_t>(value);
-    cpu::for_each_row<1>(t.shape(), {t.strides()}, cpu::kGrain,
-                         [&](const std::array<int64_t, 1>& off, int64_t n, const std::array<int64_t, 1>& st) {
-      if (st[0] == 1) std::fill(p + off[0], p + off[0] + n, v);
-      else for (int64_t i = 0; i < n; ++i) p[off[0] + i * st[0]] = v;
-    });
-  });
+  SKEIN_CHECK(t.defined(), "fill_: undefined tensor");
+  launch_map(MapOp::fill, t, {}, value);
 }
 
 void copy_(Tensor& dst, const Tensor& src) {
-  check_cpu(dst, "copy_");
-  check_cpu(src, "copy_");
+  SKEIN_CHECK(dst.defined() && src.defined(), "copy_: undefined tensor");
   Shape bs = broadcast_shape(dst.shape(), src.shape(), "copy_");
   SKEIN_CHECK(bs == dst.shape(), "copy_: source ", shape_str(src.shape()),
               " does not broadcast to destination ", shape_str(dst.shape()));
-  SKEIN_DISPATCH_ALL(dst.dtype(), "copy_", [&] {
-    using dst_t = scalar_t;
-    dst_t* pd = dst.data<dst_t>();
-    SKEIN_DISPATCH_ALL(src.dtype(), "copy_", [&] {
-      const scalar_t* ps = src.data<scalar_t>();
-      cpu::for_each_row<2>(dst.shape(), {dst.strides(), cpu::broadcast_strides(src, dst.shape())},
-                           cpu::kGrain, [&](const std::array<int64_t, 2>& off, int64_t n,
-                                            const std::array<int64_t, 2>& st) {
-        if (st[0] == 1 && st[1] == 1) {
-          for (int64_t i = 0; i < n; ++i) pd[off[0] + i] = static_cast<dst_t>(ps[off[1] + i]);
-        } else {
-          for (int64_t i = 0; i < n; ++i) pd[off[0] + i * st[0]] = static_cast<dst_t>(ps[off[1] + i * st[1]]);
-        }
-      });
-    });
-  });
+  if (src.device() == dst.device()) {
+    launch_map(MapOp::copy, dst, {src});
+    return;
+  }
+  // Across devices: the bytes travel contiguous, in the destination's dtype.
+  launch_map(MapOp::copy, dst, {src.detach().to(dst.dtype()).contiguous().to(dst.device())});
 }
 
 void add_(Tensor dst, const Tensor& src, double alpha) {
-  check_cpu(dst, "add_");
+  ops::common_device("add_", {dst, src});
   check_same_dtype(dst, src, "add_");
+  check_floating(dst, "add_");
   SKEIN_CHECK(broadcast_shape(dst.shape(), src.shape(), "add_") == dst.shape(), "add_: source ",
               shape_str(src.shape()), " does not broadcast to destination ", shape_str(dst.shape()));
-  SKEIN_DISPATCH_FLOAT(dst.dtype(), "add_", [&] {
-    scalar_t* pd = dst.data<scalar_t>();
-    const scalar_t* ps = src.data<scalar_t>();
-    const scalar_t al = static_cast<scalar_t>(alpha);
-    cpu::for_each_row<2>(dst.shape(), {dst.strides(), cpu::broadcast_strides(src, dst.shape())},
-                         cpu::kGrain, [&](const std::array<int64_t, 2>& off, int64_t n,
-                                          const std::array<int64_t, 2>& st) {
-      if (st[0] == 1 && st[1] == 1) {
-        for (int64_t i = 0; i < n; ++i) pd[off[0] + i] += al * ps[off[1] + i];
-      } else {
-        for (int64_t i = 0; i < n; ++i) pd[off[0] + i * st[0]] += al * ps[off[1] + i * st[1]];
-      }
-    });
-  });
+  launch_map(MapOp::axpy, dst, {dst, src}, alpha);
 }
 
 void mul_(Tensor dst, double s) {
-  check_cpu(dst, "mul_");
-  SKEIN_DISPATCH_FLOAT(dst.dtype(), "mul_", [&] {
-    scalar_t* pd = dst.data<scalar_t>();
-    const scalar_t sv = static_cast<scalar_t>(s);
-    cpu::for_each_row<1>(dst.shape(), {dst.strides()}, cpu::kGrain,
-                         [&](const std::array<int64_t, 1>& off, int64_t n, const std::array<int64_t, 1>& st) {
-      if (st[0] == 1) {
-        for (int64_t i = 0; i < n; ++i) pd[off[0] + i] *= sv;
-      } else {
-        for (int64_t i = 0; i < n; ++i) pd[off[0] + i * st[0]] *= sv;
-      }
-    });
-  });
+  SKEIN_CHECK(dst.defined(), "mul_: undefined tensor");
+  check_floating(dst, "mul_");
+  launch_map(MapOp::mul_scalar, dst, {dst}, s);
 }
 
 }  // namespace skein

@@ -8,6 +8,7 @@
 #include <cstring>
 #include "core/cpu/gemm.h"
 #include "core/ops.h"
+#include "core/ops/op_util.h"
 #include "core/ops/linear_attention_impl.h"
 #include "core/threadpool.h"
 
@@ -221,9 +222,8 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
     if (!t->defined()) continue;
     SKEIN_CHECK(t->dtype() == q.dtype(), "linear_attention: dtypes differ: q is ", dtype_name(q.dtype()),
                 ", another input is ", dtype_name(t->dtype()));
-    SKEIN_CHECK(t->device() == Device::cpu, "linear_attention: cpu only so far");
+    ops::common_device("linear_attention", {q, *t});
   }
-  SKEIN_CHECK(q.device() == Device::cpu, "linear_attention: cpu only so far");
   const int64_t B = q.shape()[0], H = q.shape()[1], Dk = q.shape()[3], Dv = v.shape()[3];
   const Shape per_head{H}, state_shape{B, H, Dk, Dv};
   SKEIN_CHECK(!log_gate.defined() || log_gate.shape() == per_head || log_gate.shape() == q.shape(),
@@ -262,6 +262,11 @@ LinearAttentionResult linear_attention(const Tensor& q_in, const Tensor& k_in, c
                                        const Tensor& gate_in, const Tensor& s0_in, double scale,
                                        int64_t chunk) {
   check_inputs(q_in, k_in, v_in, gate_in, s0_in, chunk);
+  if (q_in.device() != Device::cpu) {  // host-staged until the CUDA kernel lands (op_util.h)
+    LinearAttentionResult r = linear_attention(ops::on_host(q_in), ops::on_host(k_in), ops::on_host(v_in),
+                                               ops::on_host(gate_in), ops::on_host(s0_in), scale, chunk);
+    return {r.out.to(q_in.device()), r.final_state.to(q_in.device())};
+  }
   const int64_t B = q_in.shape()[0], H = q_in.shape()[1], T = q_in.shape()[2];
   const int64_t BH = B * H, N = (T + chunk - 1) / chunk;
   la::Dims d;

@@ -1,8 +1,8 @@
-// matmul.cpp — matmul and batched matmul over the one gemm wrapper. Operands whose last
-// two dims are row- or column-major go to BLAS as they are (a transposed view becomes a
-// transpose flag); anything else is made contiguous first.
-#include "core/cpu/gemm.h"
+// matmul.cpp — matmul and batched matmul over the gemm kernel of the operands' device (BLAS or
+// cuBLAS). Operands whose last two dims are row- or column-major go as they are (a transposed view
+// becomes a transpose flag); anything else is made contiguous first.
 #include "core/ops.h"
+#include "core/ops/op_util.h"
 
 namespace skein {
 namespace {
@@ -24,51 +24,69 @@ BlasOperand as_blas(const Tensor& x) {
   return {c, false, std::max<int64_t>(1, cols)};
 }
 
-// out[..., M, N] = a[..., M, K] · b[..., K, N] (b may be 2-D); no autograd.
+// The one stride that steps through every batch matrix of x (its dims before the last two), or
+// -1 when the batch dims do not collapse into one.
+int64_t batch_stride(const Tensor& x) {
+  const int64_t nb = x.dim() - 2;
+  int64_t stride = -1, expect = -1;
+  for (int64_t d = nb - 1; d >= 0; --d) {
+    if (x.shape()[d] == 1) continue;
+    if (expect >= 0 && x.strides()[d] != expect) return -1;
+    if (stride < 0) stride = x.strides()[d];
+    expect = x.strides()[d] * x.shape()[d];
+  }
+  return stride < 0 ? 0 : stride;
+}
+
+// out[..., M, N] = a[..., M, K] · b[..., K, N] (b may be 2-D); no autograd. One batched GEMM of
+// the operands' device.
 Tensor matmul_forward(const Tensor& a, const Tensor& b) {
   const int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1], N = b.shape()[b.dim() - 1];
   Shape out_shape(a.shape().begin(), a.shape().end() - 2);
   out_shape.push_back(M);
   out_shape.push_back(N);
-  Tensor out = Tensor::empty(out_shape, a.dtype());
+  Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
   const int64_t batch = shape_numel(Shape(a.shape().begin(), a.shape().end() - 2));
   if (out.numel() == 0) return out;
   if (K == 0) { fill_(out, 0.0); return out; }
-  if (b.dim() == 2 && a.dim() > 2) {  // one big GEMM: fold the batch into M
-    Tensor a2 = a.detach().reshape({batch * M, K});
-    BlasOperand A = as_blas(a2), B = as_blas(b);
-    SKEIN_DISPATCH_FLOAT(a.dtype(), "matmul", [&] {
-      cpu::gemm<scalar_t>(A.trans, B.trans, batch * M, N, K, 1, A.t.data<scalar_t>(), A.ld,
-                          B.t.data<scalar_t>(), B.ld, 0, out.data<scalar_t>(), N);
-    });
-    return out;
+  kern::GemmArgs g;
+  g.dtype = a.dtype();
+  g.K = K;
+  g.N = N;
+  g.C = out.raw_data();
+  g.ldc = N;
+  BlasOperand A, B;
+  if (b.dim() == 2 && a.dim() > 2) {
+    // one big GEMM: fold the batch into M
+    A = as_blas(a.detach().reshape({batch * M, K}));
+    B = as_blas(b);
+    g.M = batch * M;
+  } else {
+    A = as_blas(a);
+    B = as_blas(b);
+    if (batch_stride(A.t) < 0) A = as_blas(A.t.contiguous());
+    if (B.t.dim() > 2 && batch_stride(B.t) < 0) B = as_blas(B.t.contiguous());
+    g.M = M;
+    g.batch = batch;
+    g.stride_a = batch_stride(A.t);
+    g.stride_b = B.t.dim() == 2 ? 0 : batch_stride(B.t);
+    g.stride_c = M * N;
   }
-  BlasOperand A = as_blas(a), B = as_blas(b);
-  const Shape batch_shape(a.shape().begin(), a.shape().end() - 2);
-  SKEIN_DISPATCH_FLOAT(a.dtype(), "matmul", [&] {
-    for (int64_t i = 0; i < batch; ++i) {
-      int64_t oa = 0, ob = 0, rem = i;
-      for (int64_t d = static_cast<int64_t>(batch_shape.size()) - 1; d >= 0; --d) {
-        int64_t idx = rem % batch_shape[d];
-        rem /= batch_shape[d];
-        oa += idx * A.t.strides()[d];
-        ob += idx * B.t.strides()[d];
-      }
-      cpu::gemm<scalar_t>(A.trans, B.trans, M, N, K, 1, A.t.data<scalar_t>() + oa, A.ld,
-                          B.t.data<scalar_t>() + ob, B.ld, 0, out.data<scalar_t>() + i * M * N, N);
-    }
-  });
+  g.trans_a = A.trans; g.A = A.t.raw_data(); g.lda = A.ld;
+  g.trans_b = B.trans; g.B = B.t.raw_data(); g.ldb = B.ld;
+  kern::kernels(a.device()).gemm(g);
   return out;
 }
 
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  SKEIN_CHECK(a.device() == Device::cpu && b.device() == Device::cpu, "matmul: cpu only so far");
+  ops::common_device("matmul", {a, b});
   SKEIN_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: need at least 2-D operands, got ",
               shape_str(a.shape()), " and ", shape_str(b.shape()));
   SKEIN_CHECK(a.dtype() == b.dtype(), "matmul: dtypes differ: ", dtype_name(a.dtype()), " and ",
               dtype_name(b.dtype()));
+  SKEIN_CHECK(is_floating(a.dtype()), "matmul: dtype ", dtype_name(a.dtype()), " is not supported (need f32 or f64)");
   const int64_t K = a.shape()[a.dim() - 1], Kb = b.shape()[b.dim() - 2];
   SKEIN_CHECK(K == Kb, "matmul: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()),
               " do not match (", K, " vs ", Kb, ")");

@@ -90,7 +90,7 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   Tensor out = make_view(*this, shape, strides(), offset() + start * strides()[d]);
   Shape in_shape = this->shape();
   return record("narrow", out, {*this}, [in_shape, d, start, length](const Tensor& g) {
-    Tensor gin = zeros(in_shape, g.dtype());
+    Tensor gin = zeros(in_shape, g.dtype(), g.device());
     Tensor slot = gin.narrow(d, start, length);
     copy_(slot, g);
     return std::vector<Tensor>{gin};
@@ -114,7 +114,7 @@ Tensor Tensor::expand(const Shape& shape) const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor out = Tensor::empty(shape(), dtype());
+  Tensor out = Tensor::empty(shape(), dtype(), device());
   copy_(out, *this);
   return record("clone", out, {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
@@ -123,7 +123,7 @@ Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype()) return *this;
-  Tensor out = Tensor::empty(shape(), dt);
+  Tensor out = Tensor::empty(shape(), dt, device());
   copy_(out, *this);
   if (!is_floating(dt) || !is_floating(dtype())) return out;
   DType from = dtype();
@@ -138,6 +138,10 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
   shape[dim] = 0;
   for (size_t i = 0; i < ts.size(); ++i) {
     const Tensor& t = ts[i];
+    SKEIN_CHECK(t.defined(), "cat: tensor ", i, " is undefined");
+    SKEIN_CHECK(t.device() == first.device(), "cat: tensors on different devices: tensor 0 ",
+                shape_str(first.shape()), " on ", device_name(first.device()), " and tensor ", i, " ",
+                shape_str(t.shape()), " on ", device_name(t.device()));
     bool same = t.dim() == first.dim() && t.dtype() == first.dtype();
     for (int64_t d = 0; same && d < t.dim(); ++d) same = d == dim || t.shape()[d] == first.shape()[d];
     SKEIN_CHECK(same, "cat: tensor ", i, " ", shape_str(t.shape()), " ", dtype_name(t.dtype()),
@@ -145,7 +149,7 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
                 " outside dim ", dim);
     shape[dim] += t.shape()[dim];
   }
-  Tensor out = Tensor::empty(shape, first.dtype());
+  Tensor out = Tensor::empty(shape, first.dtype(), first.device());
   Shape sizes;
   int64_t off = 0;
   for (const Tensor& t : ts) {

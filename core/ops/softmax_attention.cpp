@@ -12,6 +12,7 @@
 #include <limits>
 #include "core/cpu/gemm.h"
 #include "core/ops.h"
+#include "core/ops/op_util.h"
 #include "core/ops/softmax_attention_impl.h"
 #include "core/threadpool.h"
 
@@ -134,8 +135,7 @@ std::vector<Tensor> attention_grads(const Geometry& g, const Tensor& q, const Te
 Geometry checked_geometry(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
                           double scale, int64_t window) {
   SKEIN_CHECK(q.defined() && k.defined() && v.defined(), op, ": undefined input");
-  SKEIN_CHECK(q.device() == Device::cpu && k.device() == Device::cpu && v.device() == Device::cpu,
-              op, ": cpu only so far");
+  ops::common_device(op, {q, k, v});
   SKEIN_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, op,
               ": need q [B, H, Tq, D], k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv], got q ",
               shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()));
@@ -170,6 +170,9 @@ namespace sa = softmax_attention_impl;
 Tensor softmax_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
                          bool causal, int64_t window, int64_t q_pos_offset) {
   sa::Geometry g = sa::checked_geometry("softmax_attention", q, k, v, scale, window);
+  if (q.device() != Device::cpu)  // host-staged until the CUDA kernel lands (op_util.h)
+    return softmax_attention(ops::on_host(q), ops::on_host(k), ops::on_host(v), scale, causal, window,
+                             q_pos_offset).to(q.device());
   SKEIN_CHECK(q_pos_offset >= -1,
               "softmax_attention: q_pos_offset must be >= 0 or -1 (Tk - Tq), got ", q_pos_offset);
   const int64_t q_pos = q_pos_offset == -1 ? g.Tk - g.Tq : q_pos_offset;

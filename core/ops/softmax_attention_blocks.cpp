@@ -11,6 +11,7 @@
 #include <limits>
 #include <string>
 #include "core/ops.h"
+#include "core/ops/op_util.h"
 #include "core/ops/softmax_attention_impl.h"
 #include "core/threadpool.h"
 
@@ -49,6 +50,11 @@ AttentionBlockResult attention_block_forward(const Tensor& q, const Tensor& k, c
                                              double scale, bool causal, int64_t window,
                                              int64_t q_pos, int64_t k_pos) {
   sa::Geometry g = sa::checked_geometry("attention_block_forward", q, k, v, scale, window);
+  if (q.device() != Device::cpu) {  // host-staged until the CUDA kernel lands (op_util.h)
+    AttentionBlockResult r = attention_block_forward(ops::on_host(q), ops::on_host(k), ops::on_host(v),
+                                                     scale, causal, window, q_pos, k_pos);
+    return {r.out.to(q.device()), r.lse.to(q.device())};
+  }
   g.vis = sa::block_visibility(causal, window, q_pos, k_pos, g.Tq);
   Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
   AttentionBlockResult res{Tensor::empty({g.B, g.H, g.Tq, g.Dv}, q.dtype()),
@@ -68,6 +74,14 @@ std::vector<Tensor> attention_block_backward(const Tensor& q, const Tensor& k, c
                                              const Tensor& dout, double scale, bool causal,
                                              int64_t window, int64_t q_pos, int64_t k_pos) {
   sa::Geometry g = sa::checked_geometry("attention_block_backward", q, k, v, scale, window);
+  if (q.device() != Device::cpu) {  // host-staged until the CUDA kernel lands (op_util.h)
+    ops::common_device("attention_block_backward", {q, out, lse, dout});
+    std::vector<Tensor> r = attention_block_backward(ops::on_host(q), ops::on_host(k), ops::on_host(v),
+                                                     ops::on_host(out), ops::on_host(lse), ops::on_host(dout),
+                                                     scale, causal, window, q_pos, k_pos);
+    for (Tensor& t : r) t = t.to(q.device());
+    return r;
+  }
   g.vis = sa::block_visibility(causal, window, q_pos, k_pos, g.Tq);
   const Shape out_shape{g.B, g.H, g.Tq, g.Dv}, lse_shape{g.B, g.H, g.Tq};
   SKEIN_CHECK(out.defined() && lse.defined() && dout.defined() && out.shape() == out_shape &&
@@ -103,6 +117,14 @@ void attention_merge_(const Tensor& out, const Tensor& lse, const Tensor& block_
               "attention_merge_: need contiguous out and block_out [B, H, Tq, Dv], lse and ",
               "block_lse [B, H, Tq], one dtype; got out ", desc(out), ", lse ", desc(lse),
               ", block_out ", desc(block_out), ", block_lse ", desc(block_lse));
+  if (ops::common_device("attention_merge_", {out, lse, block_out, block_lse}) != Device::cpu) {
+    Tensor ho = out.to(Device::cpu), hl = lse.to(Device::cpu);  // host-staged (op_util.h)
+    attention_merge_(ho, hl, block_out.to(Device::cpu), block_lse.to(Device::cpu));
+    Tensor o = out, l = lse;
+    copy_(o, ho);
+    copy_(l, hl);
+    return;
+  }
   SKEIN_DISPATCH_FLOAT(out.dtype(), "attention_merge_", [&] {
     merge_rows(out.data<scalar_t>(), lse.data<scalar_t>(), block_out.data<scalar_t>(),
                block_lse.data<scalar_t>(), lse.numel(), out.size(3));

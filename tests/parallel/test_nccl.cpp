@@ -12,17 +12,8 @@
 namespace skein {
 namespace {
 
-Tensor to_device(const Tensor& host) {
-  Tensor d = Tensor::empty(host.shape(), host.dtype(), Device::cuda);
-  backend(Device::cuda).copy(d.raw_data(), host.raw_data(), host.numel() * dtype_size(host.dtype()), true);
-  return d;
-}
-
-Tensor to_host(const Tensor& dev) {
-  Tensor h = Tensor::empty(dev.shape(), dev.dtype());
-  backend(Device::cuda).copy(h.raw_data(), dev.raw_data(), dev.numel() * dtype_size(dev.dtype()), false);
-  return h;
-}
+Tensor to_device(const Tensor& host) { return host.to(Device::cuda); }
+Tensor to_host(const Tensor& dev) { return dev.to(Device::cpu); }
 
 TEST(Nccl, CollectivesOnDeviceTensors) {
   MpiComm& w = test::world();

@@ -1,0 +1,80 @@
+// op_util.cpp — device checks, broadcasting and the map launcher (see op_util.h).
+#include "core/ops/op_util.h"
+#include <algorithm>
+
+namespace skein::ops {
+
+Device common_device(const char* op, std::initializer_list<Tensor> ts) {
+  const Tensor* first = nullptr;
+  for (const Tensor& t : ts) {
+    SKEIN_CHECK(t.defined(), op, ": undefined tensor");
+    if (!first) { first = &t; continue; }
+    SKEIN_CHECK(t.device() == first->device(), op, ": tensors on different devices: ",
+                device_name(first->device()), " ", shape_str(first->shape()), " and ",
+                device_name(t.device()), " ", shape_str(t.shape()), " (move them with to(device))");
+  }
+  return first ? first->device() : Device::cpu;
+}
+
+Shape broadcast_shape(const Shape& a, const Shape& b, const char* op) {
+  size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    SKEIN_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ",
+                shape_str(b), " do not broadcast (dim ", i, ": ", da, " vs ", db, ")");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+Shape broadcast_strides(const Tensor& t, const Shape& out_shape) {
+  Shape st(out_shape.size(), 0);
+  size_t lead = out_shape.size() - t.shape().size();
+  for (size_t i = 0; i < t.shape().size(); ++i)
+    st[lead + i] = t.shape()[i] == 1 ? 0 : t.strides()[i];
+  return st;
+}
+
+namespace {
+kern::Operand operand(const Tensor& t, const Shape& shape, const Shape& st) {
+  kern::Operand o;
+  o.data = t.raw_data();
+  o.dtype = t.dtype();
+  std::copy(st.begin(), st.end(), o.strides);
+  (void)shape;
+  return o;
+}
+}  // namespace
+
+void launch_map(kern::MapOp op, const Tensor& out, std::initializer_list<Tensor> ins, double s0, double s1) {
+  const char* name = kern::map_op_name(op);
+  SKEIN_CHECK(static_cast<int>(ins.size()) == kern::map_arity(op), name, ": ", ins.size(),
+              " inputs for an op of arity ", kern::map_arity(op));
+  const Shape& shape = out.shape();
+  if (out.numel() == 0) return;
+  const Device dev = out.device();
+  for (const Tensor& t : ins)
+    SKEIN_CHECK(t.device() == dev, name, ": tensors on different devices: ", device_name(dev), " ",
+                shape_str(shape), " and ", device_name(t.device()), " ", shape_str(t.shape()),
+                " (move them with to(device))");
+  // Collapse dims of size 1 away and fold the rest into at most kMaxDims.
+  SKEIN_CHECK(static_cast<int>(shape.size()) <= kern::kMaxDims, name, ": ", shape.size(),
+              " dims; at most ", kern::kMaxDims, " are supported");
+  kern::MapArgs a;
+  a.op = op;
+  a.ndim = static_cast<int>(shape.size());
+  std::copy(shape.begin(), shape.end(), a.shape);
+  a.out = operand(out, shape, out.strides());
+  int k = 0;
+  for (const Tensor& t : ins) {
+    a.in[k] = operand(t, shape, broadcast_strides(t, shape));
+    ++k;
+  }
+  a.s0 = s0;
+  a.s1 = s1;
+  kern::kernels(dev).map(a);
+}
+
+}  // namespace skein::ops
