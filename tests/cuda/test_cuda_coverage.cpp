@@ -1,0 +1,125 @@
+// test_cuda_coverage.cpp — every op declared in core/ops.h has a CUDA path and a CUDA test: the
+// list below names, per op, the kernel family its CUDA path uses (or "host-staged" for the mixers
+// that run the CPU kernel on host copies until their CUDA kernels land) and the test that compares
+// it with the CPU. The test reads core/ops.h, so a new op without an entry fails here, on every
+// machine (no GPU needed). With a GPU, the CUDA kernel table must have every entry filled.
+#include <gtest/gtest.h>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include "core/backend.h"
+#include "core/kernels/kernels.h"
+#include "core/tensor.h"
+
+namespace skein {
+namespace {
+
+// op -> {CUDA path, test in tests/cuda}
+const std::map<std::string, std::pair<std::string, std::string>>& coverage() {
+  static const std::map<std::string, std::pair<std::string, std::string>> m{
+      {"add", {"map", "BinaryBroadcast"}}, {"sub", {"map", "BinaryBroadcast"}}, {"mul", {"map", "BinaryBroadcast"}},
+      {"div", {"map", "BinaryBroadcast"}}, {"neg", {"map", "UnaryMath"}}, {"exp", {"map", "UnaryMath"}},
+      {"log", {"map", "PositiveDomainMath"}}, {"sqrt", {"map", "PositiveDomainMath"}},
+      {"rsqrt", {"map", "PositiveDomainMath"}}, {"pow", {"map", "PositiveDomainMath"}}, {"tanh", {"map", "UnaryMath"}},
+      {"sigmoid", {"map", "UnaryMath"}}, {"silu", {"map", "UnaryMath"}}, {"gelu", {"map", "UnaryMath"}},
+      {"relu", {"map", "UnaryMath"}}, {"elu", {"map", "UnaryMath"}}, {"softplus", {"map", "UnaryMath"}},
+      {"log_sigmoid", {"map", "UnaryMath"}}, {"l2_normalize", {"l2_normalize", "UnaryMath"}},
+      {"where", {"map", "WhereAndMaskedFill"}}, {"masked_fill", {"map", "WhereAndMaskedFill"}},
+      {"fill_", {"map", "InPlace"}}, {"copy_", {"map + copies", "InPlace"}}, {"add_", {"map", "InPlace"}},
+      {"mul_", {"map", "InPlace"}}, {"sum", {"reduce", "Reductions"}}, {"mean", {"reduce", "Reductions"}},
+      {"max", {"reduce + put_along", "Reductions"}}, {"logsumexp", {"reduce", "Reductions"}},
+      {"cumsum", {"cumsum", "Reductions"}}, {"matmul", {"gemm", "Matmul"}},
+      {"softmax", {"softmax_fwd/bwd", "SoftmaxAndCrossEntropy"}},
+      {"log_softmax", {"softmax_fwd/bwd", "SoftmaxAndCrossEntropy"}},
+      {"cross_entropy", {"cross_entropy_fwd/bwd", "SoftmaxAndCrossEntropy"}},
+      {"embedding", {"gather_rows + scatter_rows", "EmbeddingAndScatterRowsAreDeterministic"}},
+      {"scatter_rows", {"scatter_rows + gather_rows", "EmbeddingAndScatterRowsAreDeterministic"}},
+      {"rms_norm", {"rms_norm_fwd/bwd", "RmsNormAndRope"}}, {"rope", {"rope", "RmsNormAndRope"}},
+      {"dropout", {"philox_uniform + map", "DropoutDrawsTheSameMaskOnBothDevices"}},
+      {"softmax_attention", {"host-staged", "MixersHostStaged"}},
+      {"attention_block_forward", {"host-staged", "MixersHostStaged"}},
+      {"attention_merge_", {"host-staged", "MixersHostStaged"}},
+      {"attention_block_backward", {"host-staged", "MixersHostStaged"}},
+      {"linear_attention", {"host-staged", "MixersHostStaged"}}, {"delta_rule", {"host-staged", "MixersHostStaged"}},
+      {"cat", {"map (copy)", "JoinSplitAndViews"}}, {"stack", {"map (copy)", "JoinSplitAndViews"}},
+      {"split", {"views", "JoinSplitAndViews"}}};
+  return m;
+}
+
+std::set<std::string> ops_declared_in_ops_h() {
+  std::ifstream f(std::string(SKEIN_SOURCE_DIR) + "/core/ops.h");
+  EXPECT_TRUE(f.good()) << "cannot read core/ops.h under " << SKEIN_SOURCE_DIR;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string text = ss.str();
+  // A declaration at the start of a line: a return type, the op's name, '('.
+  const std::regex decl(R"(^(?:Tensor|void|std::vector<Tensor>|LinearAttentionResult|AttentionBlockResult)\s+(\w+)\()",
+                        std::regex::multiline);
+  std::set<std::string> names;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), decl); it != std::sregex_iterator(); ++it)
+    names.insert((*it)[1].str());
+  return names;
+}
+
+TEST(CudaCoverage, EveryOpOfOpsHasACudaPathAndATest) {
+  const std::set<std::string> declared = ops_declared_in_ops_h();
+  ASSERT_GT(declared.size(), 40u) << "the parser found too few ops in core/ops.h";
+  for (const std::string& op : declared)
+    EXPECT_TRUE(coverage().count(op)) << "op '" << op << "' of core/ops.h has no CUDA path / test listed in "
+                                      << "tests/cuda/test_cuda_coverage.cpp";
+  for (const auto& [op, entry] : coverage())
+    EXPECT_TRUE(declared.count(op)) << "'" << op << "' is listed but no longer declared in core/ops.h";
+}
+
+TEST(CudaCoverage, HostStagedMixersAreTheOnlyOnesWithoutKernels) {
+  int staged = 0;
+  for (const auto& [op, entry] : coverage()) staged += entry.first == "host-staged";
+  EXPECT_EQ(staged, 6) << "update this count when a mixer gets its CUDA kernel (issue 11)";
+}
+
+TEST(CudaCoverage, TheCudaKernelTableIsComplete) {
+  if (!cuda_available()) GTEST_SKIP() << "no GPU visible";
+  const kern::KernelTable& k = kern::kernels(Device::cuda);
+  EXPECT_EQ(k.device, Device::cuda);
+  const void* entries[] = {
+      reinterpret_cast<const void*>(k.map), reinterpret_cast<const void*>(k.reduce),
+      reinterpret_cast<const void*>(k.put_along), reinterpret_cast<const void*>(k.cumsum),
+      reinterpret_cast<const void*>(k.gemm), reinterpret_cast<const void*>(k.softmax_fwd),
+      reinterpret_cast<const void*>(k.softmax_bwd), reinterpret_cast<const void*>(k.cross_entropy_fwd),
+      reinterpret_cast<const void*>(k.cross_entropy_bwd), reinterpret_cast<const void*>(k.rms_norm_fwd),
+      reinterpret_cast<const void*>(k.rms_norm_bwd_workspace), reinterpret_cast<const void*>(k.rms_norm_bwd),
+      reinterpret_cast<const void*>(k.rope), reinterpret_cast<const void*>(k.l2_normalize_fwd),
+      reinterpret_cast<const void*>(k.l2_normalize_bwd), reinterpret_cast<const void*>(k.gather_rows),
+      reinterpret_cast<const void*>(k.scatter_rows_workspace), reinterpret_cast<const void*>(k.scatter_rows),
+      reinterpret_cast<const void*>(k.philox_uniform), reinterpret_cast<const void*>(k.philox_normal),
+      reinterpret_cast<const void*>(k.adamw), reinterpret_cast<const void*>(k.sum_squares)};
+  for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); ++i) EXPECT_NE(entries[i], nullptr) << "entry " << i;
+}
+
+TEST(CudaCoverage, CpuTableIsComplete) {  // the same list, checked everywhere
+  const kern::KernelTable& k = kern::cpu_kernels();
+  EXPECT_TRUE(k.map && k.reduce && k.put_along && k.cumsum && k.gemm && k.softmax_fwd && k.softmax_bwd &&
+              k.cross_entropy_fwd && k.cross_entropy_bwd && k.rms_norm_fwd && k.rms_norm_bwd_workspace &&
+              k.rms_norm_bwd && k.rope && k.l2_normalize_fwd && k.l2_normalize_bwd && k.gather_rows &&
+              k.scatter_rows_workspace && k.scatter_rows && k.philox_uniform && k.philox_normal && k.adamw &&
+              k.sum_squares);
+}
+
+TEST(CudaCoverage, WithoutAGpuTheCudaDeviceIsAClearError) {
+  if (cuda_available()) GTEST_SKIP() << "a GPU is visible";
+  try {
+    Tensor t = Tensor::empty({2}, DType::f32, Device::cuda);
+    FAIL() << "made a cuda tensor without a GPU";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("device cuda"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(select_device("cuda", 0, false), DeviceUnavailable);
+  EXPECT_THROW(select_device("cuda:3", 0, false), DeviceUnavailable);
+  EXPECT_EQ(select_device("cpu", 0, false), Device::cpu);
+}
+
+}  // namespace
+}  // namespace skein
