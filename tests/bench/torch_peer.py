@@ -43,12 +43,15 @@ import time
 
 
 # ---- model constants (BENCHMARK.md) ---------------------------------------
-VOCAB = 8192
-D_MODEL = 512
-N_HEADS = 8
+# --size gpu: the GPU benchmark model (BENCHMARK.md), read before the classes bind their defaults.
+_GPU_SIZE = any(a == "--size=gpu" for a in sys.argv) or any(
+    a == "--size" and i + 1 < len(sys.argv) and sys.argv[i + 1] == "gpu" for i, a in enumerate(sys.argv))
+VOCAB = 32000 if _GPU_SIZE else 8192
+D_MODEL = 1024 if _GPU_SIZE else 512
+N_HEADS = 16 if _GPU_SIZE else 8
 HEAD_DIM = 64
-PATTERN = "LLLS"
-HIDDEN = 1408
+PATTERN = "LLLS" * 3 if _GPU_SIZE else "LLLS"
+HIDDEN = 2816 if _GPU_SIZE else 1408
 CHUNK = 64
 EPS = 1e-6
 ROPE_THETA = 10000.0
@@ -82,6 +85,11 @@ def parse_args(argv):
                    default="auto", help="AdamW implementation (auto: fused "
                    "if this torch has it on CPU, else foreach)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="cuda: the model and data on the GPU, steps timed with CUDA events")
+    p.add_argument("--size", choices=["bench", "gpu"], default="bench",
+                   help="gpu: V 32000, d 1024, 16 heads, 12 layers LLLS, hidden 2816")
+    p.add_argument("--tf32", action="store_true", help="cuda: allow TF32 matmuls")
     p.add_argument("--check", action="store_true",
                    help="verify the chunkwise L layer (and S layer) against "
                    "naive quadratic forms, then exit")
@@ -149,6 +157,11 @@ class ChunkDecay:
         self.k_out = torch.exp(ll * (chunk - 1 - i)).to(dtype)[:, :, None]  # lam^(C-1-j)
         self.chunk_decay = torch.exp(ll * chunk).to(dtype)[:, :, None]     # [H, 1, 1] lam^C
 
+    def to(self, device):
+        for name in ("intra", "q_in", "k_out", "chunk_decay"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
 
 def linear_attn_chunkwise(q, k, v, cd, chunk=CHUNK):
     """Decayed causal linear attention, chunkwise.
@@ -215,13 +228,13 @@ class Attention(nn.Module):
             self.gain = nn.Parameter(torch.ones(d))
         self._cache = {}
 
-    def _tables(self, T, dtype):
-        key = (T, dtype)
+    def _tables(self, T, dtype, device):
+        key = (T, dtype, str(device))
         if key not in self._cache:
             if self.kind == "S":
-                self._cache[key] = rope_tables(T, self.dh, dtype)
+                self._cache[key] = tuple(t.to(device) for t in rope_tables(T, self.dh, dtype))
             else:
-                self._cache[key] = ChunkDecay(decays(self.h), CHUNK, dtype)
+                self._cache[key] = ChunkDecay(decays(self.h), CHUNK, dtype).to(device)
         return self._cache[key]
 
     def forward(self, x):  # x: [B, T, d]
@@ -229,13 +242,13 @@ class Attention(nn.Module):
         qkv = self.wqkv(x).view(B, T, 3, self.h, self.dh).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]                          # [B, H, T, Dh]
         if self.kind == "S":
-            cos, sin = self._tables(T, x.dtype)
+            cos, sin = self._tables(T, x.dtype, x.device)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                                scale=1.0 / math.sqrt(self.dh))
             o = o.transpose(1, 2).reshape(B, T, d)
         else:
-            o = linear_attn_chunkwise(q, k, v, self._tables(T, x.dtype))
+            o = linear_attn_chunkwise(q, k, v, self._tables(T, x.dtype, x.device))
             o = rms_norm(o, None)                                 # per head, no gain
             o = o.transpose(1, 2).reshape(B, T, d) * self.gain
         return self.wo(o)
@@ -358,20 +371,33 @@ def check():
 # ---- benchmark -------------------------------------------------------------
 def bench():
     torch.manual_seed(ARGS.seed)
-    model = BenchModel()
+    dev = torch.device(ARGS.device)
+    if ARGS.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = ARGS.tf32
+        torch.backends.cudnn.allow_tf32 = ARGS.tf32
+    model = BenchModel().to(dev)
     opt, impl = make_optimizer(model, ARGS.optim)
     B, T = ARGS.batch, ARGS.seq
     total = ARGS.warmup + ARGS.steps
-    batches = [torch.randint(0, VOCAB, (B, T + 1)) for _ in range(total)]
+    batches = [torch.randint(0, VOCAB, (B, T + 1)).to(dev) for _ in range(total)]
     times, cpu = [], []
+    cuda = ARGS.device == "cuda"
     for i, tok in enumerate(batches):
         t0, c0 = time.perf_counter(), time.process_time()
+        if cuda:
+            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            e0.record()
         opt.zero_grad(set_to_none=True)
         loss = model(tok[:, :-1], tok[:, 1:])
         loss.backward()
         opt.step()
+        if cuda:
+            e1.record()
+            e1.synchronize()
         lv = loss.item()
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        if cuda:
+            dt = e0.elapsed_time(e1) / 1000.0
         tag = "warmup" if i < ARGS.warmup else "step  "
         print(f"  {tag} {i:2d}: {dt:7.3f} s wall, {dc:7.3f} s cpu, loss {lv:.4f}",
               flush=True)
@@ -379,9 +405,11 @@ def bench():
             times.append(dt)
             cpu.append(dc)
     med = statistics.median(times)
-    gflop = flops_per_step(T, B) / 1e9
+    gflop = flops_per_step(T, B, d=D_MODEL, h=HIDDEN, vocab=VOCAB, pattern=PATTERN) / 1e9
     res = {
         "seq": T, "batch": B, "threads": ARGS.threads, "steps": ARGS.steps,
+        "device": ARGS.device, "size": ARGS.size, "tf32": ARGS.tf32,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 1048576.0 if cuda else 0.0,
         "median_step_s": med,
         "tokens_per_s": B * T / med,
         "gflop_per_step": gflop,
