@@ -105,7 +105,7 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
   if (!seed.defined()) {
     SKEIN_CHECK(root.numel() == 1, "backward: the gradient may be omitted only for a one-element "
                 "tensor, this one has shape ", shape_str(root.shape()));
-    seed = ones(root.shape(), root.dtype());
+    seed = ones(root.shape(), root.dtype(), root.device());
   }
   SKEIN_CHECK(seed.shape() == root.shape(), "backward: gradient shape ", shape_str(seed.shape()),
               " differs from tensor shape ", shape_str(root.shape()));

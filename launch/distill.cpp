@@ -267,6 +267,8 @@ GenerationBench bench_generation(HybridLM& model, const std::vector<int64_t>& pr
 DistillSummary distill(Config cfg, const std::string& resume) {
   SKEIN_CHECK(cfg.parallel.dp == 1 && cfg.parallel.sp == 1 && cfg.parallel.tp == 1,
               "distill runs on one process: parallel.dp, parallel.sp and parallel.tp must be 1");
+  SKEIN_CHECK(cfg.train.device == "cpu", "distill: train.device=", cfg.train.device,
+              " is not supported yet (distillation runs on the CPU; train, eval and generate run on a GPU)");
   if (cfg.train.threads > 0) set_num_threads(static_cast<int>(cfg.train.threads));
   auto teacher = load_teacher(cfg);
   set_trainable(*teacher, false);
