@@ -10,14 +10,6 @@ namespace skein {
 
 namespace {
 
-// Σ x² of a contiguous tensor in double (fixed block order; the kernel of its device). The host
-// reads the value: clipping needs the norm before it can scale.
-double sum_squares(const Tensor& t) {
-  Tensor out = Tensor::empty({}, DType::f64, t.device());
-  kern::kernels(t.device()).sum_squares(t.dtype(), t.raw_data(), out.data_ptr<double>(), t.numel());
-  return out.item();
-}
-
 // The defined gradients of `params`, each once.
 std::vector<Tensor> unique_grads(const std::vector<Tensor>& params) {
   std::vector<Tensor> grads;
@@ -33,10 +25,23 @@ std::vector<Tensor> unique_grads(const std::vector<Tensor>& params) {
 
 }  // namespace
 
+// Σ over the gradients of Σ g² in double (fixed order): one partial per gradient, written on the
+// gradients' device by its kernel, read back once (the host needs the norm to clip).
 double grad_squared_norm(const std::vector<Tensor>& params) {
   NoGradGuard no_grad;
+  const std::vector<Tensor> grads = unique_grads(params);
+  if (grads.empty()) return 0.0;
+  const Device dev = grads.front().device();
+  Tensor parts = Tensor::empty({static_cast<int64_t>(grads.size())}, DType::f64, dev);
+  const auto& k = kern::kernels(dev);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    SKEIN_CHECK(grads[i].device() == dev, "clip_grad_norm: gradients on ", device_name(dev), " and ",
+                device_name(grads[i].device()));
+    Tensor g = grads[i].contiguous();
+    k.sum_squares(g.dtype(), g.raw_data(), parts.data_ptr<double>() + i, g.numel());
+  }
   double total = 0.0;
-  for (const Tensor& g : unique_grads(params)) total += sum_squares(g.contiguous());
+  for (double v : parts.to_vector()) total += v;
   return total;
 }
 
