@@ -18,11 +18,8 @@ class CudaBackend final : public Backend {
     if (!n) return;
     cudaStream_t s = cuda::stream();
     switch (kind) {
-      case CopyKind::host_to_device:
-        // The source is pageable host memory that the caller may reuse at once: a synchronous
-        // copy with respect to the host (cudaMemcpyAsync from pageable memory returns only after
-        // the source was read).
-        cuda::check(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s), "copy host -> cuda");
+      case CopyKind::host_to_device:  // through pinned staging: the host does not wait for the DMA
+        cuda::copy_to_device(dst, src, n);
         break;
       case CopyKind::device_to_host:
         cuda::check(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, s), "copy cuda -> host");

@@ -1,6 +1,7 @@
 // runtime.cu — the CUDA runtime of skein (see runtime.h): device, stream, cuBLAS, error flag,
 // caching allocator.
 #include "core/cuda/runtime.h"
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -144,6 +145,36 @@ void raise_device_errors() {
     case kIndexOutOfRange: throw Error("scatter_rows (cuda): an index is outside the output rows");
     default: throw Error(detail::concat("cuda: a kernel raised error code ", code));
   }
+}
+
+namespace {
+struct Staging {
+  void* host = nullptr;
+  size_t bytes = 0;
+  cudaEvent_t done = nullptr;  // recorded after the copy that last read this buffer
+};
+constexpr int kStagingBuffers = 4;
+}  // namespace
+
+void copy_to_device(void* dst, const void* src, size_t nbytes) {
+  static Staging ring[kStagingBuffers];
+  static int next = 0;
+  static std::mutex mu;
+  cudaStream_t st = stream();
+  std::lock_guard<std::mutex> lock(mu);
+  Staging& b = ring[next];
+  next = (next + 1) % kStagingBuffers;
+  if (b.done) check(cudaEventSynchronize(b.done), "copy host -> cuda (staging wait)");
+  if (b.bytes < nbytes) {
+    if (b.host) check(cudaFreeHost(b.host), "cudaFreeHost");
+    b.host = nullptr;
+    check(cudaHostAlloc(&b.host, nbytes, cudaHostAllocDefault), "cudaHostAlloc (staging)");
+    b.bytes = nbytes;
+  }
+  if (!b.done) check(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming), "cudaEventCreate");
+  std::memcpy(b.host, src, nbytes);
+  check(cudaMemcpyAsync(dst, b.host, nbytes, cudaMemcpyHostToDevice, st), "copy host -> cuda");
+  check(cudaEventRecord(b.done, st), "cudaEventRecord");
 }
 
 void* allocate(size_t nbytes) {

@@ -43,6 +43,11 @@ AllocatorStats allocator_stats();
 void reset_peak();
 void empty_cache();
 
+// Host-to-device copy through pinned staging buffers (a small ring, each reused after the event of
+// its last copy): the host copies into pinned memory and returns, the DMA runs on the compute
+// stream in order with the kernels. The source may be reused as soon as this returns.
+void copy_to_device(void* dst, const void* src, size_t nbytes);
+
 constexpr int kThreads = 256;
 inline unsigned blocks_for(int64_t n, int threads = kThreads) {
   return static_cast<unsigned>((n + threads - 1) / threads);
