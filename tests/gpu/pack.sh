@@ -4,12 +4,13 @@
 # benchmark binaries, the skein CLI, the PyTorch peer and tests/gpu/run.sh, plus the shared
 # libraries they load that a GPU machine may lack (their ldd closure minus glibc and the CUDA
 # libraries the GPU machine has: cudart, cuBLAS, NCCL), into ONE archive:
-#   .gpu/bundle.tar.zst   (ignored by git; carried to the GPU machine, ≤ 60 MB)
+#   .gpu/bundle.tar.xz   (ignored by git; carried to the GPU machine, ≤ 60 MB). xz, not zstd: as
+# small here (16 MB), and Python's standard library unpacks it where no xz/zstd tool exists.
 # Usage: bash tests/gpu/pack.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-bash .ci/install-deps.sh zstd >/dev/null
+bash .ci/install-deps.sh xz-utils >/dev/null
 cmake --preset cuda-release >/dev/null
 cmake --build --preset cuda-release --target test_cuda test_core skein bench_gpu
 B=build/cuda-release
@@ -27,12 +28,11 @@ for bin in "${BINS[@]}"; do
     if [[ ! "$name" =~ $skip ]]; then cp -Ln "$path" "$STAGE/bundle/lib/" 2>/dev/null || true; fi
   done
 done
-# Open MPI's plugins are loaded at run time (not in ldd): bring its component folder for mpirun-less
-# use of libmpi (the tests here run without mpirun).
 git rev-parse HEAD > "$STAGE/bundle/COMMIT"
 date -u +%Y-%m-%dT%H:%MZ > "$STAGE/bundle/BUILT"
 mkdir -p .gpu
-tar -C "$STAGE" -cf - bundle | zstd -q -19 -T0 -f -o .gpu/bundle.tar.zst
-size=$(stat -c %s .gpu/bundle.tar.zst)
-echo "pack: .gpu/bundle.tar.zst $((size / 1048576)) MiB ($(ls "$STAGE/bundle/lib" | wc -l) libraries, commit $(cat "$STAGE/bundle/COMMIT" | cut -c1-12))"
+rm -f .gpu/bundle.tar.zst
+tar -C "$STAGE" -cf - bundle | xz -T0 -6 > .gpu/bundle.tar.xz
+size=$(stat -c %s .gpu/bundle.tar.xz)
+echo "pack: .gpu/bundle.tar.xz $((size / 1048576)) MiB ($(ls "$STAGE/bundle/lib" | wc -l) libraries, commit $(cat "$STAGE/bundle/COMMIT" | cut -c1-12))"
 if [ "$size" -gt $((60 * 1048576)) ]; then echo "pack: bundle over 60 MB" >&2; exit 1; fi

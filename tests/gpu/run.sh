@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run.sh — the GPU check, run on the GPU machine from the repository root with the bundle carried
-# (.gpu/bundle.tar.zst; see tests/gpu/pack.sh). Prints an inventory first (so even a failed run
+# (.gpu/bundle.tar.xz; see tests/gpu/pack.sh). Prints an inventory first (so even a failed run
 # teaches something), unpacks, runs the CUDA test suite and the GPU benchmarks (skein and the
 # PyTorch peer, f32 and TF32), and writes logs, JSON results and a summary table (printed LAST)
 # into OUTDIR. Every stage has its own time limit; the whole run stays under ~8 minutes.
@@ -27,16 +27,10 @@ log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 cat "$OUT/inventory.txt"
 
 W=$(mktemp -d)
-if ! zstd -dc .gpu/bundle.tar.zst 2>/dev/null | tar -C "$W" -xf -; then
-  python3 -c "import zstandard" 2>/dev/null && python3 - "$W" <<'PY'
-import sys, tarfile, zstandard
-with open('.gpu/bundle.tar.zst', 'rb') as f:
-    with zstandard.ZstdDecompressor().stream_reader(f) as r:
-        tarfile.open(fileobj=r, mode='r|').extractall(sys.argv[1])
-PY
-fi
+tar -C "$W" -xJf .gpu/bundle.tar.xz 2>/dev/null ||
+  python3 -c "import sys, tarfile; tarfile.open('.gpu/bundle.tar.xz', 'r:xz').extractall(sys.argv[1])" "$W"
 BUN=$W/bundle
-[ -x "$BUN/bin/test_cuda" ] || { log "bundle: could not unpack .gpu/bundle.tar.zst (zstd missing?)"; exit 1; }
+[ -x "$BUN/bin/test_cuda" ] || { log "bundle: could not unpack .gpu/bundle.tar.xz"; exit 1; }
 log "bundle: commit $(cat "$BUN/COMMIT") built $(cat "$BUN/BUILT")"
 PY=/opt/torch/.venv/bin/python
 [ -x "$PY" ] || PY=python3
