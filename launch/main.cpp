@@ -16,6 +16,7 @@
 #include "launch/checkpoint.h"
 #include "launch/distill.h"
 #include "launch/hf_llama.h"
+#include "launch/progress.h"
 #include "launch/sweep.h"
 #include "launch/trainer.h"
 #include "layers/generate.h"
@@ -72,9 +73,11 @@ int cmd_train(const std::vector<std::string>& args) {
       ("config", po::value<std::string>()->default_value("", "\"\""), "the experiment YAML (empty: all defaults)")
       ("set", po::value<std::vector<std::string>>()->default_value({}, "none")->composing(),
        "override a config key: --set section.key=value (repeatable)")
-      ("resume", po::value<std::string>()->default_value("", "\"\""), "'auto' (newest checkpoint of the run) or a checkpoint folder");
+      ("resume", po::value<std::string>()->default_value("", "\"\""), "'auto' (newest checkpoint of the run) or a checkpoint folder")
+      ("print-config", po::bool_switch(), "print the resolved config (always written to <train.run_dir>/config.yaml)");
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return 0;
+  console_options().print_config = vm["print-config"].as<bool>();
   train(config_from(vm), vm["resume"].as<std::string>());
   return 0;
 }
@@ -155,7 +158,9 @@ int cmd_sweep(const std::vector<std::string>& args, const std::string& self) {
   po::options_description o("skein sweep: run a grid of configs and tabulate the results");
   o.add_options()
       ("config", po::value<std::string>()->required(), "the sweep YAML (see launch/sweep.h)")
-      ("emit", po::value<std::string>()->default_value("", "\"\""), "print instead of running: 'commands' or 'slurm'");
+      ("emit", po::value<std::string>()->default_value("", "\"\""), "print instead of running: 'commands' or 'slurm'")
+      ("on-change", po::value<std::string>()->default_value("refuse"),
+       "a started run whose settings differ from the sweep's: refuse (name them, run nothing) | rerun (old folder kept as <run>.stale-N)");
   po::variables_map vm;
   if (!parse("sweep", args, o, vm)) return 0;
   SweepPlan plan = load_sweep(vm["config"].as<std::string>());
@@ -169,7 +174,8 @@ int cmd_sweep(const std::vector<std::string>& args, const std::string& self) {
     return 0;
   }
   SKEIN_CHECK(emit.empty(), "sweep: --emit must be 'commands' or 'slurm', got '", emit, "'");
-  int failed = run_sweep(plan, [](const std::vector<std::string>& a) { return cmd_train(a); });
+  int failed = run_sweep(plan, [](const std::vector<std::string>& a) { return cmd_train(a); },
+                         parse_on_change(vm["on-change"].as<std::string>()));
   std::printf("sweep: %zu runs, %d failed; results in %s\n", plan.runs.size(), failed, plan.out_dir.c_str());
   return failed ? 1 : 0;
 }
@@ -180,9 +186,11 @@ int cmd_distill(const std::vector<std::string>& args) {
       ("config", po::value<std::string>()->required(), "the distill YAML (configs/distill-lolcats.yaml; distill.teacher names the teacher)")
       ("set", po::value<std::vector<std::string>>()->default_value({}, "none")->composing(),
        "override a config key: --set section.key=value (repeatable)")
-      ("resume", po::value<std::string>()->default_value("", "\"\""), "'auto' (newest checkpoint of the run) or a checkpoint folder");
+      ("resume", po::value<std::string>()->default_value("", "\"\""), "'auto' (newest checkpoint of the run) or a checkpoint folder")
+      ("print-config", po::bool_switch(), "print the resolved config (always written to <train.run_dir>/config.yaml)");
   po::variables_map vm;
   if (!parse("distill", args, o, vm)) return 0;
+  console_options().print_config = vm["print-config"].as<bool>();
   distill(config_from(vm), vm["resume"].as<std::string>());
   return 0;
 }
