@@ -13,6 +13,7 @@
 #include "configs/registry.h"
 #include "launch/checkpoint.h"
 #include "launch/distill.h"
+#include "launch/hf_export.h"
 #include "layers/attention.h"
 
 namespace fs = std::filesystem;
@@ -84,7 +85,8 @@ T get(const json& c, const char* key, const std::string& src, std::optional<T> f
 ModelConfig llama_model_config(const json& c, const std::string& src, int64_t* max_position_embeddings) {
   SKEIN_CHECK(c.is_object(), src, ": must be a JSON object");
   const std::string type = get<std::string>(c, "model_type", src, "llama");
-  SKEIN_CHECK(type == "llama", src, ": model_type '", type, "' is not supported (skein reads Llama checkpoints)");
+  SKEIN_CHECK(type == "llama" || (type == "skein_hybrid" && c.contains("skein")), src, ": model_type '", type,
+              "' is not supported (skein reads Llama checkpoints and its own skein_hybrid exports)");
   ModelConfig m;
   m.layer_pattern = "S";
   m.vocab_size = get<int64_t>(c, "vocab_size", src);
@@ -338,7 +340,9 @@ void save_hf_llama(const HybridLM& model, const std::string& dir, const HfSaveOp
   if (!opts.config) cfg.model = m;
   json config = llama_config_json(m, llama, opts.max_position_embeddings);
   config["skein"] = {{"format_version", 1}, {"config", config_to_json(cfg)}};
+  if (!llama) make_skein_hybrid_config(config, model);  // transformers runs it through modeling_skein.py
   save_safetensors_folder(out.string(), tensors, opts.max_shard_bytes, {{"format", "pt"}});
+  if (!llama) write_hf_remote_code(out.string());
   std::ofstream f(out / "config.json");
   f << config.dump(2) << "\n";
   f.close();
