@@ -7,6 +7,7 @@
 #include <fstream>
 #include <typeinfo>
 #include "core/error.h"
+#include "data/tokenizer.h"
 #include "layers/attention.h"
 #include "layers/liger.h"
 #include "layers/linear_attention.h"
@@ -65,6 +66,69 @@ void write_hf_remote_code(const std::string& dir) {
     f.close();
     SKEIN_CHECK(f, "hf export: writing ", p.string(), " failed (disk full?)");
   }
+}
+
+BpeTokenizer hf_tokenizer_of(const std::string& identity) {
+  if (identity == "bytes") return train_bpe({}, 257);  // 256 byte symbols (id = byte), no merges, <|endoftext|>
+  return BpeTokenizer::from_json(identity, "the token file's tokenizer");
+}
+
+namespace {
+
+void write_json(const fs::path& p, const json& j) {
+  std::ofstream f(p);
+  f << j.dump(2) << "\n";
+  f.close();
+  SKEIN_CHECK(f, "hf export: writing ", p.string(), " failed (disk full?)");
+}
+
+json read_json_file(const fs::path& p) {
+  std::ifstream in(p);
+  SKEIN_CHECK(in, "hf folder: cannot read ", p.string());
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw Error(detail::concat(p.string(), ": not valid JSON (", e.what(), ")"));
+  }
+}
+
+}  // namespace
+
+void write_hf_tokenizer(const std::string& dir, const std::string& identity, int64_t model_max_length, json& config) {
+  const BpeTokenizer tok = hf_tokenizer_of(identity);
+  const int64_t eos = tok.eos_id();
+  const std::string eos_text = tok.vocab.at(static_cast<size_t>(eos));
+  std::ofstream f(fs::path(dir) / "tokenizer.json");
+  f << tok.to_json();
+  f.close();
+  SKEIN_CHECK(f, "hf export: writing ", (fs::path(dir) / "tokenizer.json").string(), " failed (disk full?)");
+  write_json(fs::path(dir) / "tokenizer_config.json",
+             {{"tokenizer_class", "PreTrainedTokenizerFast"}, {"bos_token", eos_text}, {"eos_token", eos_text},
+              {"pad_token", eos_text}, {"add_bos_token", false}, {"add_eos_token", false},
+              {"clean_up_tokenization_spaces", false}, {"model_max_length", model_max_length}});
+  write_json(fs::path(dir) / "generation_config.json",
+             {{"bos_token_id", eos}, {"eos_token_id", eos}, {"pad_token_id", eos}});
+  config["bos_token_id"] = config["eos_token_id"] = config["pad_token_id"] = eos;
+}
+
+std::optional<BpeTokenizer> read_hf_tokenizer(const std::string& dir) {
+  const fs::path path = fs::path(dir) / "tokenizer.json";
+  if (!fs::exists(path)) return std::nullopt;
+  BpeTokenizer tok = BpeTokenizer::load(path.string());
+  const fs::path cfg_path = fs::path(dir) / "tokenizer_config.json";
+  if (fs::exists(cfg_path)) {
+    const json c = read_json_file(cfg_path);
+    if (c.contains("eos_token") && c["eos_token"].is_string()) {
+      const std::string eos = c["eos_token"];
+      SKEIN_CHECK(tok.token_to_id.count(eos) && tok.token_to_id.at(eos) == tok.eos_id(), cfg_path.string(),
+                  ": eos_token '", eos, "' is not the end-of-text token of tokenizer.json (id ", tok.eos_id(), ")");
+    }
+  }
+  return tok;
+}
+
+bool same_tokenizer(const BpeTokenizer& a, const BpeTokenizer& b) {
+  return a.vocab == b.vocab && a.merges == b.merges && a.special == b.special;
 }
 
 }  // namespace skein

@@ -8,7 +8,8 @@ options; softmax with a window and grouped-query heads; MoM with each recurrence
 without its window attention; LoLCATs) with skein's logits of fixed ids. Each folder, and the
 committed tests/fixtures/tiny_hybrid, is loaded with AutoModelForCausalLM.from_pretrained(...,
 trust_remote_code=True); the logits must agree within 1e-4 of their scale and no weight may be
-missing or unexpected. Loading without trust_remote_code must fail. CTest runs it when
+missing or unexpected. Loading without trust_remote_code must fail. AutoTokenizer on an export
+with a BPE tokenizer, and on the fixture (byte tokenizer), must give skein's ids and decode back. CTest runs it when
 transformers and torch are importable; otherwise it exits 77 (skipped).
 
   python3 tests/launch/check_hf_hybrid.py --test-binary build/release/tests/test_launch
@@ -44,7 +45,7 @@ def main():
         env = dict(os.environ, SKEIN_HF_HYBRID_DIR=out)
         subprocess.run([args.test_binary, "--gtest_filter=HfHybrid.WritesForTransformers"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        folders = [(name, os.path.join(out, name)) for name in sorted(os.listdir(out))]
+        folders = [(name, os.path.join(out, name)) for name in sorted(os.listdir(out)) if name != "tokenizer_bpe"]
         folders.append(("committed fixture tiny_hybrid", FIXTURE))
         for name, folder in folders:
             try:
@@ -62,6 +63,20 @@ def main():
             ok = err <= args.tolerance and not bad and type(model).__name__ == "SkeinForCausalLM"
             failed += not ok
             print(f"{name}: relative logit error {err:.2e}{'' if not bad else f', {bad}'}: {'ok' if ok else 'FAIL'}")
+        # Tokenizer round trip: AutoTokenizer on the export gives skein's ids and decodes back.
+        from transformers import AutoTokenizer
+        tdir = os.path.join(out, "tokenizer_bpe")
+        text = open(os.path.join(tdir, "tokenizer_text.txt"), encoding="utf-8").read()
+        want = load_file(os.path.join(tdir, "tokenizer_ids.safetensors"))["ids"].tolist()
+        for name, folder, expect in (("bpe", tdir, want),
+                                     ("bytes (fixture)", FIXTURE, list(text.encode("utf-8")) + [256])):
+            tok = AutoTokenizer.from_pretrained(folder)
+            ids = tok(text)["input_ids"] + [tok.eos_token_id]
+            back = tok.decode(ids[:-1])
+            ok = ids == expect and back == text and tok.pad_token_id == tok.eos_token_id == expect[-1]
+            failed += not ok
+            print(f"AutoTokenizer {name}: {len(ids)} ids{'' if ids == expect else f' {ids} != skein {expect}'}"
+                  f"{'' if back == text else f', decodes to {back!r}'}: {'ok' if ok else 'FAIL'}")
         # Without remote code transformers must refuse (never a Llama with layers at random).
         for what, load in (("AutoModelForCausalLM", AutoModelForCausalLM), ("AutoConfig", AutoConfig)):
             try:

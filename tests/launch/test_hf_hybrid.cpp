@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "data/token_file.h"
 #include "launch/hf_export.h"
 #include "launch/hf_llama.h"
 #include "layers/liger.h"
@@ -128,6 +129,10 @@ std::vector<Case> cases() {
   return out;
 }
 
+const char* const kTokText =
+    "And God said, Let there be light: and there was light. And God saw the light, that it was good: and God "
+    "divided the light from the darkness. And God called the light Day, and the darkness he called Night.";
+
 const std::vector<int64_t> kIds = {3, 63, 0, 41, 12, 12, 60, 7, 33, 25, 1, 50, 5, 48, 20, 2,
                                    9, 9, 9, 17, 44, 2, 61, 30, 0, 8, 15, 27, 36, 5, 5, 11};
 
@@ -137,8 +142,10 @@ Tensor logits_of(HybridLM& model, const Tensor& ids) {
 }
 
 // Exports `model` to dir with reference.safetensors (ids [2, 16] and skein's logits).
-void export_with_reference(HybridLM& model, const std::string& dir) {
-  save_hf_llama(model, dir);
+void export_with_reference(HybridLM& model, const std::string& dir, const std::string& tokenizer = "") {
+  HfSaveOptions o;
+  o.tokenizer_identity = tokenizer;
+  save_hf_llama(model, dir, o);
   const Tensor ids = from_vector(std::vector<double>(kIds.begin(), kIds.end()), {2, 16}, DType::i64);
   save_safetensors((fs::path(dir) / "reference.safetensors").string(), {{"input_ids", ids}, {"logits", logits_of(model, ids)}});
 }
@@ -229,6 +236,60 @@ TEST(HfHybrid, CommittedFixtureHasTheExportStructure) {
   for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-5) << i;
 }
 
+// The export carries the run's tokenizer; `convert --from hf` reads it back and checks it
+// against the eos of tokenizer_config.json and the tokenizer of a data.path given.
+TEST(HfHybrid, TokenizerTravelsWithTheExport) {
+  auto model = with(small("LS"), [](ModelConfig& c) { c.vocab_size = 300; });
+  const BpeTokenizer tok = train_bpe({kTokText}, 290);
+  const std::string dir = temp_dir("tok");
+  HfSaveOptions o;
+  o.tokenizer_identity = tok.identity();
+  o.max_position_embeddings = 512;
+  save_hf_llama(*model, dir, o);
+  const json tc = read_json(fs::path(dir) / "tokenizer_config.json");
+  EXPECT_EQ(tc["eos_token"], "<|endoftext|>");
+  EXPECT_EQ(tc["pad_token"], "<|endoftext|>");
+  EXPECT_EQ(tc["tokenizer_class"], "PreTrainedTokenizerFast");
+  EXPECT_EQ(tc["model_max_length"], 512);
+  const json gc = read_json(fs::path(dir) / "generation_config.json");
+  EXPECT_EQ(gc["eos_token_id"], tok.eos_id());
+  EXPECT_EQ(read_json(fs::path(dir) / "config.json")["eos_token_id"], tok.eos_id());
+  auto back = read_hf_tokenizer(dir);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(same_tokenizer(*back, tok));
+  EXPECT_EQ(back->encode(kTokText), tok.encode(kTokText));
+  // the byte tokenizer is the no-merge BPE: the same ids
+  ByteTokenizer bytes;
+  EXPECT_EQ(hf_tokenizer_of("bytes").encode("abc \xc3\xa9!"), bytes.encode("abc \xc3\xa9!"));
+  EXPECT_EQ(hf_tokenizer_of("bytes").eos_id(), bytes.eos_id());
+
+  // convert --from hf: a token file made with this tokenizer is accepted, one made with bytes is not
+  const std::string good = temp_dir("tok_good.h5"), bad = temp_dir("tok_bad.h5");
+  for (const auto& [path, t] : {std::pair<std::string, const Tokenizer*>{good, &tok}, {bad, &bytes}}) {
+    TokenFileWriter w(path, *t);
+    for (int i = 0; i < 4; ++i) w.append(i ? "train" : "val", t->encode(kTokText));
+    w.finalize();
+  }
+  const std::string ckpt = temp_dir("tok_ckpt");
+  convert_hf_to_checkpoint(dir, ckpt, {"data.path=" + good});
+  EXPECT_TRUE(fs::exists(fs::path(ckpt) / "state.h5"));
+  fs::remove_all(ckpt);
+  try {
+    convert_hf_to_checkpoint(dir, ckpt, {"data.path=" + bad});
+    ADD_FAILURE() << "a token file of another tokenizer was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another tokenizer"), std::string::npos) << e.what();
+  }
+  std::ofstream(fs::path(dir) / "tokenizer_config.json") << R"({"eos_token": "the"})";
+  try {
+    convert_hf_to_checkpoint(dir, ckpt);
+    ADD_FAILURE() << "a wrong eos_token was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("eos_token 'the'"), std::string::npos) << e.what();
+  }
+  for (const auto& p : {dir, good, bad, ckpt}) fs::remove_all(p);
+}
+
 TEST(HfHybrid, WriteFixture) {
   const char* out = std::getenv("SKEIN_HF_HYBRID_FIXTURE");
   if (!out) GTEST_SKIP() << "SKEIN_HF_HYBRID_FIXTURE not set";
@@ -241,7 +302,7 @@ TEST(HfHybrid, WriteFixture) {
   HybridLM model(c);
   perturb(model, 11);
   fs::remove_all(out);
-  export_with_reference(model, out);
+  export_with_reference(model, out, "bytes");
 }
 
 // Not a check by itself: with SKEIN_HF_HYBRID_DIR set (by tests/launch/check_hf_hybrid.py),
@@ -249,6 +310,18 @@ TEST(HfHybrid, WriteFixture) {
 TEST(HfHybrid, WritesForTransformers) {
   const char* out = std::getenv("SKEIN_HF_HYBRID_DIR");
   if (!out) GTEST_SKIP() << "SKEIN_HF_HYBRID_DIR not set";
+  // A BPE tokenizer export, with skein's ids of a text for AutoTokenizer to reproduce.
+  const std::string text = "In the beginning God created the heaven and the earth.\n\tUnicode: \xc3\xa9\xe2\x82\xac  end";
+  const BpeTokenizer tok = train_bpe({kTokText, kTokText}, 300);
+  auto lm = with(small("LS"), [](ModelConfig& c) { c.vocab_size = 300; });
+  const std::string tdir = (fs::path(out) / "tokenizer_bpe").string();
+  fs::remove_all(tdir);
+  export_with_reference(*lm, tdir, tok.identity());
+  std::vector<int64_t> ids = tok.encode(text);
+  ids.push_back(tok.eos_id());  // an eos between documents, as prep writes it
+  std::ofstream(fs::path(tdir) / "tokenizer_text.txt", std::ios::binary) << text;
+  save_safetensors((fs::path(tdir) / "tokenizer_ids.safetensors").string(),
+                   {{"ids", from_vector(std::vector<double>(ids.begin(), ids.end()), {static_cast<int64_t>(ids.size())}, DType::i64)}});
   uint64_t seed = 100;
   for (const Case& c : cases()) {
     auto model = c.make();
