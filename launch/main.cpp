@@ -16,6 +16,7 @@
 #include "launch/checkpoint.h"
 #include "launch/distill.h"
 #include "launch/hf_llama.h"
+#include "launch/lm_items.h"
 #include "launch/progress.h"
 #include "launch/sweep.h"
 #include "launch/trainer.h"
@@ -87,11 +88,22 @@ int cmd_eval(const std::vector<std::string>& args) {
   o.add_options()
       ("checkpoint", po::value<std::string>()->required(), "a checkpoint folder (runs/x/checkpoints/ckpt-000200)")
       ("set", po::value<std::vector<std::string>>()->default_value({}, "none")->composing(), "override a config key")
-      ("batches", po::value<int64_t>()->default_value(0), "validation batches (0: the config's train.eval_batches)");
+      ("batches", po::value<int64_t>()->default_value(0), "validation batches (0: the config's train.eval_batches)")
+      ("items", po::value<std::string>()->default_value("", "\"\""),
+       "instead: score a loglikelihood task, JSONL {context, continuation} (launch/lm_items.h; as lm_eval does)");
   po::variables_map vm;
   if (!parse("eval", args, o, vm)) return 0;
   auto [cfg, model] = model_from_checkpoint(vm["checkpoint"].as<std::string>(), vm["set"].as<std::vector<std::string>>());
   DataSources data = make_data(cfg);
+  if (const std::string items = vm["items"].as<std::string>(); !items.empty()) {
+    SKEIN_CHECK(!data.tokenizer_identity.empty(), "eval --items: the run's data (", cfg.data.source, ") has no tokenizer");
+    const LmItemsSummary s = score_lm_items(*model, *tokenizer_from_identity(data.tokenizer_identity), read_lm_items(items));
+    for (const LmItemScore& i : s.items)
+      std::printf("{\"loglikelihood\": %.9g, \"greedy\": %s, \"tokens\": %lld}\n", i.loglikelihood,
+                  i.greedy ? "true" : "false", static_cast<long long>(i.tokens));
+    std::printf("{\"acc\": %.9g, \"perplexity\": %.9g, \"items\": %zu}\n", s.acc, s.perplexity, s.items.size());
+    return 0;
+  }
   SKEIN_CHECK(data.val, "eval: ", cfg.data.path, " has no usable validation split");
   int64_t batches = vm["batches"].as<int64_t>() > 0 ? vm["batches"].as<int64_t>() : cfg.train.eval_batches;
   RunSummary r = evaluate(*model, *data.val, cfg, batches);
