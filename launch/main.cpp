@@ -99,9 +99,9 @@ int cmd_eval(const std::vector<std::string>& args) {
     SKEIN_CHECK(!data.tokenizer_identity.empty(), "eval --items: the run's data (", cfg.data.source, ") has no tokenizer");
     const LmItemsSummary s = score_lm_items(*model, *tokenizer_from_identity(data.tokenizer_identity), read_lm_items(items));
     for (const LmItemScore& i : s.items)
-      std::printf("{\"loglikelihood\": %.9g, \"greedy\": %s, \"tokens\": %lld}\n", i.loglikelihood,
+      std::printf("{\"loglikelihood\": %.17g, \"greedy\": %s, \"tokens\": %lld}\n", i.loglikelihood,
                   i.greedy ? "true" : "false", static_cast<long long>(i.tokens));
-    std::printf("{\"acc\": %.9g, \"perplexity\": %.9g, \"items\": %zu}\n", s.acc, s.perplexity, s.items.size());
+    std::printf("{\"acc\": %.17g, \"perplexity\": %.17g, \"items\": %zu}\n", s.acc, s.perplexity, s.items.size());
     return 0;
   }
   SKEIN_CHECK(data.val, "eval: ", cfg.data.path, " has no usable validation split");
