@@ -128,7 +128,7 @@ ModelConfig llama_model_config(const json& c, const std::string& src, int64_t* m
 }
 
 json llama_config_json(const ModelConfig& m, bool llama, int64_t max_position_embeddings) {
-  return {{"architectures", json::array({llama ? "LlamaForCausalLM" : "SkeinHybridLM"})},
+  return {{"architectures", json::array({llama ? "LlamaForCausalLM" : "SkeinForCausalLM"})},
           {"model_type", "llama"},
           {"vocab_size", m.vocab_size},
           {"hidden_size", m.d_model},

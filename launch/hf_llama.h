@@ -47,7 +47,9 @@ struct HfSaveOptions {
 // Writes `model` (one process, tp_size 1) as an HF Llama folder: config.json and the weights
 // as F32. `dir` must not exist or be empty. architectures is ["LlamaForCausalLM"] when every
 // mixer is a plain SoftmaxAttention without a window (transformers then computes the same
-// logits), else ["SkeinHybridLM"].
+// logits), else model_type "skein_hybrid" with ["SkeinForCausalLM"], layer_mixers and the
+// remote-code files (launch/hf_export.h), which transformers runs with trust_remote_code=True.
+// opts.tokenizer_identity: the tokenizer files too.
 void save_hf_llama(const HybridLM& model, const std::string& dir, const HfSaveOptions& opts = {});
 
 // The HF name of a skein parameter; `llama_attention`: the layer is a plain SoftmaxAttention,
