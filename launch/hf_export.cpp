@@ -59,7 +59,8 @@ void make_skein_hybrid_config(json& config, const HybridLM& model) {
 
 void write_hf_remote_code(const std::string& dir) {
   for (const auto& [name, text] : {std::pair{"configuration_skein.py", kHfConfigurationPy},
-                                   std::pair{"modeling_skein.py", kHfModelingPy}}) {
+                                   std::pair{"modeling_skein.py", kHfModelingPy},
+                                   std::pair{"skein_mixers.py", kHfMixersPy}}) {
     const fs::path p = fs::path(dir) / name;
     std::ofstream f(p, std::ios::binary);
     f << text;

@@ -177,6 +177,7 @@ TEST(HfHybrid, ConfigNamesEveryLayersMixerAndShipsTheRemoteCode) {
     }
     EXPECT_EQ(slurp(fs::path(dir) / "configuration_skein.py"), py_config);
     EXPECT_EQ(slurp(fs::path(dir) / "modeling_skein.py"), py_model);
+    EXPECT_EQ(slurp(fs::path(dir) / "skein_mixers.py"), slurp(kRepo / "launch" / "hf" / "skein_mixers.py"));
     fs::remove_all(dir);
   }
   // the options of converted layers and windows travel in the layer entry
@@ -227,6 +228,7 @@ TEST(HfHybrid, CommittedFixtureHasTheExportStructure) {
   EXPECT_EQ(slurp(kFixture / "modeling_skein.py"), slurp(kRepo / "launch" / "hf" / "modeling_skein.py"))
       << "launch/hf/modeling_skein.py changed: remake the fixture (see this test)";
   EXPECT_EQ(slurp(kFixture / "configuration_skein.py"), slurp(kRepo / "launch" / "hf" / "configuration_skein.py"));
+  EXPECT_EQ(slurp(kFixture / "skein_mixers.py"), slurp(kRepo / "launch" / "hf" / "skein_mixers.py"));
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json", "model.safetensors"})
     EXPECT_TRUE(fs::exists(kFixture / f)) << f;
   auto model = load_hf_llama_model(kFixture.string());
