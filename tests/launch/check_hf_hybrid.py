@@ -77,6 +77,18 @@ def main():
             failed += not ok
             print(f"AutoTokenizer {name}: {len(ids)} ids{'' if ids == expect else f' {ids} != skein {expect}'}"
                   f"{'' if back == text else f', decodes to {back!r}'}: {'ok' if ok else 'FAIL'}")
+        # generate() (no cache: the prefix is re-read each step) continues greedily as forward() says.
+        model = AutoModelForCausalLM.from_pretrained(FIXTURE, trust_remote_code=True).eval()
+        ref = load_file(os.path.join(FIXTURE, "reference.safetensors"))
+        prompt = ref["input_ids"][:1, :6]
+        with torch.no_grad():
+            out = model.generate(prompt, max_new_tokens=6, do_sample=False)
+            x = prompt
+            for _ in range(6):
+                x = torch.cat([x, model(x).logits[:, -1].argmax(-1, keepdim=True)], 1)
+        ok = out.tolist() == x.tolist()
+        failed += not ok
+        print(f"generate() greedy on the fixture equals forward()'s argmax: {'ok' if ok else f'FAIL {out.tolist()} vs {x.tolist()}'}")
         # Without remote code transformers must refuse (never a Llama with layers at random).
         for what, load in (("AutoModelForCausalLM", AutoModelForCausalLM), ("AutoConfig", AutoConfig)):
             try:
