@@ -32,9 +32,4 @@ std::map<std::string, Tensor> to_host(const std::map<std::string, Tensor>& state
   return out;
 }
 
-DeviceMemory device_memory(Device device) {
-  const AllocatorStats s = backend(device).stats();
-  return {static_cast<double>(s.bytes_live) / 1048576.0, static_cast<double>(s.bytes_peak) / 1048576.0};
-}
-
 }  // namespace skein

@@ -18,10 +18,4 @@ Device setup_device(const Config& cfg, int world_rank);
 Batch batch_to(const Batch& b, Device device);
 // Every tensor copied to host memory (what checkpoints write).
 std::map<std::string, Tensor> to_host(const std::map<std::string, Tensor>& state);
-// The step line's memory of `device` in MiB: live and peak bytes of its caching allocator.
-struct DeviceMemory {
-  double live_mb = 0, peak_mb = 0;
-};
-DeviceMemory device_memory(Device device);
-
 }  // namespace skein

@@ -13,6 +13,7 @@
 #include "launch/checkpoint.h"
 #include "launch/hf_llama.h"
 #include "launch/metrics.h"
+#include "launch/progress.h"
 #include "launch/trainer.h"
 #include "layers/generate.h"
 #include "layers/liger.h"
@@ -113,6 +114,7 @@ void run_stage(const StageContext& c, int stage, int64_t start, int64_t steps, d
   schedule.decay = parse_lr_decay(cfg.optim.schedule);
   const int64_t accum = cfg.train.grad_accum;
   const double tokens_per_step = static_cast<double>(cfg.data.batch_size * cfg.data.seq_len * accum);
+  ProgressLine bar("distill stage " + std::to_string(stage), steps, start);
   for (int64_t step = start; step < steps; ++step) {
     const auto t0 = Clock::now();
     opt.set_lr(lr_at(schedule, step));
@@ -127,19 +129,20 @@ void run_stage(const StageContext& c, int stage, int64_t start, int64_t steps, d
     SKEIN_CHECK(std::isfinite(value) && std::isfinite(grad_norm), "distill: stage ", stage, ": the ", what, " is ",
                 value, " and the gradient norm ", grad_norm, " at step ", step + 1, " (lower distill.stage", stage, "_lr)");
     opt.step();
-    const double tokens_per_s = tokens_per_step / seconds_since(t0);
+    bar.tick(step + 1, tokens_per_step, seconds_since(t0), fmt("%s %.5f", what, value));
+    const double tokens_per_s = bar.tokens_per_s();  // moving average over the last 20 steps
     const int64_t global = stage == 1 ? step + 1 : c.stage1_steps + step + 1;
     if ((step + 1) % cfg.train.log_every == 0 || step == start) {
-      std::printf("stage %d step %6lld | %s %.5f | lr %.2e | grad norm %.3f | %.0f tok/s\n", stage,
-                  static_cast<long long>(step + 1), what, value, opt.lr(), grad_norm, tokens_per_s);
-      std::fflush(stdout);
+      bar.line(fmt("stage %d step %6lld | %s %.5f | lr %.2e | grad norm %.3f | %.0f tok/s | eta %s", stage,
+                   static_cast<long long>(step + 1), what, value, opt.lr(), grad_norm, tokens_per_s,
+                   ProgressLine::duration(bar.eta_seconds()).c_str()));
       c.metrics.write(global, {{"stage", static_cast<double>(stage)}, {what, value}, {"lr", opt.lr()}, {"grad_norm", grad_norm},
                                {"tokens_per_s", tokens_per_s}});
     }
     if (stage == 2 && cfg.train.eval_every > 0 && (step + 1) % cfg.train.eval_every == 0 && step + 1 < steps) {
       RunSummary e = evaluate(c.student, *c.data.val, cfg, cfg.train.eval_batches);
-      std::printf("eval  stage 2 step %6lld | val loss %.4f | val ppl %.2f\n", static_cast<long long>(step + 1),
-                  e.val_loss, e.val_ppl);
+      bar.line(fmt("eval  stage 2 step %6lld | val loss %.4f | val ppl %.2f", static_cast<long long>(step + 1),
+                   e.val_loss, e.val_ppl));
       c.metrics.write(global, {{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}});
     }
     if (cfg.checkpoint.every > 0 && (step + 1) % cfg.checkpoint.every == 0 && step + 1 < steps)
@@ -282,6 +285,7 @@ DistillSummary distill(Config cfg, const std::string& resume) {
   const int64_t stage1_steps = lolcats ? d.stage1_steps : 0;  // Liger has no attention transfer
   fs::create_directories(cfg.train.run_dir);
   std::ofstream(fs::path(cfg.train.run_dir) / "config.yaml") << config_to_yaml(cfg);
+  if (console_options().print_config) std::printf("# resolved config\n%s", config_to_yaml(cfg).c_str());
 
   std::vector<int64_t> converted;
   auto student = make_student(*teacher, cfg, &converted);

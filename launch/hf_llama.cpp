@@ -13,6 +13,8 @@
 #include "configs/registry.h"
 #include "launch/checkpoint.h"
 #include "launch/distill.h"
+#include "data/token_file.h"
+#include "launch/hf_export.h"
 #include "layers/attention.h"
 
 namespace fs = std::filesystem;
@@ -84,7 +86,8 @@ T get(const json& c, const char* key, const std::string& src, std::optional<T> f
 ModelConfig llama_model_config(const json& c, const std::string& src, int64_t* max_position_embeddings) {
   SKEIN_CHECK(c.is_object(), src, ": must be a JSON object");
   const std::string type = get<std::string>(c, "model_type", src, "llama");
-  SKEIN_CHECK(type == "llama", src, ": model_type '", type, "' is not supported (skein reads Llama checkpoints)");
+  SKEIN_CHECK(type == "llama" || (type == "skein_hybrid" && c.contains("skein")), src, ": model_type '", type,
+              "' is not supported (skein reads Llama checkpoints and its own skein_hybrid exports)");
   ModelConfig m;
   m.layer_pattern = "S";
   m.vocab_size = get<int64_t>(c, "vocab_size", src);
@@ -125,7 +128,7 @@ ModelConfig llama_model_config(const json& c, const std::string& src, int64_t* m
 }
 
 json llama_config_json(const ModelConfig& m, bool llama, int64_t max_position_embeddings) {
-  return {{"architectures", json::array({llama ? "LlamaForCausalLM" : "SkeinHybridLM"})},
+  return {{"architectures", json::array({llama ? "LlamaForCausalLM" : "SkeinForCausalLM"})},
           {"model_type", "llama"},
           {"vocab_size", m.vocab_size},
           {"hidden_size", m.d_model},
@@ -338,7 +341,11 @@ void save_hf_llama(const HybridLM& model, const std::string& dir, const HfSaveOp
   if (!opts.config) cfg.model = m;
   json config = llama_config_json(m, llama, opts.max_position_embeddings);
   config["skein"] = {{"format_version", 1}, {"config", config_to_json(cfg)}};
+  if (!llama) make_skein_hybrid_config(config, model);  // transformers runs it through modeling_skein.py
   save_safetensors_folder(out.string(), tensors, opts.max_shard_bytes, {{"format", "pt"}});
+  if (!opts.tokenizer_identity.empty())
+    write_hf_tokenizer(out.string(), opts.tokenizer_identity, opts.max_position_embeddings, config);
+  if (!llama) write_hf_remote_code(out.string());
   std::ofstream f(out / "config.json");
   f << config.dump(2) << "\n";
   f.close();
@@ -351,6 +358,14 @@ void convert_hf_to_checkpoint(const std::string& hf_dir, const std::string& ckpt
   HfModel m = load_hf_llama(hf_dir);
   for (const std::string& o : overrides) apply_override(m.config, o);
   validate_config(m.config);
+  if (const std::optional<BpeTokenizer> tok = read_hf_tokenizer(hf_dir)) {
+    SKEIN_CHECK(tok->vocab_size() <= m.config.model.vocab_size, "convert: ", hf_dir, "/tokenizer.json has ",
+                tok->vocab_size(), " tokens, more than the model's vocab_size ", m.config.model.vocab_size);
+    if (m.config.data.source == "hdf5" && fs::exists(m.config.data.path))
+      SKEIN_CHECK(same_tokenizer(*tok, hf_tokenizer_of(TokenFile::open(m.config.data.path).tokenizer_identity())),
+                  "convert: data.path ", m.config.data.path, " was tokenized with another tokenizer than ", hf_dir,
+                  "/tokenizer.json (prep the text again with --tokenizer bpe:", hf_dir, "/tokenizer.json)");
+  }
   CheckpointState st;
   st.model = std::move(m.state);
   st.config_yaml = config_to_yaml(m.config);
@@ -368,6 +383,8 @@ void convert_checkpoint_to_hf(const std::string& ckpt_dir, const std::string& hf
   HfSaveOptions opts;
   opts.config = parse_config(st.config_yaml, ckpt_dir + "/state.h5:config_yaml", overrides);
   opts.max_shard_bytes = max_shard_bytes;
+  if (opts.config->data.source == "hdf5" && fs::exists(opts.config->data.path))  // the run's tokenizer travels along
+    opts.tokenizer_identity = TokenFile::open(opts.config->data.path).tokenizer_identity();
   if (auto it = st.counters.find("hf.max_position_embeddings"); it != st.counters.end())
     opts.max_position_embeddings = it->second;
   std::unique_ptr<HybridLM> model;

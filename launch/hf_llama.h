@@ -39,12 +39,17 @@ struct HfSaveOptions {
   std::optional<Config> config;           // embedded as "skein" (default: defaults + model.cfg)
   int64_t max_position_embeddings = 2048;  // written to config.json
   int64_t max_shard_bytes = 5'000'000'000;  // above this total, shards + index (HF's default)
+  // A token file's tokenizer identity (TokenFile::tokenizer_identity): when set, tokenizer.json,
+  // tokenizer_config.json and generation_config.json are written too (launch/hf_export.h).
+  std::string tokenizer_identity;
 };
 
 // Writes `model` (one process, tp_size 1) as an HF Llama folder: config.json and the weights
 // as F32. `dir` must not exist or be empty. architectures is ["LlamaForCausalLM"] when every
 // mixer is a plain SoftmaxAttention without a window (transformers then computes the same
-// logits), else ["SkeinHybridLM"].
+// logits), else model_type "skein_hybrid" with ["SkeinForCausalLM"], layer_mixers and the
+// remote-code files (launch/hf_export.h), which transformers runs with trust_remote_code=True.
+// opts.tokenizer_identity: the tokenizer files too.
 void save_hf_llama(const HybridLM& model, const std::string& dir, const HfSaveOptions& opts = {});
 
 // The HF name of a skein parameter; `llama_attention`: the layer is a plain SoftmaxAttention,
@@ -55,7 +60,10 @@ std::string skein_tensor_name(const std::string& hf_name);
 
 // `skein convert`. hf -> skein writes a checkpoint folder (state.h5, step 0, no optimizer
 // state) that `skein eval` / `skein generate --checkpoint` read; `overrides` (--set) edit the
-// config written with it (e.g. data.path). skein -> hf reads a checkpoint folder; one whose
+// config written with it (e.g. data.path). A tokenizer.json in the folder is read (and
+// tokenizer_config.json's eos_token checked): its vocabulary must fit the model's, and a
+// data.path given must hold text tokenized with it. skein -> hf also writes the tokenizer of
+// the config's data.path (when that token file exists). skein -> hf reads a checkpoint folder; one whose
 // config names a distill.teacher is a distilled student, rebuilt by load_student (launch/distill.h).
 void convert_hf_to_checkpoint(const std::string& hf_dir, const std::string& ckpt_dir,
                               const std::vector<std::string>& overrides = {});

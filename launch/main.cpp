@@ -18,6 +18,8 @@
 #include "launch/device_setup.h"
 #include "launch/distill.h"
 #include "launch/hf_llama.h"
+#include "launch/lm_items.h"
+#include "launch/progress.h"
 #include "launch/sweep.h"
 #include "launch/trainer.h"
 #include "layers/generate.h"
@@ -79,9 +81,11 @@ int cmd_train(const std::vector<std::string>& args) {
       ("config", po::value<std::string>()->default_value("", "\"\""), "the experiment YAML (empty: all defaults)")
       ("set", po::value<std::vector<std::string>>()->default_value({}, "none")->composing(),
        "override a config key: --set section.key=value (repeatable)")
-      ("resume", po::value<std::string>()->default_value("", "\"\""), "'auto' (newest checkpoint of the run) or a checkpoint folder");
+      ("resume", po::value<std::string>()->default_value("", "\"\""), "'auto' (newest checkpoint of the run) or a checkpoint folder")
+      ("print-config", po::bool_switch(), "print the resolved config (always written to <train.run_dir>/config.yaml)");
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return 0;
+  console_options().print_config = vm["print-config"].as<bool>();
   train(config_from(vm), vm["resume"].as<std::string>());
   return 0;
 }
@@ -91,11 +95,22 @@ int cmd_eval(const std::vector<std::string>& args) {
   o.add_options()
       ("checkpoint", po::value<std::string>()->required(), "a checkpoint folder (runs/x/checkpoints/ckpt-000200)")
       ("set", po::value<std::vector<std::string>>()->default_value({}, "none")->composing(), "override a config key")
-      ("batches", po::value<int64_t>()->default_value(0), "validation batches (0: the config's train.eval_batches)");
+      ("batches", po::value<int64_t>()->default_value(0), "validation batches (0: the config's train.eval_batches)")
+      ("items", po::value<std::string>()->default_value("", "\"\""),
+       "instead: score a loglikelihood task, JSONL {context, continuation} (launch/lm_items.h; as lm_eval does)");
   po::variables_map vm;
   if (!parse("eval", args, o, vm)) return 0;
   auto [cfg, model] = model_from_checkpoint(vm["checkpoint"].as<std::string>(), vm["set"].as<std::vector<std::string>>());
   DataSources data = make_data(cfg);
+  if (const std::string items = vm["items"].as<std::string>(); !items.empty()) {
+    SKEIN_CHECK(!data.tokenizer_identity.empty(), "eval --items: the run's data (", cfg.data.source, ") has no tokenizer");
+    const LmItemsSummary s = score_lm_items(*model, *tokenizer_from_identity(data.tokenizer_identity), read_lm_items(items));
+    for (const LmItemScore& i : s.items)
+      std::printf("{\"loglikelihood\": %.17g, \"greedy\": %s, \"tokens\": %lld}\n", i.loglikelihood,
+                  i.greedy ? "true" : "false", static_cast<long long>(i.tokens));
+    std::printf("{\"acc\": %.17g, \"perplexity\": %.17g, \"items\": %zu}\n", s.acc, s.perplexity, s.items.size());
+    return 0;
+  }
   SKEIN_CHECK(data.val, "eval: ", cfg.data.path, " has no usable validation split");
   int64_t batches = vm["batches"].as<int64_t>() > 0 ? vm["batches"].as<int64_t>() : cfg.train.eval_batches;
   RunSummary r = evaluate(*model, *data.val, cfg, batches);
@@ -162,7 +177,9 @@ int cmd_sweep(const std::vector<std::string>& args, const std::string& self) {
   po::options_description o("skein sweep: run a grid of configs and tabulate the results");
   o.add_options()
       ("config", po::value<std::string>()->required(), "the sweep YAML (see launch/sweep.h)")
-      ("emit", po::value<std::string>()->default_value("", "\"\""), "print instead of running: 'commands' or 'slurm'");
+      ("emit", po::value<std::string>()->default_value("", "\"\""), "print instead of running: 'commands' or 'slurm'")
+      ("on-change", po::value<std::string>()->default_value("refuse"),
+       "a started run whose settings differ from the sweep's: refuse (name them, run nothing) | rerun (old folder kept as <run>.stale-N)");
   po::variables_map vm;
   if (!parse("sweep", args, o, vm)) return 0;
   SweepPlan plan = load_sweep(vm["config"].as<std::string>());
@@ -176,7 +193,8 @@ int cmd_sweep(const std::vector<std::string>& args, const std::string& self) {
     return 0;
   }
   SKEIN_CHECK(emit.empty(), "sweep: --emit must be 'commands' or 'slurm', got '", emit, "'");
-  int failed = run_sweep(plan, [](const std::vector<std::string>& a) { return cmd_train(a); });
+  int failed = run_sweep(plan, [](const std::vector<std::string>& a) { return cmd_train(a); },
+                         parse_on_change(vm["on-change"].as<std::string>()));
   std::printf("sweep: %zu runs, %d failed; results in %s\n", plan.runs.size(), failed, plan.out_dir.c_str());
   return failed ? 1 : 0;
 }
@@ -187,9 +205,11 @@ int cmd_distill(const std::vector<std::string>& args) {
       ("config", po::value<std::string>()->required(), "the distill YAML (configs/distill-lolcats.yaml; distill.teacher names the teacher)")
       ("set", po::value<std::vector<std::string>>()->default_value({}, "none")->composing(),
        "override a config key: --set section.key=value (repeatable)")
-      ("resume", po::value<std::string>()->default_value("", "\"\""), "'auto' (newest checkpoint of the run) or a checkpoint folder");
+      ("resume", po::value<std::string>()->default_value("", "\"\""), "'auto' (newest checkpoint of the run) or a checkpoint folder")
+      ("print-config", po::bool_switch(), "print the resolved config (always written to <train.run_dir>/config.yaml)");
   po::variables_map vm;
   if (!parse("distill", args, o, vm)) return 0;
+  console_options().print_config = vm["print-config"].as<bool>();
   distill(config_from(vm), vm["resume"].as<std::string>());
   return 0;
 }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -26,6 +27,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "launch/plot.h"
+#include "launch/progress.h"
 
 namespace fs = std::filesystem;
 
@@ -410,22 +412,49 @@ std::string slurm_array_script(const SweepPlan& plan, const std::string& skein_b
   return s.str();
 }
 
-int run_sweep(const SweepPlan& plan, const TrainFn& train) {
+int run_sweep(const SweepPlan& plan, const TrainFn& train, OnChange on_change) {
+  // Started runs whose settings changed: all named before anything runs.
+  std::vector<std::vector<std::string>> changes(plan.runs.size());
+  std::string report;
+  for (size_t i = 0; i < plan.runs.size(); ++i) {
+    changes[i] = run_config_changes(plan, plan.runs[i]);
+    if (changes[i].empty()) continue;
+    report += "\n  " + plan.runs[i].run_dir + (run_finished(plan.runs[i]) ? " (finished)" : " (started)") + ":";
+    for (const auto& c : changes[i]) report += "\n    " + c;
+  }
+  SKEIN_CHECK(report.empty() || on_change == OnChange::rerun, "sweep: these runs were trained with other settings than ",
+              "the sweep's now:", report, "\nre-run them with --on-change rerun (their folders are kept as ",
+              "<run>.stale-N), or move them away");
   int failed = 0;
+  size_t trained = 0;
+  double trained_seconds = 0;
   for (size_t i = 0; i < plan.runs.size(); ++i) {
     const SweepRun& run = plan.runs[i];
-    if (run_finished(run)) {
+    if (!changes[i].empty()) {
+      const std::string old = retire_run(run);
+      std::printf("sweep: [%zu/%zu] %s: %zu setting(s) changed (%s%s); the old run is now %s\n", i + 1, plan.runs.size(),
+                  run.name.c_str(), changes[i].size(), changes[i][0].c_str(), changes[i].size() > 1 ? ", ..." : "",
+                  old.c_str());
+    } else if (run_finished(run)) {
       std::printf("sweep: [%zu/%zu] %s: finished, skipped\n", i + 1, plan.runs.size(), run.name.c_str());
       continue;
     }
-    std::printf("sweep: [%zu/%zu] %s\n", i + 1, plan.runs.size(), run.name.c_str());
+    size_t left = 0;  // this run and the unfinished ones after it
+    for (size_t j = i; j < plan.runs.size(); ++j) left += j == i || !run_finished(plan.runs[j]) || !changes[j].empty();
+    const std::string eta = trained ? ProgressLine::duration(trained_seconds / static_cast<double>(trained) *
+                                                             static_cast<double>(left))
+                                    : "?";
+    std::printf("sweep: [%zu/%zu] %s | eta %s\n", i + 1, plan.runs.size(), run.name.c_str(), eta.c_str());
     std::fflush(stdout);
+    const auto t0 = std::chrono::steady_clock::now();
     int rc = 1;
     try {
       rc = train(train_args(plan, run));
     } catch (const std::exception& e) {
       std::fprintf(stderr, "sweep: run %s failed: %s\n", run.name.c_str(), e.what());
     }
+    ++trained;
+    trained_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (rc != 0) {
       ++failed;
       std::fprintf(stderr, "sweep: run %s failed (exit %d); going on\n", run.name.c_str(), rc);

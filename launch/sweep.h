@@ -32,14 +32,29 @@ struct SweepPlan {
 SweepPlan load_sweep(const std::string& sweep_yaml_path);
 // A run is finished when <run_dir>/final.json exists (the trainer writes it last).
 bool run_finished(const SweepRun& run);
+// What differs between the config a run was trained with (<run_dir>/config.yaml, written by
+// the trainer) and the sweep's config for it, one "key: run <old>, sweep <new>" per key, in
+// schema order. Keys the trainer fills in from the data (model.vocab_size, model.input_dim
+// left at 0) and train.threads (speed only) are not compared. Empty when the run has no
+// config.yaml (never started) or nothing differs. (launch/sweep_changes.cpp)
+std::vector<std::string> run_config_changes(const SweepPlan& plan, const SweepRun& run);
+// What run_sweep does with a started run whose settings changed: refuse (throw before any run
+// starts, naming every such run and its keys) or rerun (move its folder to <run_dir>.stale-N
+// and train it afresh). Runs whose settings did not change are skipped / resumed as before.
+enum class OnChange { refuse, rerun };
+OnChange parse_on_change(const std::string& s);  // "refuse" | "rerun"
+// Moves a run's folder aside to <run_dir>.stale-N (the first free N >= 1); returns the new path.
+std::string retire_run(const SweepRun& run);
 // `skein train` command lines, one per run; and a SLURM array script running them.
 std::vector<std::string> sweep_commands(const SweepPlan& plan, const std::string& skein_binary);
 std::string slurm_array_script(const SweepPlan& plan, const std::string& skein_binary);
-// Runs every unfinished run through `train` (args as for `skein train`), in order; then
-// writes <out>/results.csv, results.md and loss.svg from each run's final.json and
-// metrics.jsonl. Returns the number of runs that failed.
+// Runs every unfinished run through `train` (args as for `skein train`), in order, printing
+// "sweep: [i/n] <run> | eta <time>" before each (the ETA: the runs left times the mean time
+// of the runs this call trained); started runs whose settings changed are handled per
+// `on_change`. Then writes <out>/results.csv, results.md and loss.svg from each run's
+// final.json and metrics.jsonl. Returns the number of runs that failed.
 using TrainFn = std::function<int(const std::vector<std::string>& args)>;
-int run_sweep(const SweepPlan& plan, const TrainFn& train);
+int run_sweep(const SweepPlan& plan, const TrainFn& train, OnChange on_change = OnChange::refuse);
 void write_sweep_results(const SweepPlan& plan);
 
 }  // namespace skein

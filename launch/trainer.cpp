@@ -16,6 +16,7 @@
 #include "data/tokenizer.h"
 #include "launch/checkpoint.h"
 #include "launch/metrics.h"
+#include "launch/progress.h"
 #include "layers/generate.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
@@ -208,7 +209,10 @@ RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_
   const bool mqar = cfg.data.source == "mqar" && !(grid && grid->sp() > 1);
   double loss = 0, metric = 0;
   const Device dev = model.device();
+  const bool show = !grid || grid->world().rank() == 0;  // in place on a terminal only (progress.h)
+  ProgressLine bar("eval", batches, 0, show ? ProgressLine::Mode::automatic : ProgressLine::Mode::off);
   for (int64_t i = 0; i < batches; ++i) {
+    const auto t0 = Clock::now();
     Batch b = src.next();  // on the host; batch_to moves what the model reads
     if (mqar) {
       Tensor logits = model.forward(b.inputs.to(dev));  // [B, T, V] on every rank (tp: collectives inside)
@@ -224,7 +228,9 @@ RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_
       b = batch_to(b, dev);
       loss += model.loss(b.inputs, b.targets).lm.item();
     }
+    bar.tick(i + 1, static_cast<double>(b.targets.numel()), seconds_since(t0));
   }
+  bar.finish();
   RunSummary r;
   r.val_loss = loss / static_cast<double>(batches);
   r.val_ppl = cfg.data.source == "icl_regression" ? 0.0 : std::exp(r.val_loss);
@@ -250,7 +256,7 @@ RunSummary train(Config cfg, const std::string& resume) {
   const std::string yaml = config_to_yaml(cfg);
   if (rank0) {
     fs::create_directories(cfg.train.run_dir);
-    std::printf("# resolved config\n%s", yaml.c_str());
+    if (console_options().print_config) std::printf("# resolved config\n%s", yaml.c_str());
     std::ofstream(fs::path(cfg.train.run_dir) / "config.yaml") << yaml;
   }
 
@@ -282,6 +288,7 @@ RunSummary train(Config cfg, const std::string& resume) {
   RunSummary out;
   out.run_dir = cfg.train.run_dir;
   double tokens_per_s = 0;
+  ProgressLine bar("train", cfg.train.steps, step, rank0 ? ProgressLine::Mode::automatic : ProgressLine::Mode::off);
   for (; step < cfg.train.steps; ++step) {
     const auto t0 = Clock::now();
     opt->set_lr(lr_at(schedule, step));
@@ -311,34 +318,29 @@ RunSummary train(Config cfg, const std::string& resume) {
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       SKEIN_CHECK(cfg.train.on_nan == "skip", "train: the loss is ", loss, " and the gradient norm ", grad_norm,
                   " at step ", step, " (set train.on_nan=skip to skip such steps)");
-      if (rank0)
-        std::printf("step %lld: non-finite loss %g / grad norm %g, step skipped\n", static_cast<long long>(step), loss,
-                    grad_norm);
+      bar.line(fmt("step %lld: non-finite loss %g / grad norm %g, step skipped", static_cast<long long>(step), loss, grad_norm));
       continue;
     }
     opt->step();
-    const double dt = seconds_since(t0);
-    tokens_per_s = tokens_per_step * static_cast<double>(grid.dp()) / dt;  // the global batch (sp splits it)
+    // the global batch (sp splits it); tok/s and GFLOP/s are moving averages over the last 20 steps
+    bar.tick(step + 1, tokens_per_step * static_cast<double>(grid.dp()), seconds_since(t0), "loss " + fmt("%.4f", loss));
+    tokens_per_s = bar.tokens_per_s();
     out.loss = loss;
     if (rank0 && ((step + 1) % cfg.train.log_every == 0 || step == 0)) {
-      const double gflops = flops_per_step / (grid.sp() * grid.tp()) / dt / 1e9;  // per rank
-      const DeviceMemory mem = device_memory(device);
-      std::printf("step %6lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %.1f GFLOP/s (%.0f%% of %s) | "
-                  "%s %.0f MB (peak %.0f, rss %.0f)\n",
-                  static_cast<long long>(step + 1), loss, opt->lr(), grad_norm, tokens_per_s, gflops, 100 * gflops / peak,
-                  device == Device::cpu ? "sgemm" : "cuBLAS", device == Device::cpu ? "mem" : "gpu mem", mem.live_mb,
-                  mem.peak_mb, peak_rss_mb());
-      std::fflush(stdout);
-      metrics.write(step + 1, {{"loss", loss}, {"lr", opt->lr()}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}});
+      const StepStats s = step_stats(flops_per_step / (grid.sp() * grid.tp()) / bar.seconds_per_step(), peak, device);  // per rank
+      bar.line(fmt("step %6lld | loss %.4f | lr %.2e | grad norm %.3f | %s | eta %s", static_cast<long long>(step + 1), loss,
+                   opt->lr(), grad_norm, s.text(tokens_per_s).c_str(), ProgressLine::duration(bar.eta_seconds()).c_str()));
+      metrics.write(step + 1, s.scalars({{"loss", loss}, {"lr", opt->lr()}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}}));
     }
     if (data.val && cfg.train.eval_every > 0 && (step + 1) % cfg.train.eval_every == 0 && step + 1 < cfg.train.steps) {
       RunSummary e = evaluate(model, *data.val, cfg, cfg.train.eval_batches, &grid);  // the same on every rank
-      if (rank0) std::printf("eval   %6lld | val loss %.4f | val ppl %.2f\n", static_cast<long long>(step + 1), e.val_loss, e.val_ppl);
+      bar.line(fmt("eval   %6lld | val loss %.4f | val ppl %.2f", static_cast<long long>(step + 1), e.val_loss, e.val_ppl));
       metrics.write(step + 1, {{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}});
     }
     if (cfg.checkpoint.every > 0 && (step + 1) % cfg.checkpoint.every == 0 && step + 1 < cfg.train.steps)
       save(cfg, grid, model, *opt, *data.train, step + 1);
   }
+  bar.finish();
   out.step = step;
   out.tokens_per_s = tokens_per_s;
   if (data.val) {

@@ -149,7 +149,8 @@ TEST(HfLlama, HybridRoundTrip) {
   opts.config = full;
   save_hf_llama(model, dir, opts);
   const json config = read_json(fs::path(dir) / "config.json");
-  EXPECT_EQ(config["architectures"][0], "SkeinHybridLM");
+  EXPECT_EQ(config["architectures"][0], "SkeinForCausalLM");
+  EXPECT_EQ(config["model_type"], "skein_hybrid");
   const TensorMap hf = load_safetensors((fs::path(dir) / "model.safetensors").string());
   EXPECT_TRUE(hf.count("model.layers.0.self_attn.skein.q_proj.weight"));  // L layer: skein names
   EXPECT_TRUE(hf.count("model.layers.1.self_attn.q_proj.weight"));        // S layer: Llama names
@@ -204,7 +205,8 @@ TEST(HfLlama, DistilledStudentRoundTrip) {
   const std::string ckpt = save_checkpoint(root + "/ckpts", st);
   convert_checkpoint_to_hf(ckpt, root + "/hf");
   const json config = read_json(fs::path(root) / "hf" / "config.json");
-  EXPECT_EQ(config["architectures"][0], "SkeinHybridLM");
+  EXPECT_EQ(config["architectures"][0], "SkeinForCausalLM");
+  EXPECT_EQ(config["model_type"], "skein_hybrid");
   EXPECT_TRUE(load_safetensors((fs::path(root) / "hf" / "model.safetensors").string())
                   .count("model.layers.0.self_attn.skein.q_proj.weight"));
   convert_hf_to_checkpoint(root + "/hf", root + "/back");

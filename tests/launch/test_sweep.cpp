@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include "configs/loader.h"
 #include "core/error.h"
 #include "launch/sweep.h"
 
@@ -205,6 +206,75 @@ TEST(Sweep, RunSkipsFinishedRunsAndCountsFailures) {
   fake.calls.clear();
   EXPECT_EQ(run_sweep(plan, fn), 0);
   EXPECT_TRUE(fake.calls.empty());
+}
+
+// A fake trainer that also saves the resolved config as the trainer does (vocab_size filled
+// in from the "data").
+struct ConfigSavingTrain {
+  std::vector<std::string> runs;  // run folders trained, in order
+  int operator()(const std::vector<std::string>& args) {
+    std::vector<std::string> sets;
+    for (size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--set") sets.push_back(args[i + 1]);
+    Config cfg = load_config(args.at(1), sets);
+    if (cfg.model.vocab_size == 0) cfg.model.vocab_size = 96;
+    fs::create_directories(cfg.train.run_dir);
+    std::ofstream(fs::path(cfg.train.run_dir) / "config.yaml") << config_to_yaml(cfg);
+    std::ofstream(fs::path(cfg.train.run_dir) / "final.json") << "{\"step\": 40}\n";
+    runs.push_back(cfg.train.run_dir);
+    return 0;
+  }
+};
+
+std::string run_error(const SweepPlan& plan, const TrainFn& fn) {
+  try {
+    run_sweep(plan, fn, OnChange::refuse);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Sweep, ChangedSettingsRefuseOrRerunOnlyTheAffectedRuns) {
+  TempDir t("changed");
+  const std::string file = t.sweep("c", "grid:\n  model.layer_pattern: [LLLS, SSSS]\nset: [train.steps=40, model.vocab_size=0]\n");
+  SweepPlan plan = load_sweep(file);
+  ConfigSavingTrain fake;
+  EXPECT_EQ(run_sweep(plan, std::ref(fake)), 0);
+  ASSERT_EQ(fake.runs.size(), 2u);
+  for (const auto& r : plan.runs) EXPECT_EQ(run_config_changes(plan, r), std::vector<std::string>{}) << r.name;  // vocab_size: resolved
+
+  // Run 0 was trained with other settings (as by an earlier version of the sweep file).
+  const fs::path saved = fs::path(plan.runs[0].run_dir) / "config.yaml";
+  std::string yaml = slurp(saved);
+  const std::regex steps("\n  steps: 40 ");
+  ASSERT_TRUE(std::regex_search(yaml, steps));
+  yaml = std::regex_replace(yaml, steps, "\n  steps: 30 ");
+  std::ofstream(saved) << yaml;
+  EXPECT_EQ(run_config_changes(plan, plan.runs[0]), std::vector<std::string>{"train.steps: run 30, sweep 40"});
+  EXPECT_TRUE(run_config_changes(plan, plan.runs[1]).empty());
+
+  fake.runs.clear();
+  const std::string err = run_error(plan, std::ref(fake));
+  EXPECT_NE(err.find(plan.runs[0].run_dir + " (finished):\n    train.steps: run 30, sweep 40"), std::string::npos) << err;
+  EXPECT_EQ(err.find(plan.runs[1].run_dir), std::string::npos) << err;
+  EXPECT_NE(err.find("--on-change rerun"), std::string::npos) << err;
+  EXPECT_TRUE(fake.runs.empty());  // refused before running anything
+
+  EXPECT_EQ(run_sweep(plan, std::ref(fake), OnChange::rerun), 0);
+  EXPECT_EQ(fake.runs, std::vector<std::string>{plan.runs[0].run_dir});  // only the affected run
+  EXPECT_EQ(slurp(fs::path(plan.runs[0].run_dir + ".stale-1") / "config.yaml"), yaml);  // the old run is kept
+  EXPECT_TRUE(run_config_changes(plan, plan.runs[0]).empty());
+
+  // The sweep file itself changes: every run is affected.
+  plan = load_sweep(t.sweep("c", "grid:\n  model.layer_pattern: [LLLS, SSSS]\nset: [train.steps=50, model.vocab_size=0]\n"));
+  const std::string all = run_error(plan, std::ref(fake));
+  for (const auto& r : plan.runs) EXPECT_NE(all.find(r.run_dir + " (finished):\n    train.steps: run 40, sweep 50"), std::string::npos) << all;
+  fake.runs.clear();
+  EXPECT_EQ(run_sweep(plan, std::ref(fake), OnChange::rerun), 0);
+  EXPECT_EQ(fake.runs.size(), 2u);
+  EXPECT_TRUE(fs::exists(plan.runs[0].run_dir + ".stale-2"));
+  EXPECT_THROW(parse_on_change("sometimes"), Error);
 }
 
 TEST(Sweep, ResultsTableAndLossPlot) {
