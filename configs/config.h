@@ -39,6 +39,8 @@ struct TrainConfig {
   uint64_t seed = 1234;          // dropout and sampling
   int64_t sample_tokens = 200;   // generated at the end of a run (0: none)
   std::string sample_prompt = "";
+  std::string recompute = "none";  // none | mlp | full (activation recomputation, layers/model.h)
+  bool fused_head = true;          // LM head + cross-entropy fused and chunked (no [N, V] logits)
 };
 
 struct OptimConfig {
