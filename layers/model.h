@@ -24,7 +24,8 @@ double model_flops_per_token(const ModelConfig& cfg, int64_t T);
 // "Reducing Activation Recomputation in Large Transformer Models", 2022):
 //  none: every block keeps its activations;
 //  mlp:  each block keeps the input of its MLP half and re-runs norm2 + SwiGLU in backward;
-//  full: each block keeps only its input and re-runs the whole block in backward. Blocks
+//  full: each block keeps its input and its mixer half's output and re-runs each half in
+//        backward (two checkpoints: the halves' re-runs never overlap in memory). Blocks
 //        whose mixer is neither LinearAttention nor SoftmaxAttention (MoM: its aux-loss
 //        statistics must keep their graph; converted students: LoRA dropout) fall back to mlp.
 // Gradients equal those without recomputation; generation (caches) never recomputes.

@@ -19,14 +19,13 @@ void glu_forward(const T* a, const T* b, T* z, int64_t n) {
   });
 }
 
-// From dz (overwritten by da) and a, b: da = dz * b * silu'(a), db = dz * silu(a), z = silu(a) * b.
+// z = silu(a) * b recomputed into z (for dW2 first), then from dz: da into dz, db into z.
 template <typename T>
-void glu_backward(T* dz_da, T* db, T* z, const T* a, const T* b, int64_t n) {
+void glu_backward(T* dz_da, T* z_db, const T* a, const T* b, int64_t n) {
   parallel_for(0, n, 16384, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) {
       const T s = sigmoid_of(a[i]), silu = a[i] * s, dz = dz_da[i];
-      z[i] = silu * b[i];
-      db[i] = dz * silu;
+      z_db[i] = dz * silu;
       dz_da[i] = dz * b[i] * (s * (T(1) + a[i] * (T(1) - s)));
     }
   });
@@ -59,15 +58,18 @@ Tensor swiglu_down(const Tensor& a, const Tensor& b, const Tensor& w2) {
   z = Tensor();  // the hidden is not kept
   Tensor w = w2.detach();
   return record(op, y, {a, b, w2}, [ac, bc, w, M, H, D](const Tensor& dy) {
+    // Two [M, H] buffers at a time: z (then db) and dz (then da).
     Tensor dy2 = dy.contiguous().reshape({M, D});
-    Tensor da = matmul(dy2, w).contiguous();  // dz: [M, H], becomes da in place
-    Tensor db = Tensor::empty({M, H}, ac.dtype()), zz = Tensor::empty({M, H}, ac.dtype());
+    Tensor zb = Tensor::empty({M, H}, ac.dtype());
     SKEIN_DISPATCH_FLOAT(ac.dtype(), "swiglu_down backward", [&] {
-      glu_backward(da.data<scalar_t>(), db.data<scalar_t>(), zz.data<scalar_t>(), ac.data<scalar_t>(),
-                   bc.data<scalar_t>(), M * H);
+      glu_forward(ac.data<scalar_t>(), bc.data<scalar_t>(), zb.data<scalar_t>(), M * H);
     });
-    Tensor dw = matmul(dy2.transpose(0, 1), zz);  // [D, M] x [M, H]
-    return std::vector<Tensor>{da.reshape(ac.shape()), db.reshape(ac.shape()), dw};
+    Tensor dw = matmul(dy2.transpose(0, 1), zb);  // [D, M] x [M, H]
+    Tensor da = matmul(dy2, w).contiguous();      // dz: [M, H], becomes da in place
+    SKEIN_DISPATCH_FLOAT(ac.dtype(), "swiglu_down backward", [&] {
+      glu_backward(da.data<scalar_t>(), zb.data<scalar_t>(), ac.data<scalar_t>(), bc.data<scalar_t>(), M * H);
+    });
+    return std::vector<Tensor>{da.reshape(ac.shape()), zb.reshape(ac.shape()), dw};
   });
 }
 
