@@ -4,6 +4,7 @@
 #include "layers/attention.h"
 #include "layers/linear_attention.h"
 #include "layers/mom.h"
+#include "layers/recompute.h"
 
 namespace skein {
 
@@ -51,14 +52,16 @@ Tensor Block::mlp_half(const Tensor& h) { return add(h, mlp->forward(norm2->forw
 Tensor Block::forward(const Tensor& x, MixerCache* cache) {
   const bool training = cache == nullptr && grad_mode_enabled();
   if (!training || recompute == Recompute::none) return mlp_half(mixer_half(x, cache));
-  // The two halves are checkpointed separately: re-running the MLP half in backward then
-  // never overlaps with the mixer half's re-run activations (a lower peak than one
-  // checkpoint around the whole block, for one more [B, T, d] kept per block).
-  const bool mixer_too = recompute == Recompute::full && (dynamic_cast<const LinearAttention*>(mixer.get()) ||
-                                                          dynamic_cast<const SoftmaxAttention*>(mixer.get()));
-  Tensor h = mixer_too ? checkpoint([this](const std::vector<Tensor>& in) { return mixer_half(in[0], nullptr); }, {x})
-                       : mixer_half(x, nullptr);
-  return checkpoint([this](const std::vector<Tensor>& in) { return mlp_half(in[0]); }, {h});
+  // The MLP half acts on each token alone: it is re-run in chunks of tokens, so its
+  // [tokens, hidden] intermediates and their gradients exist for one chunk at a time.
+  auto mlp_rows = [this](const Tensor& h) {
+    return checkpoint_rows([this](const Tensor& hc) { return mlp_half(hc); }, h, recompute_rows);
+  };
+  const bool whole = recompute == Recompute::full && (dynamic_cast<const LinearAttention*>(mixer.get()) ||
+                                                      dynamic_cast<const SoftmaxAttention*>(mixer.get()));
+  if (!whole) return mlp_rows(mixer_half(x, nullptr));
+  return checkpoint([this, mlp_rows](const std::vector<Tensor>& in) { return mlp_rows(mixer_half(in[0], nullptr)); },
+                    {x});
 }
 
 double model_flops_per_token(const ModelConfig& c, int64_t T) {
@@ -91,8 +94,9 @@ HybridLM::HybridLM(const ModelConfig& c, std::shared_ptr<const ModelParallel> pa
                                                                   false, cfg.dtype, TpMode::column, p));
 }
 
-void HybridLM::set_recompute(Recompute mode) {
-  for (auto& b : blocks) b->recompute = mode;
+void HybridLM::set_recompute(Recompute mode, int64_t rows) {
+  SKEIN_CHECK(rows >= 1, "HybridLM::set_recompute: rows must be >= 1, got ", rows);
+  for (auto& b : blocks) b->recompute = mode, b->recompute_rows = rows;
 }
 
 Tensor HybridLM::hidden(const Tensor& ids, std::vector<MixerCache>* caches) {
