@@ -54,14 +54,19 @@ Tensor Block::forward(const Tensor& x, MixerCache* cache) {
   if (!training || recompute == Recompute::none) return mlp_half(mixer_half(x, cache));
   // The MLP half acts on each token alone: it is re-run in chunks of tokens, so its
   // [tokens, hidden] intermediates and their gradients exist for one chunk at a time.
-  auto mlp_rows = [this](const Tensor& h) {
-    return checkpoint_rows([this](const Tensor& hc) { return mlp_half(hc); }, h, recompute_rows);
+  // value_unused: inside the whole-block re-run (grad on) the block output only carries the
+  // graph to its checkpoint's backward, so the MLP half's forward values are not computed.
+  auto mlp_rows = [this](const Tensor& h, bool value_unused) {
+    return checkpoint_rows([this](const Tensor& hc) { return mlp_half(hc); }, h, recompute_rows, value_unused);
   };
   const bool whole = recompute == Recompute::full && (dynamic_cast<const LinearAttention*>(mixer.get()) ||
                                                       dynamic_cast<const SoftmaxAttention*>(mixer.get()));
-  if (!whole) return mlp_rows(mixer_half(x, nullptr));
-  return checkpoint([this, mlp_rows](const std::vector<Tensor>& in) { return mlp_rows(mixer_half(in[0], nullptr)); },
-                    {x});
+  if (!whole) return mlp_rows(mixer_half(x, nullptr), false);
+  return checkpoint(
+      [this, mlp_rows](const std::vector<Tensor>& in) {
+        return mlp_rows(mixer_half(in[0], nullptr), /*value_unused=*/grad_mode_enabled());
+      },
+      {x});
 }
 
 double model_flops_per_token(const ModelConfig& c, int64_t T) {

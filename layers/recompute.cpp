@@ -24,13 +24,15 @@ Tensor run_chunks(const std::function<Tensor(const Tensor&)>& fn, const Tensor& 
 
 }  // namespace
 
-Tensor checkpoint_rows(const std::function<Tensor(const Tensor&)>& fn, const Tensor& x, int64_t rows) {
+Tensor checkpoint_rows(const std::function<Tensor(const Tensor&)>& fn, const Tensor& x, int64_t rows,
+                       bool value_unused) {
   SKEIN_CHECK(rows >= 1, "checkpoint_rows: rows must be >= 1, got ", rows);
   SKEIN_CHECK(x.dim() >= 1 && x.numel() > 0, "checkpoint_rows: x must be a non-empty [..., D], got ",
               shape_str(x.shape()));
   const int64_t D = x.shape().back(), N = x.numel() / D;
-  if (!grad_mode_enabled() || !x.requires_grad() || N <= rows) {
-    if (grad_mode_enabled() && x.requires_grad())  // one chunk: the plain checkpoint
+  const bool grad = grad_mode_enabled() && x.requires_grad();
+  if (!grad || (N <= rows && !value_unused)) {
+    if (grad)  // one chunk: the plain checkpoint
       return checkpoint([fn](const std::vector<Tensor>& in) { return fn(in[0]); }, {x});
     if (N <= rows) return fn(x);
     NoGradGuard no_grad;
@@ -42,7 +44,9 @@ Tensor checkpoint_rows(const std::function<Tensor(const Tensor&)>& fn, const Ten
   Tensor saved = x.detach().reshape({N, D});
   const Shape x_shape = x.shape();
   Tensor y;
-  {
+  if (value_unused) {
+    y = Tensor::empty({N, D}, x.dtype());  // carries the node only; backward reads no value
+  } else {
     NoGradGuard no_grad;
     y = run_chunks(fn, saved, rows);
   }

@@ -16,6 +16,10 @@ namespace skein {
 // the incoming gradient, so the parameters' gradients are sums over chunks (equal to the
 // plain ones up to summation order). fn must make the same collectives on every rank (the
 // number of chunks is the same wherever the row count is). Without grad, fn runs in chunks.
-Tensor checkpoint_rows(const std::function<Tensor(const Tensor&)>& fn, const Tensor& x, int64_t rows);
+// value_unused (the re-run inside an enclosing checkpoint, whose output only carries the
+// graph): with grad, fn is not run in forward and the result's values are left unset; fn must
+// then map D to D (the same width).
+Tensor checkpoint_rows(const std::function<Tensor(const Tensor&)>& fn, const Tensor& x, int64_t rows,
+                       bool value_unused = false);
 
 }  // namespace skein
