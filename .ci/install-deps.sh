@@ -12,6 +12,7 @@ PKGS=(
   libboost-program-options-dev
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  libdnnl-dev
   nlohmann-json3-dev
   "$@"
 )

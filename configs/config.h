@@ -41,6 +41,8 @@ struct TrainConfig {
   std::string sample_prompt = "";
   std::string device = "cpu";    // cpu | cuda | cuda:N (under mpirun "cuda" is the local rank's GPU)
   bool tf32 = false;             // cuda: f32 GEMMs through TF32 tensor cores
+  std::string recompute = "none";  // none | mlp | full (activation recomputation, layers/model.h)
+  bool fused_head = true;          // LM head + cross-entropy fused and chunked (no [N, V] logits)
 };
 
 struct OptimConfig {

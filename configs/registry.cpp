@@ -172,6 +172,10 @@ std::vector<ConfigKey> build_schema() {
       field("train.sample_prompt", &C::train, &T::sample_prompt, any(), "prompt of the end-of-run sample"),
       field("train.device", &C::train, &T::device, device_name_rule(), "cpu | cuda | cuda:N (mpirun: cuda = the local rank's GPU)"),
       field("train.tf32", &C::train, &T::tf32, any(), "cuda: f32 GEMMs through TF32 tensor cores"),
+      field("train.recompute", &C::train, &T::recompute, one_of({"none", "mlp", "full"}),
+            "activation recomputation: keep each block's input (full) or MLP input (mlp) and re-run it in backward"),
+      field("train.fused_head", &C::train, &T::fused_head, any(),
+            "LM head + cross-entropy fused and chunked, never holding [tokens, vocab] logits (unfused under tp)"),
       // optim
       field("optim.name", &C::optim, &O::name, one_of({"adamw", "sgd"}), "optimizer"),
       field("optim.lr", &C::optim, &O::lr, positive(), "peak learning rate"),

@@ -64,5 +64,16 @@ class NoGradGuard {
  private:
   bool prev_;
 };
+// Enables recording in this thread for its lifetime: the re-run of a checkpointed function
+// inside backward (core/ops/checkpoint.cpp), which the engine runs under no-grad.
+class EnableGradGuard {
+ public:
+  EnableGradGuard();
+  ~EnableGradGuard();
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+ private:
+  bool prev_;
+};
 
 }  // namespace skein

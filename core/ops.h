@@ -156,6 +156,30 @@ LinearAttentionResult delta_rule(const Tensor& q, const Tensor& k, const Tensor&
                                  const Tensor& initial_state, double scale = 1.0,
                                  int64_t chunk = 64);
 
+// ---- activation memory (core/ops/checkpoint.cpp, lm_head_ce.cpp, swiglu.cpp) -----------
+// Activation recomputation: fn(inputs) runs WITHOUT recording (none of its intermediates
+// are kept); backward re-runs fn with grad from the saved inputs and back-propagates through
+// the re-run, so the parameters fn uses get their gradients exactly as without checkpointing.
+// rngs: generators fn draws from; their states are replayed, so the re-run draws the same
+// numbers (dropout masks) and the generators end where the forward left them. fn must do the
+// same work both times (collectives included: every rank re-runs it in the same order).
+// When no input requires grad (or grad mode is off) fn simply runs as usual.
+// reference: Chen et al., "Training Deep Nets with Sublinear Memory Cost", 2016;
+// Korthikanti et al., "Reducing Activation Recomputation in Large Transformer Models", 2022.
+Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs,
+                  const std::vector<Generator*>& rngs = {});
+// The LM head and mean cross-entropy fused and chunked over rows: loss = mean over targets !=
+// ignore_index of lse(h Wᵀ)_i - (h Wᵀ)_{i, t_i}, never holding the [N, V] logits or their
+// gradient (rows go through in chunks of chunk_rows; 0 picks ~16 MB of logits). When grad is
+// needed the chunk's gradients dh [N, D] and dW [V, D] are formed in forward (Liger-style)
+// and scaled by the incoming gradient in backward. h: [N, D], weight: [V, D], targets: [N].
+Tensor lm_head_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor& targets,
+                             int64_t ignore_index = -100, int64_t chunk_rows = 0);
+// The SwiGLU down projection with its hidden recomputed in backward: y = (silu(a) * b) w2ᵀ.
+// Saves a and b only; silu(a) * b is formed again in backward (elementwise, no GEMM).
+// a, b: [..., H], w2: [D, H] -> [..., D].
+Tensor swiglu_down(const Tensor& a, const Tensor& b, const Tensor& w2);
+
 // ---- joining and splitting (core/ops/shape.cpp) -----------------------------------------
 Tensor cat(const std::vector<Tensor>& ts, int64_t dim);
 Tensor stack(const std::vector<Tensor>& ts, int64_t dim);

@@ -262,6 +262,8 @@ RunSummary train(Config cfg, const std::string& resume) {
 
   HybridLM model(cfg.model, std::make_shared<CommModelParallel>(grid, pc.softmax_sp));
   model.to(device);  // parameters first: the optimizer's state is made where they live
+  model.set_recompute(parse_recompute(cfg.train.recompute));
+  model.fused_head = cfg.train.fused_head;
   std::unique_ptr<DistributedOptimizer> opt = make_optimizer(cfg, grid, model);
   const LrSchedule schedule = make_schedule(cfg);
   int64_t step = 0;

@@ -111,7 +111,10 @@ SwiGLU::SwiGLU(int64_t d, int64_t hidden, Generator& gen, double init_std, doubl
 
 Tensor SwiGLU::forward(const Tensor& x) const {
   Tensor xc = par_->tp_copy(x);  // Megatron f: the input gradient is summed over tp ranks
-  return w2->forward(mul(silu(w1->forward(xc)), w3->forward(xc)));
+  // w2's GEMM fused with silu(a) * b, whose [..., hidden] result is not kept for backward.
+  Tensor y = swiglu_down(w1->forward(xc), w3->forward(xc), w2->weight);
+  if (w2->mode == TpMode::row) y = par_->tp_sum(y);
+  return w2->bias.defined() ? add(y, w2->bias) : y;
 }
 
 }  // namespace skein

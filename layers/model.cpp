@@ -4,6 +4,7 @@
 #include "layers/attention.h"
 #include "layers/linear_attention.h"
 #include "layers/mom.h"
+#include "layers/recompute.h"
 
 namespace skein {
 
@@ -37,9 +38,35 @@ Block::Block(const ModelConfig& cfg, int64_t layer, Generator& gen, const ModelP
                                                         cfg.dtype, par));
 }
 
+Recompute parse_recompute(const std::string& name, const std::string& key) {
+  if (name == "none") return Recompute::none;
+  if (name == "mlp") return Recompute::mlp;
+  if (name == "full") return Recompute::full;
+  throw Error(detail::concat(key, ": unknown '", name, "' (none, mlp, full)"));
+}
+
+Tensor Block::mixer_half(const Tensor& x, MixerCache* cache) { return add(x, mixer->forward(norm1->forward(x), cache)); }
+
+Tensor Block::mlp_half(const Tensor& h) { return add(h, mlp->forward(norm2->forward(h))); }
+
 Tensor Block::forward(const Tensor& x, MixerCache* cache) {
-  Tensor h = add(x, mixer->forward(norm1->forward(x), cache));
-  return add(h, mlp->forward(norm2->forward(h)));
+  const bool training = cache == nullptr && grad_mode_enabled();
+  if (!training || recompute == Recompute::none) return mlp_half(mixer_half(x, cache));
+  // The MLP half acts on each token alone: it is re-run in chunks of tokens, so its
+  // [tokens, hidden] intermediates and their gradients exist for one chunk at a time.
+  // value_unused: inside the whole-block re-run (grad on) the block output only carries the
+  // graph to its checkpoint's backward, so the MLP half's forward values are not computed.
+  auto mlp_rows = [this](const Tensor& h, bool value_unused) {
+    return checkpoint_rows([this](const Tensor& hc) { return mlp_half(hc); }, h, recompute_rows, value_unused);
+  };
+  const bool whole = recompute == Recompute::full && (dynamic_cast<const LinearAttention*>(mixer.get()) ||
+                                                      dynamic_cast<const SoftmaxAttention*>(mixer.get()));
+  if (!whole) return mlp_rows(mixer_half(x, nullptr), false);
+  return checkpoint(
+      [this, mlp_rows](const std::vector<Tensor>& in) {
+        return mlp_rows(mixer_half(in[0], nullptr), /*value_unused=*/grad_mode_enabled());
+      },
+      {x});
 }
 
 double model_flops_per_token(const ModelConfig& c, int64_t T) {
@@ -70,6 +97,11 @@ HybridLM::HybridLM(const ModelConfig& c, std::shared_ptr<const ModelParallel> pa
   else if (!cfg.tie_embeddings)  // vocabulary-parallel: this rank's rows of the padded vocabulary
     lm_head = register_module("lm_head", std::make_shared<Linear>(cfg.d_model, cfg.vocab_size, gen, cfg.init_std,
                                                                   false, cfg.dtype, TpMode::column, p));
+}
+
+void HybridLM::set_recompute(Recompute mode, int64_t rows) {
+  SKEIN_CHECK(rows >= 1, "HybridLM::set_recompute: rows must be >= 1, got ", rows);
+  for (auto& b : blocks) b->recompute = mode, b->recompute_rows = rows;
 }
 
 Tensor HybridLM::hidden(const Tensor& ids, std::vector<MixerCache>* caches) {
@@ -122,11 +154,17 @@ LossParts HybridLM::loss(const Tensor& ids, const Tensor& targets, int64_t ignor
   if (read_out) return regression_loss(ids, targets);
   SKEIN_CHECK(targets.shape() == ids.shape(), "HybridLM::loss: targets ", shape_str(targets.shape()),
               " do not match ids ", shape_str(ids.shape()));
-  Tensor logits = logits_shard(ids, nullptr);  // [B, T, V_shard]
-  const int64_t shard = logits.size(2);
   LossParts out;
-  out.lm = par_->vocab_cross_entropy(logits.reshape({-1, shard}), targets.reshape({-1}), par_->tp_rank() * shard,
-                                     cfg.vocab_size, ignore_index);
+  if (fused_head && par_->tp_size() == 1) {
+    Tensor h = hidden(ids, nullptr);  // [B, T, d]
+    out.lm = lm_head_cross_entropy(h.reshape({-1, cfg.d_model}), lm_head ? lm_head->weight : embed->weight,
+                                   targets.reshape({-1}), ignore_index);
+  } else {
+    Tensor logits = logits_shard(ids, nullptr);  // [B, T, V_shard]
+    const int64_t shard = logits.size(2);
+    out.lm = par_->vocab_cross_entropy(logits.reshape({-1, shard}), targets.reshape({-1}), par_->tp_rank() * shard,
+                                       cfg.vocab_size, ignore_index);
+  }
   out.total = out.lm;
   std::vector<const MoM*> moms;
   for (auto& b : blocks)

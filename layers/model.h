@@ -20,12 +20,32 @@ namespace skein {
 // multiply-add; a training step is 3x this) for sequence length T.
 double model_flops_per_token(const ModelConfig& cfg, int64_t T);
 
+// Activation recomputation in training (train.recompute; reference: Korthikanti et al.,
+// "Reducing Activation Recomputation in Large Transformer Models", 2022):
+//  none: every block keeps its activations;
+//  mlp:  each block keeps the input of its MLP half and re-runs norm2 + SwiGLU in backward;
+//  full: each block keeps only its input and re-runs the whole block in backward. Blocks
+//        whose mixer is neither LinearAttention nor SoftmaxAttention (MoM: its aux-loss
+//        statistics must keep their graph; converted students: LoRA dropout) fall back to mlp.
+// The MLP half is re-run in chunks of rows tokens (layers/recompute.h: its [tokens, hidden]
+// intermediates exist one chunk at a time). Gradients equal those without recomputation;
+// generation (caches) never recomputes.
+enum class Recompute { none, mlp, full };
+// "none" | "mlp" | "full"; throws naming the valid values (key names the config key).
+Recompute parse_recompute(const std::string& name, const std::string& key = "train.recompute");
+
 class Block : public Module {
  public:
   // par: the model's split over ranks (null: one process); must outlive the block.
   Block(const ModelConfig& cfg, int64_t layer, Generator& gen, const ModelParallel* par = nullptr);
   Tensor forward(const Tensor& x, MixerCache* cache);  // x: [B, T, d]
+ private:
+  Tensor mixer_half(const Tensor& x, MixerCache* cache);  // x + mixer(norm1(x)); x: [B, T, d]
+  Tensor mlp_half(const Tensor& h);                       // h + mlp(norm2(h)); h: [B, T, d]
+ public:
   char kind;
+  Recompute recompute = Recompute::none;
+  int64_t recompute_rows = 2048;  // tokens per chunk of the MLP half's re-run
   std::shared_ptr<RMSNorm> norm1, norm2;
   std::shared_ptr<Mixer> mixer;
   std::shared_ptr<SwiGLU> mlp;
@@ -62,6 +82,12 @@ class HybridLM : public Module {
   std::shared_ptr<Linear> read_in, read_out;  // continuous-input models only
 
   const ModelParallel& par() const { return *par_; }
+  // Sets every block's recomputation mode (see Recompute) and MLP chunk (tokens).
+  void set_recompute(Recompute mode, int64_t rows = 2048);
+  // loss() computes the LM head and cross-entropy with lm_head_cross_entropy (core/ops.h),
+  // never holding the [N, V] logits; exact. Under tensor parallelism (vocabulary-parallel
+  // head) loss() keeps the unfused path (par->vocab_cross_entropy) whatever this says.
+  bool fused_head = false;
 
  private:
   Tensor hidden(const Tensor& ids, std::vector<MixerCache>* caches);

@@ -45,7 +45,10 @@ const std::map<std::string, std::pair<std::string, std::string>>& coverage() {
       {"attention_block_backward", {"host-staged", "MixersHostStaged"}},
       {"linear_attention", {"host-staged", "MixersHostStaged"}}, {"delta_rule", {"host-staged", "MixersHostStaged"}},
       {"cat", {"map (copy)", "JoinSplitAndViews"}}, {"stack", {"map (copy)", "JoinSplitAndViews"}},
-      {"split", {"views", "JoinSplitAndViews"}}};
+      {"split", {"views", "JoinSplitAndViews"}},
+      {"checkpoint", {"runs fn (device-agnostic)", "ComposedOps"}},
+      {"lm_head_cross_entropy", {"composed: gemm + cross_entropy (unfused)", "ComposedOps"}},
+      {"swiglu_down", {"composed: map + gemm", "ComposedOps"}}};
   return m;
 }
 

@@ -181,6 +181,21 @@ TEST(CudaOps, JoinSplitAndViews) {
   }
 }
 
+// Ops whose CUDA path is composed of other ops' kernels (their fused CPU kernels save memory).
+TEST(CudaOps, ComposedOps) {
+  SKEIN_REQUIRE_GPU();
+  for (DType dt : float_types()) {
+    Input t = ids({10}, 20, 150);
+    compare("lm_head_cross_entropy", [](const V& a) { return lm_head_cross_entropy(a[0], a[1], a[2], -100, 4); },
+            {plain({10, 8}, 151, dt), plain({20, 8}, 152, dt), t});
+    compare("swiglu_down", [](const V& a) { return swiglu_down(a[0], a[1], a[2]); },
+            {plain({2, 5, 12}, 153, dt), plain({2, 5, 12}, 154, dt), plain({7, 12}, 155, dt)});
+    compare("checkpoint", [](const V& a) {
+      return checkpoint([](const std::vector<Tensor>& x) { return tanh(matmul(x[0], x[1])); }, {a[0], a[1]});
+    }, {plain({4, 6}, 156, dt), plain({6, 3}, 157, dt)});
+  }
+}
+
 // The mixers have no CUDA kernel yet: their CUDA path runs the CPU kernel on host copies (issue
 // "fast fused CUDA mixers"). They must still give the CPU's values and gradients.
 TEST(CudaOps, MixersHostStaged) {

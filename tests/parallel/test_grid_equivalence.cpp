@@ -83,10 +83,13 @@ double one_process(HybridLM& m, const GlobalBatch& g) {
   return l.lm.item();
 }
 
+// recompute / fused_head: the grid model's activation-memory settings (the one-process
+// reference stays plain, so the check covers both at once).
 void expect_grid_equals_one_process(const GridCase& gc, const std::string& pattern, const std::string& variant,
-                                    DType dt) {
+                                    DType dt, Recompute recompute = Recompute::none, bool fused_head = false) {
   SCOPED_TRACE(testing::Message() << pattern << " " << variant << " dp" << gc.dp << " sp" << gc.sp << " tp" << gc.tp
-                                  << " " << gc.softmax_sp << " " << dtype_name(dt));
+                                  << " " << gc.softmax_sp << " " << dtype_name(dt) << " recompute "
+                                  << static_cast<int>(recompute) << (fused_head ? " fused head" : ""));
   const double tol = dt == DType::f64 ? 1e-10 : 1e-5;
   const ModelConfig cfg = grid_model(pattern, variant, dt);
   const GlobalBatch g = make_batch();
@@ -102,6 +105,8 @@ void expect_grid_equals_one_process(const GridCase& gc, const std::string& patte
 
   ProcessGrid grid(world(), gc.dp, gc.sp, gc.tp);
   HybridLM model(cfg, std::make_shared<CommModelParallel>(grid, gc.softmax_sp));
+  model.set_recompute(recompute);
+  model.fused_head = fused_head;
   // This rank's rows (dp) and slice of each sequence (sp).
   const int64_t rows = kB / gc.dp, cols = kT / gc.sp;
   Tensor ids = g.ids.narrow(0, grid.dp_rank() * rows, rows).narrow(1, grid.sp_rank() * cols, cols).contiguous();
@@ -166,6 +171,17 @@ TEST(GridEquivalenceMoM, MSLossAndEveryGradientEqualOneProcess) {
   if (grids_for_world().empty()) GTEST_SKIP() << "needs 2 or 4 ranks";
   for (DType dt : {DType::f64, DType::f32})
     for (const GridCase& gc : grids_for_world()) expect_grid_equals_one_process(gc, "MS", "decay", dt);
+}
+
+// Activation recomputation re-runs each block (its tp / sp collectives included) inside
+// backward; the fused LM head replaces the cross-entropy where tp is 1.
+TEST(GridEquivalenceRecompute, FullAndMlpRecomputeWithTheFusedHeadEqualOneProcess) {
+  if (grids_for_world().empty()) GTEST_SKIP() << "needs 2 or 4 ranks";
+  for (const GridCase& gc : grids_for_world()) {
+    expect_grid_equals_one_process(gc, "LLLS", "gated_delta", DType::f64, Recompute::full, true);
+    expect_grid_equals_one_process(gc, "MS", "decay", DType::f64, Recompute::full, true);
+    expect_grid_equals_one_process(gc, "LLLS", "decay", DType::f32, Recompute::mlp, true);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,45 @@
+// gemm_bf16.h — bf16 storage conversions and a bf16 GEMM with f32 accumulation, routed at
+// run time to the fastest kernel this CPU and build have: oneDNN's matmul (AMX tiles or
+// AVX512-BF16 dot products; built in when Debian's libdnnl-dev is present), OpenBLAS's
+// cblas_sbgemm (only when the loaded OpenBLAS was built with BUILD_BFLOAT16 — Debian's 0.3.21
+// is not), else the operands widened to f32 and OpenBLAS sgemm. Standalone: no Tensor dtype.
+// reference: Intel, "BFLOAT16 — Hardware Numerics Definition", 2018 (round-to-nearest-even).
+#pragma once
+#include <cstdint>
+
+namespace skein::cpu {
+
+// bf16 as raw bits: the upper half of an IEEE f32.
+using bf16 = uint16_t;
+
+// Round-to-nearest-even; NaN stays NaN (quiet, sign kept), ±inf and ±0 are exact; finite
+// values past the largest bf16 round to ±inf.
+bf16 f32_to_bf16(float x);
+float bf16_to_f32(bf16 x);  // exact
+void f32_to_bf16(const float* in, bf16* out, int64_t n);
+void bf16_to_f32(const bf16* in, float* out, int64_t n);
+
+struct Bf16Features {
+  bool amx_bf16 = false;     // AMX tiles with bf16 (Sapphire Rapids and later), OS-enabled
+  bool avx512_bf16 = false;  // VDPBF16PS (Cooper Lake, Sapphire Rapids, Zen 4/5)
+};
+Bf16Features bf16_features();  // from CPUID (and XCR0 / the kernel's AMX permission)
+
+enum class Bf16Kernel { onednn, openblas_sbgemm, sgemm_fallback };
+// The kernel gemm_bf16 uses on this machine (fixed at the first call; SKEIN_BF16_GEMM=onednn|
+// sbgemm|sgemm forces one where it is available).
+Bf16Kernel bf16_gemm_kernel();
+// e.g. "onednn (amx_bf16)", "openblas_sbgemm (avx512_bf16)", "sgemm (no bf16 units)".
+const char* bf16_gemm_kernel_name();
+// Which kernels this build and machine could run (for benchmarks).
+bool bf16_kernel_available(Bf16Kernel k);
+
+// C = alpha · op(A) op(B) + beta · C, row-major. op(A): [M, K] (A is [K, M] when trans_a),
+// op(B): [K, N] (B is [N, K] when trans_b); A, B bf16, C f32, f32 accumulation. `kernel`
+// picks one explicitly (benchmarks); the default is bf16_gemm_kernel().
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+               int64_t lda, const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm_bf16_with(Bf16Kernel kernel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                    const bf16* A, int64_t lda, const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace skein::cpu
