@@ -156,6 +156,17 @@ LinearAttentionResult delta_rule(const Tensor& q, const Tensor& k, const Tensor&
                                  const Tensor& initial_state, double scale = 1.0,
                                  int64_t chunk = 64);
 
+// Short causal depthwise convolution over time (core/ops/short_conv.cpp), the one fla puts on
+// q, k, v of DeltaNet / gated DeltaNet / MoM: y[b,t,c] = act(Σ_{j<K} w[c,j] xx[b,t+j,c]) with
+// xx = [prefix; x] along time, act = SiLU or identity.
+// x: [B, T, C], weight: [C, K], prefix: undefined (zeros) | [B, K-1, C] (the K-1 inputs before
+// x[:, 0]: generation's carried state, or the previous sequence-parallel rank's last inputs)
+// -> [B, T, C]. x, weight and prefix are differentiable.
+Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, bool silu_activation);
+// The last `width` rows of [prefix; x] (x: [B, T, C], prefix: undefined (zeros) | [B, width, C])
+// -> [B, width, C]: the conv state to carry after x. Differentiable.
+Tensor short_conv_tail(const Tensor& x, const Tensor& prefix, int64_t width);
+
 // ---- joining and splitting (core/ops/shape.cpp) -----------------------------------------
 Tensor cat(const std::vector<Tensor>& ts, int64_t dim);
 Tensor stack(const std::vector<Tensor>& ts, int64_t dim);
