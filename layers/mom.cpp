@@ -6,6 +6,7 @@
 #include <utility>
 #include "layers/attention.h"
 #include "layers/linear_attention.h"
+#include "layers/short_conv.h"
 
 namespace skein {
 
@@ -13,10 +14,11 @@ namespace {
 
 bool is_delta(const std::string& variant) { return variant == "delta" || variant == "gated_delta"; }
 
-// Steps [start, start + len) of a recurrence (an [H] gate is not cut).
-Recurrence piece(const Recurrence& r, int64_t start, int64_t len) {
+// Steps [start, start + len) of a memory's inputs (an [H] gate is not cut).
+MoM::Inputs piece(const MoM::Inputs& r, int64_t start, int64_t len) {
+  auto steps = [&](const Tensor& t) { return t.narrow(1, start, len); };
   auto cut = [&](const Tensor& t) { return t.defined() && t.dim() >= 3 ? t.narrow(2, start, len) : t; };
-  return {cut(r.q), cut(r.k), cut(r.v), cut(r.beta), cut(r.gate), Tensor()};
+  return {steps(r.q), steps(r.k), steps(r.v), cut(r.beta), cut(r.gate)};
 }
 
 }  // namespace
@@ -36,7 +38,8 @@ MemoryProjections::MemoryProjections(const ModelConfig& cfg, const std::string& 
 MoM::MoM(const ModelConfig& cfg, Generator& gen, double out_std, const ModelParallel* par)
     : Mixer(par), n_memories(cfg.mom_memories), topk(cfg.mom_topk), head_dim(cfg.head_dim()),
       chunk(cfg.chunk_size), scale(cfg.linear_scale), shared(cfg.mom_shared_memory),
-      output_norm(cfg.linear_output_norm), output_gate(cfg.linear_output_gate), variant(cfg.mom_variant) {
+      output_norm(cfg.linear_output_norm), output_gate(cfg.linear_output_gate),
+      short_conv(uses_short_conv(cfg, cfg.mom_variant, true)), variant(cfg.mom_variant) {
   SKEIN_CHECK(variant == "gated_delta" || variant == "delta" || variant == "decay" || variant == "plain",
               "model.mom_variant: '", variant, "' is not supported by MoM (gated_delta, delta, decay, plain)");
   SKEIN_CHECK(n_memories >= 1 && topk >= 1 && topk <= n_memories, "model.mom_topk: need 1 <= topk (", topk,
@@ -68,24 +71,31 @@ MoM::MoM(const ModelConfig& cfg, Generator& gen, double out_std, const ModelPara
     memories.push_back(register_module("memories." + std::to_string(m),
                                        std::make_shared<MemoryProjections>(cfg, variant, gen, p)));
   if (shared) shared_memory = register_module("shared", std::make_shared<MemoryProjections>(cfg, variant, gen, p));
+  if (short_conv) {
+    q_conv = register_parameter("q_conv1d", mine(short_conv_init(d, cfg.conv_size, gen, cfg.dtype), feature_split), feature_split);
+    k_conv = register_parameter("k_conv1d", mine(short_conv_init(d, cfg.conv_size, gen, cfg.dtype), feature_split), feature_split);
+    v_conv = register_parameter("v_conv1d", mine(short_conv_init(d, cfg.conv_size, gen, cfg.dtype), feature_split), feature_split);
+  }
 }
 
-Recurrence MoM::recurrence(const MemoryProjections& mem, const Tensor& x, const Tensor& q) const {
-  // x: [B, n, d], q: [B, n, H*hd] -> q, k, v: [B, H, n, hd], beta, log_alpha: [B, H, n]
-  const int64_t H = n_heads;
-  Recurrence r;
-  r.q = split_heads(q, H);
-  r.k = split_heads(mem.k_proj->forward(x), H);
-  r.v = split_heads(mem.v_proj->forward(x), H);
-  if (!is_delta(variant)) {
-    r.gate = log_decay;  // undefined for plain
-    return r;
-  }
-  r.q = l2_normalize(silu(r.q));
-  r.k = l2_normalize(silu(r.k));
+MoM::Inputs MoM::inputs(const MemoryProjections& mem, const Tensor& x, const Tensor& q) const {
+  // x: [Bx, n, d], q: [Bx, n, H*hd] -> k, v: [Bx, n, H*hd], beta, log_alpha: [Bx, H, n]
+  Inputs r{q, mem.k_proj->forward(x), mem.v_proj->forward(x), Tensor(), log_decay};  // gate: undefined for plain
+  if (!is_delta(variant)) return r;
   r.beta = sigmoid(mem.b_proj->forward(x)).permute({0, 2, 1});
+  r.gate = Tensor();
   if (variant == "gated_delta")  // -exp(A_log) * softplus(a_proj(x) + dt_bias)
     r.gate = mul(neg(exp(A_log)), softplus(add(mem.a_proj->forward(x), dt_bias))).permute({0, 2, 1});
+  return r;
+}
+
+Recurrence MoM::recurrence(const Inputs& in) const {
+  const int64_t H = n_heads;
+  Recurrence r{split_heads(in.q, H), split_heads(in.k, H), split_heads(in.v, H), in.beta, in.gate, Tensor()};
+  if (is_delta(variant)) {  // SiLU (the short conv's when there is one) and L2 norm
+    r.q = l2_normalize(short_conv ? r.q : silu(r.q));
+    r.k = l2_normalize(short_conv ? r.k : silu(r.k));
+  }
   return r;
 }
 
@@ -142,31 +152,48 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
   if (cache && cache->states.size() != n_states) cache->states.assign(n_states, Tensor());
   // One recurrence per (memory, batch) — empty where no token of that batch chose the memory
   // — then the shared memory's over every token.
-  std::vector<Recurrence> segments;
+  std::vector<Inputs> parts;  // per (memory, batch), then the shared memory
   std::vector<Tensor> row_index(M);
   for (int64_t m = 0; m < M; ++m) {
     const int64_t n = static_cast<int64_t>(rows[m].size());
-    Recurrence all;
+    Inputs all;
     if (n > 0) {
       row_index[m] = from_vector(rows[m], {n}, DType::i64);
-      all = recurrence(*memories[m], embedding(x_flat, row_index[m]).reshape({1, n, d}),
-                       embedding(q_flat, row_index[m]).reshape({1, n, -1}));
-    } else {  // no tokens on this rank: a length-0 recurrence of the same kind
-      Tensor none = zeros({1, n_heads, 0, head_dim}, x.dtype());
-      all = {none, none, none, Tensor(), log_decay, Tensor()};
+      all = inputs(*memories[m], embedding(x_flat, row_index[m]).reshape({1, n, d}),
+                   embedding(q_flat, row_index[m]).reshape({1, n, -1}));
+    } else {  // no tokens on this rank: a length-0 piece of the same kind
+      Tensor none = zeros({1, 0, n_heads * head_dim}, x.dtype());
+      all = {none, none, none, Tensor(), log_decay};
       if (is_delta(variant)) all.beta = zeros({1, n_heads, 0}, x.dtype());
     }
     int64_t start = 0;
     for (int64_t b = 0; b < B; ++b) {
       const int64_t len = static_cast<int64_t>(last_segments[b * M + m].size());
-      segments.push_back(piece(all, start, len));
-      if (cache && cache->states[m].defined()) segments.back().init = cache->states[m].narrow(0, b, 1);
+      parts.push_back(piece(all, start, len));
       start += len;
     }
   }
-  if (shared) {
-    segments.push_back(recurrence(*shared_memory, xc, q_flat.reshape({B, T, -1})));
-    if (cache) segments.back().init = cache->states[M];
+  if (shared) parts.push_back(inputs(*shared_memory, xc, q_flat.reshape({B, T, -1})));
+  if (short_conv) {  // every part's q, k, v at once (one sequence-parallel exchange)
+    std::vector<Tensor> xs, ws;
+    for (const Inputs& in : parts) {
+      xs.insert(xs.end(), {in.q, in.k, in.v});
+      ws.insert(ws.end(), {q_conv, k_conv, v_conv});
+    }
+    xs = run_short_convs(par(), xs, ws, cache ? &cache->conv : nullptr);
+    for (size_t i = 0; i < parts.size(); ++i) {
+      parts[i].q = xs[3 * i];
+      parts[i].k = xs[3 * i + 1];
+      parts[i].v = xs[3 * i + 2];
+    }
+  }
+  std::vector<Recurrence> segments;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    segments.push_back(recurrence(parts[i]));
+    if (!cache) continue;
+    const int64_t m = static_cast<int64_t>(i) / B, b = static_cast<int64_t>(i) % B;
+    if (m < M && cache->states[m].defined()) segments.back().init = cache->states[m].narrow(0, b, 1);
+    if (m == M) segments.back().init = cache->states[M];
   }
   // Generation continues from the cache on one process; training goes through par() (one
   // sequence-parallel exchange for every memory).
