@@ -151,6 +151,12 @@ std::vector<ConfigKey> build_schema() {
       field("data.icl_dim", &C::data, &D::icl_dim, at_least(1), "in-context regression input dimension"),
       field("data.icl_points", &C::data, &D::icl_points, at_least(1), "in-context regression (x, y) pairs per sequence"),
       field("data.icl_noise", &C::data, &D::icl_noise, non_negative(), "in-context regression label noise std"),
+      field("data.icl_curriculum", &C::data, &D::icl_curriculum, any(), "in-context regression: Garg et al.'s curriculum"),
+      field("data.icl_curriculum_start_dim", &C::data, &D::icl_curriculum_start_dim, at_least(1), "curriculum: first dimension"),
+      field("data.icl_curriculum_start_points", &C::data, &D::icl_curriculum_start_points, at_least(1), "curriculum: first number of points"),
+      field("data.icl_curriculum_dim_step", &C::data, &D::icl_curriculum_dim_step, at_least(0), "curriculum: dimensions added per stage"),
+      field("data.icl_curriculum_points_step", &C::data, &D::icl_curriculum_points_step, at_least(0), "curriculum: points added per stage"),
+      field("data.icl_curriculum_interval", &C::data, &D::icl_curriculum_interval, at_least(1), "curriculum: steps per stage"),
       // train
       field("train.steps", &C::train, &T::steps, at_least(0), "optimizer steps"),
       field("train.grad_accum", &C::train, &T::grad_accum, at_least(1), "micro-batches per optimizer step"),
