@@ -28,6 +28,7 @@ std::vector<Tensor> conv_halo(Communicator& comm, const std::vector<Tensor>& xs,
   Tensor gathered = all_gather_op(comm, cat(flat, 0));  // [W, N]
   const std::vector<double> all = gathered.narrow(1, gathered.size(1) - static_cast<int64_t>(xs.size()),
                                                   static_cast<int64_t>(xs.size())).detach().to_vector();
+  const Tensor zero = mul(sum(gathered), 0.0);
   std::vector<Tensor> out;
   int64_t at = 0;
   for (size_t i = 0; i < xs.size(); ++i) {
@@ -45,10 +46,10 @@ std::vector<Tensor> conv_halo(Communicator& comm, const std::vector<Tensor>& xs,
     if (need > 0) rows.push_back(zeros({B, need, C}, dt));
     std::reverse(rows.begin(), rows.end());
     Tensor prefix = rows.size() == 1 ? rows[0] : cat(rows, 1);
-    // Every rank must run backward through the all-gather: a zero-weight dependency where the
-    // prefix took nothing from it (rank 0, or earlier pieces all empty).
-    if (i == 0) prefix = add(prefix, mul(sum(gathered), 0.0));
-    out.push_back(prefix.contiguous());
+    // Every rank must run backward through the all-gather (a collective): a zero-weight
+    // dependency on every prefix, as a prefix may take nothing from it (rank 0, earlier
+    // pieces all empty) and a stream may not reach the loss (an empty piece: MoM).
+    out.push_back(add(prefix, zero).contiguous());
     at += size;
   }
   return out;
