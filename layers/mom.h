@@ -12,6 +12,8 @@
 // own carried inputs in generation. (fla's training path runs the conv over the packed
 // segments, so its windows cross segment boundaries; its inference path does not: skein
 // follows the inference path in both, so that generation equals the full forward.)
+// Speed (one sp rank, training): memory m's B segments run as one right-padded batch, so a
+// layer makes M + 1 recurrence and conv calls, not M * B + 1.
 //
 // Sequence parallelism: each sp rank holds a contiguous slice of every sequence, so a rank's
 // tokens routed to memory m are a contiguous piece of m's token list. All memories' (and the
@@ -75,6 +77,8 @@ class MoM : public Mixer {
   Inputs inputs(const MemoryProjections& mem, const Tensor& x, const Tensor& q) const;
   // Head split and key/query features of (conv'd) inputs -> the recurrence.
   Recurrence recurrence(const Inputs& in) const;
+  // The short convs of every part's q, k, v (in place; with the cache's conv states).
+  void conv_parts(std::vector<Inputs>& parts, MixerCache* cache) const;
   // o: [B, H, T, dv] (this rank's heads), x: [B, T, d] (after par().tp_copy) -> [B, T, d].
   Tensor output(const Tensor& o, const Tensor& x) const;
 };

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <vector>
+#include "core/cpu/loops.h"
 #include "core/ops.h"
 #include "core/threadpool.h"
 
@@ -23,9 +24,8 @@ namespace {
 
 constexpr int64_t kChannelGrain = 32;
 
-template <typename T> T sigmoid_of(T x) {
-  return x >= 0 ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
-}
+// Branch-free with the vectorisable exp (as skein::sigmoid): e^-x = inf gives 0.
+template <typename T> T sigmoid_of(T x) { return T(1) / (T(1) + cpu::exp_of(-x)); }
 
 // xx: [B, K-1+T, C] contiguous = prefix rows followed by x.
 Tensor padded_input(const Tensor& x, const Tensor& prefix, int64_t K) {
@@ -56,6 +56,9 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
   SKEIN_DISPATCH_FLOAT(x.dtype(), "short_conv", [&] {
     const scalar_t *px = xx.data<scalar_t>(), *pw = w.data<scalar_t>();
     scalar_t *pz = z.data<scalar_t>(), *py = y.data<scalar_t>();
+    std::vector<scalar_t> wt(static_cast<size_t>(K * C));  // [K, C]: contiguous over channels
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < K; ++j) wt[static_cast<size_t>(j * C + c)] = pw[c * K + j];
     parallel_for(0, C, kChannelGrain, [&](int64_t lo, int64_t hi) {
       for (int64_t b = 0; b < B; ++b)
         for (int64_t t = 0; t < T; ++t) {
@@ -63,7 +66,8 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
           for (int64_t c = lo; c < hi; ++c) zr[c] = 0;
           for (int64_t j = 0; j < K; ++j) {
             const scalar_t* xr = px + (b * (K - 1 + T) + t + j) * C;
-            for (int64_t c = lo; c < hi; ++c) zr[c] += pw[c * K + j] * xr[c];
+            const scalar_t* wr = wt.data() + j * C;
+            for (int64_t c = lo; c < hi; ++c) zr[c] += wr[c] * xr[c];
           }
           if (silu_activation) {
             scalar_t* yr = py + (b * T + t) * C;
@@ -82,10 +86,13 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
       const scalar_t *px = xx.data<scalar_t>(), *pw = w.data<scalar_t>(), *pz = z.data<scalar_t>(),
                      *pg = g.data<scalar_t>();
       scalar_t *pdx = dxx.data<scalar_t>(), *pdw = dw.data<scalar_t>();
+      std::vector<scalar_t> wt(static_cast<size_t>(K * C));  // [K, C]: contiguous over channels
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t j = 0; j < K; ++j) wt[static_cast<size_t>(j * C + c)] = pw[c * K + j];
       parallel_for(0, C, kChannelGrain, [&](int64_t lo, int64_t hi) {
         const int64_t n = hi - lo;
         std::vector<scalar_t> dz(static_cast<size_t>(n));
-        std::vector<double> acc(static_cast<size_t>(n * K), 0.0);  // dw[c, j] of this block
+        std::vector<double> acc(static_cast<size_t>(n * K), 0.0);  // dw[c, j] of this block, as [K, n]
         for (int64_t b = 0; b < B; ++b)
           for (int64_t t = 0; t < T; ++t) {
             const int64_t row = (b * T + t) * C;
@@ -99,14 +106,16 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
             }
             for (int64_t j = 0; j < K; ++j) {
               const int64_t at = (b * S + t + j) * C;
+              const scalar_t* wr = wt.data() + j * C;
+              double* ar = acc.data() + j * n;
               for (int64_t c = lo; c < hi; ++c) {
-                pdx[at + c] += pw[c * K + j] * dz[c - lo];
-                acc[(c - lo) * K + j] += static_cast<double>(dz[c - lo]) * static_cast<double>(px[at + c]);
+                pdx[at + c] += wr[c] * dz[c - lo];
+                ar[c - lo] += static_cast<double>(dz[c - lo]) * static_cast<double>(px[at + c]);
               }
             }
           }
         for (int64_t c = lo; c < hi; ++c)
-          for (int64_t j = 0; j < K; ++j) pdw[c * K + j] = static_cast<scalar_t>(acc[(c - lo) * K + j]);
+          for (int64_t j = 0; j < K; ++j) pdw[c * K + j] = static_cast<scalar_t>(acc[j * n + (c - lo)]);
       });
     });
     Tensor dprefix = has_prefix ? dxx.narrow(1, 0, K - 1).contiguous() : Tensor();
