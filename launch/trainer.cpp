@@ -212,6 +212,8 @@ DataSources make_data(Config& cfg, int64_t dp_rank, int64_t dp_size) {
     r.noise = dc.icl_noise;
     resolve_model_inputs(cfg);
     IclCurriculum cur;
+    SKEIN_CHECK(!dc.icl_curriculum || cfg.parallel.sp == 1, "data.icl_curriculum: the curriculum changes the "
+                "sequence length during training, which parallel.sp (", cfg.parallel.sp, ") > 1 cannot split");
     if (dc.icl_curriculum)
       cur = {dc.icl_curriculum_start_dim, dc.icl_curriculum_start_points, dc.icl_curriculum_dim_step,
              dc.icl_curriculum_points_step, dc.icl_curriculum_interval * dc.batch_size * dp_size * cfg.train.grad_accum};
