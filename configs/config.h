@@ -24,6 +24,14 @@ struct DataConfig {
   int64_t icl_dim = 8;
   int64_t icl_points = 32;
   double icl_noise = 0.0;
+  // Garg et al.'s curriculum: start at start_dim coordinates / start_points points, add
+  // dim_step / points_step every interval steps, up to icl_dim / icl_points.
+  bool icl_curriculum = false;
+  int64_t icl_curriculum_start_dim = 2;
+  int64_t icl_curriculum_start_points = 8;
+  int64_t icl_curriculum_dim_step = 1;
+  int64_t icl_curriculum_points_step = 2;
+  int64_t icl_curriculum_interval = 100;
 };
 
 struct TrainConfig {

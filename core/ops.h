@@ -179,6 +179,16 @@ Tensor lm_head_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor
 // Saves a and b only; silu(a) * b is formed again in backward (elementwise, no GEMM).
 // a, b: [..., H], w2: [D, H] -> [..., D].
 Tensor swiglu_down(const Tensor& a, const Tensor& b, const Tensor& w2);
+// Short causal depthwise convolution over time (core/ops/short_conv.cpp), the one fla puts on
+// q, k, v of DeltaNet / gated DeltaNet / MoM: y[b,t,c] = act(Σ_{j<K} w[c,j] xx[b,t+j,c]) with
+// xx = [prefix; x] along time, act = SiLU or identity.
+// x: [B, T, C], weight: [C, K], prefix: undefined (zeros) | [B, K-1, C] (the K-1 inputs before
+// x[:, 0]: generation's carried state, or the previous sequence-parallel rank's last inputs)
+// -> [B, T, C]. x, weight and prefix are differentiable.
+Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, bool silu_activation);
+// The last `width` rows of [prefix; x] (x: [B, T, C], prefix: undefined (zeros) | [B, width, C])
+// -> [B, width, C]: the conv state to carry after x. Differentiable.
+Tensor short_conv_tail(const Tensor& x, const Tensor& prefix, int64_t width);
 
 // ---- joining and splitting (core/ops/shape.cpp) -----------------------------------------
 Tensor cat(const std::vector<Tensor>& ts, int64_t dim);

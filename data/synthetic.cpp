@@ -226,17 +226,18 @@ IclBatch icl_regression_batch(const IclRegressionOptions& opt, uint64_t seed, in
               " must be positive and first_example ", first_example, " >= 0");
   SKEIN_CHECK(is_floating(dtype), "icl_regression: dtype ", dtype_name(dtype), " must be f32 or f64");
   const int64_t d = opt.dim, n = opt.n_points, C = d + 1;
+  const int64_t active = opt.active_dim > 0 ? opt.active_dim : d;  // coordinates drawn (curriculum)
   std::vector<double> in(static_cast<size_t>(batch_size * 2 * n * C), 0.0);
-  std::vector<double> y(static_cast<size_t>(batch_size * n)), w(static_cast<size_t>(batch_size * d));
-  const double w_scale = 1.0 / std::sqrt(static_cast<double>(d));
+  std::vector<double> y(static_cast<size_t>(batch_size * n)), w(static_cast<size_t>(batch_size * d), 0.0);
+  const double w_scale = 1.0 / std::sqrt(static_cast<double>(active));
   for (int64_t e = 0; e < batch_size; ++e) {
     Stream rng(seed, first_example + e, kIclTag);
     double* we = w.data() + e * d;
-    for (int64_t k = 0; k < d; ++k) we[k] = rng.normal() * w_scale;
+    for (int64_t k = 0; k < active; ++k) we[k] = rng.normal() * w_scale;
     for (int64_t i = 0; i < n; ++i) {
       double* xt = in.data() + ((e * 2 * n) + 2 * i) * C;  // token 2i = [x_i, 0]
       double dot = 0;
-      for (int64_t k = 0; k < d; ++k) {
+      for (int64_t k = 0; k < active; ++k) {
         xt[k] = rng.normal();
         dot += we[k] * xt[k];
       }
@@ -280,14 +281,30 @@ Tensor icl_regression_loss(const Tensor& predictions, const Tensor& targets) {
 }
 
 IclRegressionSource::IclRegressionSource(const IclRegressionOptions& opt, int64_t batch_size,
-                                         uint64_t seed, int64_t dp_rank, int64_t dp_size, DType dtype)
-    : opt_(opt), batch_size_(batch_size), dp_rank_(dp_rank), dp_size_(dp_size), seed_(seed), dtype_(dtype) {
+                                         uint64_t seed, int64_t dp_rank, int64_t dp_size, DType dtype,
+                                         const IclCurriculum& curriculum)
+    : opt_(opt), batch_size_(batch_size), dp_rank_(dp_rank), dp_size_(dp_size), seed_(seed), dtype_(dtype),
+      curriculum_(curriculum) {
   check_icl(opt);
   check_shard("IclRegressionSource", batch_size, dp_rank, dp_size);
+  const IclCurriculum& c = curriculum_;
+  SKEIN_CHECK(c.interval_examples >= 0 && c.start_dim >= 1 && c.start_points >= 1 && c.dim_step >= 0 &&
+                  c.points_step >= 0,
+              "IclRegressionSource: curriculum start dim ", c.start_dim, " / points ", c.start_points, ", steps ",
+              c.dim_step, " / ", c.points_step, " and interval ", c.interval_examples, " must be positive");
+}
+
+IclRegressionOptions IclRegressionSource::current() const {
+  IclRegressionOptions o = opt_;
+  if (curriculum_.interval_examples <= 0) return o;
+  const int64_t stage = consumed_ / curriculum_.interval_examples;
+  o.active_dim = std::min(opt_.dim, curriculum_.start_dim + stage * curriculum_.dim_step);
+  o.n_points = std::min(opt_.n_points, curriculum_.start_points + stage * curriculum_.points_step);
+  return o;
 }
 
 Batch IclRegressionSource::next() {
-  IclBatch b = icl_regression_batch(opt_, seed_, consumed_ + dp_rank_ * batch_size_, batch_size_, dtype_);
+  IclBatch b = icl_regression_batch(current(), seed_, consumed_ + dp_rank_ * batch_size_, batch_size_, dtype_);
   consumed_ += dp_size_ * batch_size_;
   return {b.inputs, b.targets};
 }

@@ -82,6 +82,18 @@ struct IclRegressionOptions {
   int64_t dim = 8;
   int64_t n_points = 32;
   double noise = 0.0;  // standard deviation of the additive noise on y
+  // Curriculum (Garg et al. §3): only the first active_dim coordinates of x and w are drawn,
+  // the others are 0 (the tokens keep dim + 1 channels); w ~ N(0, I/active_dim) so that
+  // E[y^2] stays 1. 0: all dim coordinates.
+  int64_t active_dim = 0;
+};
+
+// Garg et al.'s curriculum: training starts at start_dim coordinates and start_points points
+// and adds dim_step / points_step every `interval` steps, up to the task's dim / n_points.
+// reference: Garg et al. 2022 §3 "Curriculum" (5 -> 20 dims +1, 11 -> 41 points +2, every 2000 steps).
+struct IclCurriculum {
+  int64_t start_dim = 2, start_points = 8, dim_step = 1, points_step = 2;
+  int64_t interval_examples = 0;  // global examples per stage (steps * global batch); 0: off
 };
 
 struct IclBatch {
@@ -101,11 +113,25 @@ std::vector<double> icl_regression_mse_per_point(const Tensor& predictions, cons
 // Differentiable mean squared error (built from autograd ops), same shapes; a scalar tensor.
 Tensor icl_regression_loss(const Tensor& predictions, const Tensor& targets);
 
+// The classical in-context estimators of Garg et al. (§3 and Figure 2), run on the same
+// sequences (data/synthetic_baselines.cpp): at point i each sees pairs 0..i-1 and predicts
+// y_i (0 at i = 0). least_squares: the minimum-norm least-squares fit (LAPACK dgelss);
+// nearest_3: the mean y of the 3 nearest earlier x; averaging: w = (1/i) Σ_j y_j x_j.
+enum class IclBaseline { least_squares, nearest_3, averaging };
+const char* icl_baseline_name(IclBaseline b);  // "least_squares", "nearest_3", "averaging"
+// inputs: [B, 2n, dim + 1] (the interleaved tokens), targets: [B, n] -> predictions [B, n] (f64).
+Tensor icl_baseline_predictions(const Tensor& inputs, const Tensor& targets, IclBaseline b);
+
 class IclRegressionSource final : public BatchSource {
  public:
   IclRegressionSource(const IclRegressionOptions& opt, int64_t batch_size, uint64_t seed,
-                      int64_t dp_rank = 0, int64_t dp_size = 1, DType dtype = DType::f32);
-  Batch next() override;  // inputs [B, 2n, dim+1], targets [B, n]
+                      int64_t dp_rank = 0, int64_t dp_size = 1, DType dtype = DType::f32,
+                      const IclCurriculum& curriculum = {});
+  // inputs [B, 2n, dim+1], targets [B, n]; with a curriculum n and the active dims are the
+  // stage's (stage = examples consumed / interval_examples, so a resumed run continues it).
+  Batch next() override;
+  // The options of the batch that next() returns now.
+  IclRegressionOptions current() const;
   Cursor cursor() const override { return {0, consumed_}; }
   void set_cursor(const Cursor& c) override;
 
@@ -114,6 +140,7 @@ class IclRegressionSource final : public BatchSource {
   int64_t batch_size_, dp_rank_, dp_size_;
   uint64_t seed_;
   DType dtype_;
+  IclCurriculum curriculum_;
   int64_t consumed_ = 0;
 };
 

@@ -64,6 +64,7 @@ std::pair<Config, std::unique_ptr<HybridLM>> model_from_checkpoint(const std::st
                                                                    const std::vector<std::string>& overrides) {
   CheckpointState st = load_checkpoint(dir);
   Config cfg = parse_config(st.config_yaml, dir + "/state.h5:config_yaml", overrides);
+  resolve_model_inputs(cfg);  // model.input_dim comes from the data source
   std::unique_ptr<HybridLM> model;
   if (!cfg.distill.teacher.empty()) {
     model = load_student(dir);  // converted mixers
@@ -114,8 +115,9 @@ int cmd_eval(const std::vector<std::string>& args) {
   SKEIN_CHECK(data.val, "eval: ", cfg.data.path, " has no usable validation split");
   int64_t batches = vm["batches"].as<int64_t>() > 0 ? vm["batches"].as<int64_t>() : cfg.train.eval_batches;
   RunSummary r = evaluate(*model, *data.val, cfg, batches);
-  std::printf("{\"val_loss\": %.6f, \"val_ppl\": %.4f, \"metric\": %.6f, \"batches\": %lld}\n", r.val_loss, r.val_ppl,
-              r.metric, static_cast<long long>(batches));
+  std::printf("{\"val_loss\": %.6f, \"val_ppl\": %.4f, \"metric\": %.6f, \"batches\": %lld%s}\n", r.val_loss, r.val_ppl,
+              r.metric, static_cast<long long>(batches),
+              r.icl.empty() ? "" : (", \"icl_per_point\": " + icl_curves_json(r.icl)).c_str());
   return 0;
 }
 

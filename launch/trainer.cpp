@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include "configs/loader.h"
 #include "core/backend.h"
 #include "launch/device_setup.h"
@@ -129,7 +130,9 @@ void write_final(const RunSummary& r) {
   std::ofstream f(fs::path(r.run_dir) / "final.json.tmp");
   f.precision(17);
   f << "{\"step\": " << r.step << ", \"loss\": " << r.loss << ", \"val_loss\": " << r.val_loss
-    << ", \"val_ppl\": " << r.val_ppl << ", \"tokens_per_s\": " << r.tokens_per_s << ", \"metric\": " << r.metric << "}\n";
+    << ", \"val_ppl\": " << r.val_ppl << ", \"tokens_per_s\": " << r.tokens_per_s << ", \"metric\": " << r.metric;
+  if (!r.icl.empty()) f << ", \"icl_per_point\": " << icl_curves_json(r.icl);
+  f << "}\n";
   f.close();
   fs::rename(fs::path(r.run_dir) / "final.json.tmp", fs::path(r.run_dir) / "final.json");
 }
@@ -161,7 +164,25 @@ void backward_weighted(const LossParts& parts, double lm_weight, int group, cons
   add(mul(parts.lm, lm_weight), mul(parts.aux, aux_weight)).backward();
 }
 
+// MQAR accuracy, when evaluate() computed it (not under sp): on every eval line, in
+// metrics.jsonl and TensorBoard as "mqar_accuracy".
+bool has_mqar_accuracy(const Config& cfg, const ProcessGrid& grid) { return cfg.data.source == "mqar" && grid.sp() == 1; }
+std::string metric_text(const Config& cfg, const ProcessGrid& grid, const RunSummary& e) {
+  return has_mqar_accuracy(cfg, grid) ? " | mqar accuracy " + std::to_string(e.metric) : "";
+}
+std::map<std::string, double> eval_scalars(const Config& cfg, const ProcessGrid& grid, const RunSummary& e) {
+  std::map<std::string, double> s{{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}};
+  if (has_mqar_accuracy(cfg, grid)) s["mqar_accuracy"] = e.metric;
+  return s;
+}
+
 }  // namespace
+
+void resolve_model_inputs(Config& cfg) {
+  if (cfg.data.source != "icl_regression") return;
+  cfg.model.input_dim = cfg.data.icl_dim + 1;
+  if (cfg.model.vocab_size == 0) cfg.model.vocab_size = 2;  // unused by a continuous model
+}
 
 DataSources make_data(Config& cfg, int64_t dp_rank, int64_t dp_size) {
   DataSources d;
@@ -192,9 +213,14 @@ DataSources make_data(Config& cfg, int64_t dp_rank, int64_t dp_size) {
     r.dim = dc.icl_dim;
     r.n_points = dc.icl_points;
     r.noise = dc.icl_noise;
-    cfg.model.input_dim = dc.icl_dim + 1;
-    if (cfg.model.vocab_size == 0) cfg.model.vocab_size = 2;  // unused by a continuous model
-    d.train = std::make_unique<IclRegressionSource>(r, dc.batch_size, dc.seed, dp_rank, dp_size, cfg.model.dtype);
+    resolve_model_inputs(cfg);
+    IclCurriculum cur;
+    SKEIN_CHECK(!dc.icl_curriculum || cfg.parallel.sp == 1, "data.icl_curriculum: the curriculum changes the "
+                "sequence length during training, which parallel.sp (", cfg.parallel.sp, ") > 1 cannot split");
+    if (dc.icl_curriculum)
+      cur = {dc.icl_curriculum_start_dim, dc.icl_curriculum_start_points, dc.icl_curriculum_dim_step,
+             dc.icl_curriculum_points_step, dc.icl_curriculum_interval * dc.batch_size * dp_size * cfg.train.grad_accum};
+    d.train = std::make_unique<IclRegressionSource>(r, dc.batch_size, dc.seed, dp_rank, dp_size, cfg.model.dtype, cur);
     d.val = std::make_unique<IclRegressionSource>(r, dc.batch_size, dc.seed + 1000003, 0, 1, cfg.model.dtype);
   }
   return d;
@@ -207,10 +233,12 @@ RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_
   // MQAR accuracy needs the whole logits of each sequence: forward() gathers them over tp
   // ranks, but under sp each rank holds only its slice of every sequence's logits (skipped).
   const bool mqar = cfg.data.source == "mqar" && !(grid && grid->sp() > 1);
+  const bool icl = cfg.data.source == "icl_regression";
   double loss = 0, metric = 0;
   const Device dev = model.device();
   const bool show = !grid || grid->world().rank() == 0;  // in place on a terminal only (progress.h)
   ProgressLine bar("eval", batches, 0, show ? ProgressLine::Mode::automatic : ProgressLine::Mode::off);
+  RunSummary r;
   for (int64_t i = 0; i < batches; ++i) {
     const auto t0 = Clock::now();
     Batch b = src.next();  // on the host; batch_to moves what the model reads
@@ -218,6 +246,10 @@ RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_
       Tensor logits = model.forward(b.inputs.to(dev));  // [B, T, V] on every rank (tp: collectives inside)
       loss += cross_entropy(logits.reshape({-1, cfg.model.vocab_size}), b.targets.reshape({-1}).to(dev)).item();
       metric += mqar_accuracy(logits.to(Device::cpu), b.targets);
+    } else if (icl && !split) {  // the per-point curve beside the classical estimators
+      Tensor pred = model.predict(b.inputs.to(dev)).to(Device::cpu);
+      loss += icl_regression_mse(pred, b.targets);
+      r.icl.add(pred, b.inputs, b.targets);
     } else if (split) {  // every rank sees the same batch: combine the sp slices' means
       Batch part = sequence_slice(b, *grid);
       const int64_t n = is_floating(part.targets.dtype()) ? part.targets.numel() : count_targets(part.targets);
@@ -231,7 +263,7 @@ RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_
     bar.tick(i + 1, static_cast<double>(b.targets.numel()), seconds_since(t0));
   }
   bar.finish();
-  RunSummary r;
+  if (!r.icl.empty()) r.icl.finish();
   r.val_loss = loss / static_cast<double>(batches);
   r.val_ppl = cfg.data.source == "icl_regression" ? 0.0 : std::exp(r.val_loss);
   r.metric = mqar ? metric / static_cast<double>(batches) : cfg.data.source == "icl_regression" ? r.val_loss : 0.0;
@@ -336,8 +368,9 @@ RunSummary train(Config cfg, const std::string& resume) {
     }
     if (data.val && cfg.train.eval_every > 0 && (step + 1) % cfg.train.eval_every == 0 && step + 1 < cfg.train.steps) {
       RunSummary e = evaluate(model, *data.val, cfg, cfg.train.eval_batches, &grid);  // the same on every rank
-      bar.line(fmt("eval   %6lld | val loss %.4f | val ppl %.2f", static_cast<long long>(step + 1), e.val_loss, e.val_ppl));
-      metrics.write(step + 1, {{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}});
+      bar.line(fmt("eval   %6lld | val loss %.4f | val ppl %.2f%s", static_cast<long long>(step + 1), e.val_loss, e.val_ppl,
+                   metric_text(cfg, grid, e).c_str()));
+      metrics.write(step + 1, eval_scalars(cfg, grid, e));
     }
     if (cfg.checkpoint.every > 0 && (step + 1) % cfg.checkpoint.every == 0 && step + 1 < cfg.train.steps)
       save(cfg, grid, model, *opt, *data.train, step + 1);
@@ -350,10 +383,14 @@ RunSummary train(Config cfg, const std::string& resume) {
     out.val_loss = e.val_loss;
     out.val_ppl = e.val_ppl;
     out.metric = e.metric;
+    out.icl = e.icl;
+    if (rank0 && !e.icl.empty())  // the in-context learning curve beside the baselines
+      std::ofstream(fs::path(cfg.train.run_dir) / "icl_curve.svg")
+          << icl_curves_svg(e.icl, "in-context regression, dim " + std::to_string(cfg.data.icl_dim));
     if (rank0)
       std::printf("final  %6lld | val loss %.4f | val ppl %.2f%s\n", static_cast<long long>(step), e.val_loss, e.val_ppl,
-                cfg.data.source == "mqar" ? (" | mqar accuracy " + std::to_string(e.metric)).c_str() : "");
-    metrics.write(step, {{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}});
+                  metric_text(cfg, grid, e).c_str());
+    metrics.write(step, eval_scalars(cfg, grid, e));
   }
   metrics.flush();
   save(cfg, grid, model, *opt, *data.train, step);

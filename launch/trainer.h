@@ -6,6 +6,7 @@
 #include <string>
 #include "configs/config.h"
 #include "data/loader.h"
+#include "launch/icl_eval.h"
 #include "layers/model.h"
 #include "parallel/grid.h"
 
@@ -15,6 +16,7 @@ struct RunSummary {
   int64_t step = 0;
   double loss = 0, val_loss = 0, val_ppl = 0, tokens_per_s = 0;
   double metric = 0;        // mqar accuracy / regression MSE for synthetic tasks
+  IclCurves icl;            // in-context regression: the per-point error curves (one process)
   std::string run_dir, checkpoint;
 };
 
@@ -28,6 +30,9 @@ struct DataSources {
 // and builds the sources; the training source is sharded over dp_size data-parallel ranks.
 // Errors name the file and the config key.
 DataSources make_data(Config& cfg, int64_t dp_rank = 0, int64_t dp_size = 1);
+// The part of make_data that shapes the model: model.input_dim for in-context regression
+// (a checkpoint's config is rebuilt with it before the model is).
+void resolve_model_inputs(Config& cfg);
 
 // Trains per cfg. resume: "" (fresh), "auto" (newest checkpoint of the run, if any) or a
 // checkpoint folder. Prints progress to stdout; returns the final numbers. Under mpirun

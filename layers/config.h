@@ -29,6 +29,10 @@ struct ModelConfig {
   int64_t gla_gate_rank = 16;
   double gla_gate_normalizer = 16.0;
   int64_t chunk_size = 64;
+  // Short causal depthwise conv (SiLU) on q, k, v of L and M layers (layers/short_conv.h):
+  // auto (delta, gated_delta and MoM, as in fla) | true (every L and M layer) | false.
+  std::string short_conv = "auto";
+  int64_t conv_size = 4;  // its kernel length
   // S layers
   int64_t window = 0;           // 0: full causal
   double rope_theta = 10000.0;

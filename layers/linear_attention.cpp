@@ -5,6 +5,7 @@
 #include "layers/linear_attention.h"
 #include <cmath>
 #include "layers/attention.h"
+#include "layers/short_conv.h"
 
 namespace skein {
 
@@ -32,7 +33,8 @@ LinearAttention::LinearAttention(const ModelConfig& cfg, const std::string& vari
                                  Generator& gen, double out_std, const ModelParallel* par)
     : Mixer(par), variant(variant_), feature_map(cfg.feature_map), n_heads(cfg.n_heads), head_dim(cfg.head_dim()),
       chunk(cfg.chunk_size), scale(cfg.linear_scale), gate_normalizer(cfg.gla_gate_normalizer),
-      output_norm(cfg.linear_output_norm), output_gate(cfg.linear_output_gate) {
+      output_norm(cfg.linear_output_norm), output_gate(cfg.linear_output_gate),
+      short_conv(uses_short_conv(cfg, variant_, false)) {
   const bool delta = variant == "delta" || variant == "gated_delta";
   SKEIN_CHECK(variant == "plain" || variant == "decay" || variant == "gla" || delta,
               "model.linear_variant: unknown variant '", variant, "' (plain, decay, gla, delta, gated_delta)");
@@ -82,10 +84,16 @@ LinearAttention::LinearAttention(const ModelConfig& cfg, const std::string& vari
     A_log = register_parameter("A_log", mine(alog, head_split), head_split);
     dt_bias = register_parameter("dt_bias", mine(dtb, head_split), head_split);
   }
+  if (short_conv) {
+    q_conv = register_parameter("q_conv1d", mine(short_conv_init(d, cfg.conv_size, gen, cfg.dtype), feature_split), feature_split);
+    k_conv = register_parameter("k_conv1d", mine(short_conv_init(d, cfg.conv_size, gen, cfg.dtype), feature_split), feature_split);
+    v_conv = register_parameter("v_conv1d", mine(short_conv_init(d, cfg.conv_size, gen, cfg.dtype), feature_split), feature_split);
+  }
 }
 
 Tensor LinearAttention::feature(const Tensor& x, const Tensor& fmap) const {
-  if (variant == "delta" || variant == "gated_delta") return l2_normalize(silu(x));
+  // delta: SiLU (the short conv's when there is one) and L2 norm (fla GatedDeltaNet)
+  if (variant == "delta" || variant == "gated_delta") return l2_normalize(short_conv ? x : silu(x));
   if (feature_map == "elu1") return add(elu(x), 1.0);
   if (feature_map == "relu") return relu(x);
   if (feature_map == "hedgehog") {  // phi(x) = softmax([y, -y]) with y = 2 x W_h  (fla HedgehogFeatureMap)
@@ -109,9 +117,11 @@ Tensor LinearAttention::output(const Tensor& o, const Tensor& x) const {
 Tensor LinearAttention::forward(const Tensor& x, MixerCache* cache) {
   const int64_t T = x.size(1), H = n_heads;
   Tensor xc = par().tp_copy(x);  // Megatron f: the input gradient is summed over tp ranks
-  Tensor q = feature(split_heads(q_proj->forward(xc), H), q_fmap);
-  Tensor k = feature(split_heads(k_proj->forward(xc), H), k_fmap);
-  Tensor v = split_heads(v_proj->forward(xc), H);
+  std::vector<Tensor> qkv = {q_proj->forward(xc), k_proj->forward(xc), v_proj->forward(xc)};  // [B, T, H*hd]
+  if (short_conv) qkv = run_short_convs(par(), qkv, {q_conv, k_conv, v_conv}, cache ? &cache->conv : nullptr);
+  Tensor q = feature(split_heads(qkv[0], H), q_fmap);
+  Tensor k = feature(split_heads(qkv[1], H), k_fmap);
+  Tensor v = split_heads(qkv[2], H);
   // Generation continues from the cache with the core ops; training (no cache) goes through
   // par() so that a sequence split over sp ranks gets its state from the earlier ranks.
   Tensor init = cache && !cache->states.empty() ? cache->states[0] : Tensor();

@@ -7,7 +7,7 @@
 // Tensor parallelism: rank r holds heads [r H/tp, (r + 1) H/tp): q/k/v/g_proj (and GLA's
 // gk_proj_b, bias included) are column-parallel, b/a_proj rows, A_log, dt_bias, q/k_fmap,
 // o_norm's gain features and the fixed decay are cut to those heads, o_proj is row-parallel;
-// GLA's low-rank gk_proj_a is replicated and its output enters the tp region through
+// the short convs' channels are cut as q/k/v_proj's outputs; GLA's low-rank gk_proj_a is replicated and its output enters the tp region through
 // par().tp_copy, as x does.
 #pragma once
 #include <utility>
@@ -33,12 +33,14 @@ class LinearAttention : public Mixer {
   int64_t n_heads, head_dim, chunk;  // n_heads: this rank's heads (all of them on one process)
   double scale, gate_normalizer;
   bool output_norm, output_gate;
+  bool short_conv;  // q, k, v pass a SiLU short conv (layers/short_conv.h)
   std::shared_ptr<Linear> q_proj, k_proj, v_proj, o_proj, g_proj;
   std::shared_ptr<Linear> gk_proj_a, gk_proj_b;   // gla: low-rank gate projection
   std::shared_ptr<Linear> b_proj, a_proj;         // delta: beta; gated_delta: alpha
   Tensor A_log, dt_bias;                          // gated_delta  [H]  (this rank's heads)
   Tensor q_fmap, k_fmap;                          // hedgehog     [H, hd, hd]
   Tensor o_norm;                                  // output RMSNorm gain [H * hd]
+  Tensor q_conv, k_conv, v_conv;                  // short conv weights [H * hd, conv_size]
   Tensor log_decay;                               // decay: constant [H], not a parameter
 
   // Pieces MoM reuses: the q/k feature transform, and the output path.

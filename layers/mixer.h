@@ -12,6 +12,7 @@ struct MixerCache {
   int64_t pos = 0;             // tokens already seen (the next token's position)
   Tensor k, v;                 // softmax layers: [B, Hkv, pos, hd]
   std::vector<Tensor> states;  // linear layers: one [B, H, Dk, Dv] state (MoM: one per memory [+ shared])
+  std::vector<Tensor> conv;    // short convs: the last K-1 inputs of each q/k/v stream [B, K-1, C]
 };
 
 class Mixer : public Module {

@@ -6,6 +6,7 @@
 #include <utility>
 #include "layers/attention.h"
 #include "layers/linear_attention.h"
+#include "layers/short_conv.h"
 
 namespace skein {
 
@@ -13,10 +14,11 @@ namespace {
 
 bool is_delta(const std::string& variant) { return variant == "delta" || variant == "gated_delta"; }
 
-// Steps [start, start + len) of a recurrence (an [H] gate is not cut).
-Recurrence piece(const Recurrence& r, int64_t start, int64_t len) {
+// Steps [start, start + len) of a memory's inputs (an [H] gate is not cut).
+MoM::Inputs piece(const MoM::Inputs& r, int64_t start, int64_t len) {
+  auto steps = [&](const Tensor& t) { return t.narrow(1, start, len); };
   auto cut = [&](const Tensor& t) { return t.defined() && t.dim() >= 3 ? t.narrow(2, start, len) : t; };
-  return {cut(r.q), cut(r.k), cut(r.v), cut(r.beta), cut(r.gate), Tensor()};
+  return {steps(r.q), steps(r.k), steps(r.v), cut(r.beta), cut(r.gate)};
 }
 
 }  // namespace
@@ -36,7 +38,8 @@ MemoryProjections::MemoryProjections(const ModelConfig& cfg, const std::string& 
 MoM::MoM(const ModelConfig& cfg, Generator& gen, double out_std, const ModelParallel* par)
     : Mixer(par), n_memories(cfg.mom_memories), topk(cfg.mom_topk), head_dim(cfg.head_dim()),
       chunk(cfg.chunk_size), scale(cfg.linear_scale), shared(cfg.mom_shared_memory),
-      output_norm(cfg.linear_output_norm), output_gate(cfg.linear_output_gate), variant(cfg.mom_variant) {
+      output_norm(cfg.linear_output_norm), output_gate(cfg.linear_output_gate),
+      short_conv(uses_short_conv(cfg, cfg.mom_variant, true)), variant(cfg.mom_variant) {
   SKEIN_CHECK(variant == "gated_delta" || variant == "delta" || variant == "decay" || variant == "plain",
               "model.mom_variant: '", variant, "' is not supported by MoM (gated_delta, delta, decay, plain)");
   SKEIN_CHECK(n_memories >= 1 && topk >= 1 && topk <= n_memories, "model.mom_topk: need 1 <= topk (", topk,
@@ -71,25 +74,47 @@ MoM::MoM(const ModelConfig& cfg, Generator& gen, double out_std, const ModelPara
     memories.push_back(register_module("memories." + std::to_string(m),
                                        std::make_shared<MemoryProjections>(cfg, variant, gen, p)));
   if (shared) shared_memory = register_module("shared", std::make_shared<MemoryProjections>(cfg, variant, gen, p));
+  if (short_conv) {
+    q_conv = register_parameter("q_conv1d", mine(short_conv_init(d, cfg.conv_size, gen, cfg.dtype), feature_split), feature_split);
+    k_conv = register_parameter("k_conv1d", mine(short_conv_init(d, cfg.conv_size, gen, cfg.dtype), feature_split), feature_split);
+    v_conv = register_parameter("v_conv1d", mine(short_conv_init(d, cfg.conv_size, gen, cfg.dtype), feature_split), feature_split);
+  }
 }
 
-Recurrence MoM::recurrence(const MemoryProjections& mem, const Tensor& x, const Tensor& q) const {
-  // x: [B, n, d], q: [B, n, H*hd] -> q, k, v: [B, H, n, hd], beta, log_alpha: [B, H, n]
-  const int64_t H = n_heads;
-  Recurrence r;
-  r.q = split_heads(q, H);
-  r.k = split_heads(mem.k_proj->forward(x), H);
-  r.v = split_heads(mem.v_proj->forward(x), H);
-  if (!is_delta(variant)) {
-    r.gate = log_decay;  // undefined for plain
-    return r;
-  }
-  r.q = l2_normalize(silu(r.q));
-  r.k = l2_normalize(silu(r.k));
+MoM::Inputs MoM::inputs(const MemoryProjections& mem, const Tensor& x, const Tensor& q) const {
+  // x: [Bx, n, d], q: [Bx, n, H*hd] -> k, v: [Bx, n, H*hd], beta, log_alpha: [Bx, H, n]
+  Inputs r{q, mem.k_proj->forward(x), mem.v_proj->forward(x), Tensor(), log_decay};  // gate: undefined for plain
+  if (!is_delta(variant)) return r;
   r.beta = sigmoid(mem.b_proj->forward(x)).permute({0, 2, 1});
+  r.gate = Tensor();
   if (variant == "gated_delta")  // -exp(A_log) * softplus(a_proj(x) + dt_bias)
     r.gate = mul(neg(exp(A_log)), softplus(add(mem.a_proj->forward(x), dt_bias))).permute({0, 2, 1});
   return r;
+}
+
+Recurrence MoM::recurrence(const Inputs& in) const {
+  const int64_t H = n_heads;
+  Recurrence r{split_heads(in.q, H), split_heads(in.k, H), split_heads(in.v, H), in.beta, in.gate, Tensor()};
+  if (is_delta(variant)) {  // SiLU (the short conv's when there is one) and L2 norm
+    r.q = l2_normalize(short_conv ? r.q : silu(r.q));
+    r.k = l2_normalize(short_conv ? r.k : silu(r.k));
+  }
+  return r;
+}
+
+void MoM::conv_parts(std::vector<Inputs>& parts, MixerCache* cache) const {
+  if (!short_conv) return;
+  std::vector<Tensor> xs, ws;  // every part's q, k, v at once (one sequence-parallel exchange)
+  for (const Inputs& in : parts) {
+    xs.insert(xs.end(), {in.q, in.k, in.v});
+    ws.insert(ws.end(), {q_conv, k_conv, v_conv});
+  }
+  xs = run_short_convs(par(), xs, ws, cache ? &cache->conv : nullptr);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    parts[i].q = xs[3 * i];
+    parts[i].k = xs[3 * i + 1];
+    parts[i].v = xs[3 * i + 2];
+  }
 }
 
 Tensor MoM::output(const Tensor& o, const Tensor& x) const {
@@ -143,54 +168,101 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
   Tensor w_flat = par().tp_copy(w).reshape({K * BT, 1});
   const size_t n_states = static_cast<size_t>(M + (shared ? 1 : 0));
   if (cache && cache->states.size() != n_states) cache->states.assign(n_states, Tensor());
-  // One recurrence per (memory, batch) — empty where no token of that batch chose the memory
-  // — then the shared memory's over every token.
-  std::vector<Recurrence> segments;
-  std::vector<Tensor> row_index(M);
-  for (int64_t m = 0; m < M; ++m) {
-    const int64_t n = static_cast<int64_t>(rows[m].size());
-    Recurrence all;
-    if (n > 0) {
-      row_index[m] = from_vector(rows[m], {n}, DType::i64, x.device());
-      all = recurrence(*memories[m], embedding(x_flat, row_index[m]).reshape({1, n, d}),
-                       embedding(q_flat, row_index[m]).reshape({1, n, -1}));
-    } else {  // no tokens on this rank: a length-0 recurrence of the same kind
-      Tensor none = zeros({1, n_heads, 0, head_dim}, x.dtype(), x.device());
-      all = {none, none, none, Tensor(), log_decay, Tensor()};
-      if (is_delta(variant)) all.beta = zeros({1, n_heads, 0}, x.dtype(), x.device());
+  std::vector<Tensor> row_index(M), mem_out(M);  // mem_out[m]: [n_m, H*dv] in rows[m] order
+  for (int64_t m = 0; m < M; ++m)
+    if (!rows[m].empty()) row_index[m] = from_vector(rows[m], {static_cast<int64_t>(rows[m].size())}, DType::i64, x.device());
+  Tensor shared_out;                                      // [BT, H*dv]
+  std::vector<LinearAttentionResult> results;
+  if (!cache && par().sp_size() == 1) {
+    // Training on one sp rank: memory m's B segments as ONE batch [B, L_m, ...], each row its
+    // segment right-padded with zero rows (a causal conv and recurrence leave the valid
+    // positions exact; the padded positions and final states are dropped): M recurrences
+    // instead of M * B small ones.
+    Tensor x_ext = cat({x_flat, zeros({1, d}, x.dtype(), x.device())}, 0);  // row BT: the padding
+    Tensor q_ext = cat({q_flat, zeros({1, q_flat.size(1)}, x.dtype(), x.device())}, 0);
+    std::vector<Inputs> parts;
+    std::vector<Tensor> valid(M);
+    for (int64_t m = 0; m < M; ++m) {
+      if (rows[m].empty()) continue;
+      int64_t L = 0;
+      for (int64_t b = 0; b < B; ++b) L = std::max<int64_t>(L, static_cast<int64_t>(last_segments[b * M + m].size()));
+      std::vector<double> pad(static_cast<size_t>(B * L), static_cast<double>(BT)), keep;
+      for (int64_t b = 0; b < B; ++b)
+        for (size_t p = 0; p < last_segments[b * M + m].size(); ++p) {
+          pad[static_cast<size_t>(b * L) + p] = static_cast<double>(b * T + last_segments[b * M + m][p]);
+          keep.push_back(static_cast<double>(b * L) + static_cast<double>(p));
+        }
+      Tensor idx = from_vector(pad, {B * L}, DType::i64, x.device());
+      parts.push_back(inputs(*memories[m], embedding(x_ext, idx).reshape({B, L, d}),
+                             embedding(q_ext, idx).reshape({B, L, -1})));
+      valid[m] = from_vector(keep, {static_cast<int64_t>(keep.size())}, DType::i64, x.device());
     }
-    int64_t start = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t len = static_cast<int64_t>(last_segments[b * M + m].size());
-      segments.push_back(piece(all, start, len));
-      if (cache && cache->states[m].defined()) segments.back().init = cache->states[m].narrow(0, b, 1);
-      start += len;
+    if (shared) parts.push_back(inputs(*shared_memory, xc, q_flat.reshape({B, T, -1})));
+    conv_parts(parts, nullptr);
+    size_t i = 0;
+    for (int64_t m = 0; m < M; ++m) {
+      if (rows[m].empty()) continue;
+      Tensor o = run_recurrence(recurrence(parts[i++]), scale, chunk).out;  // [B, H, L, dv]
+      mem_out[m] = embedding(o.permute({0, 2, 1, 3}).reshape({o.size(0) * o.size(2), -1}), valid[m]);
     }
+    if (shared) shared_out = run_recurrence(recurrence(parts[i]), scale, chunk).out;
+  } else {
+    // One recurrence per (memory, batch) — empty where no token of that batch chose the
+    // memory — then the shared memory's over every token.
+    std::vector<Inputs> parts;  // per (memory, batch), then the shared memory
+    for (int64_t m = 0; m < M; ++m) {
+      const int64_t n = static_cast<int64_t>(rows[m].size());
+      Inputs all;
+      if (n > 0) {
+        all = inputs(*memories[m], embedding(x_flat, row_index[m]).reshape({1, n, d}),
+                     embedding(q_flat, row_index[m]).reshape({1, n, -1}));
+      } else {  // no tokens on this rank: a length-0 piece of the same kind
+        Tensor none = zeros({1, 0, n_heads * head_dim}, x.dtype(), x.device());
+        all = {none, none, none, Tensor(), log_decay};
+        if (is_delta(variant)) all.beta = zeros({1, n_heads, 0}, x.dtype(), x.device());
+      }
+      int64_t start = 0;
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t len = static_cast<int64_t>(last_segments[b * M + m].size());
+        parts.push_back(piece(all, start, len));
+        start += len;
+      }
+    }
+    if (shared) parts.push_back(inputs(*shared_memory, xc, q_flat.reshape({B, T, -1})));
+    conv_parts(parts, cache);
+    std::vector<Recurrence> segments;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      segments.push_back(recurrence(parts[i]));
+      if (!cache) continue;
+      const int64_t m = static_cast<int64_t>(i) / B, b = static_cast<int64_t>(i) % B;
+      if (m < M && cache->states[m].defined()) segments.back().init = cache->states[m].narrow(0, b, 1);
+      if (m == M) segments.back().init = cache->states[M];
+    }
+    // Generation continues from the cache on one process; training goes through par() (one
+    // sequence-parallel exchange for every memory).
+    results = cache ? single_process_parallel().segment_recurrences(segments, scale, chunk)
+                    : par().segment_recurrences(segments, scale, chunk);
+    for (int64_t m = 0; m < M; ++m) {
+      if (rows[m].empty()) continue;
+      std::vector<Tensor> outs;
+      for (int64_t b = 0; b < B; ++b)
+        if (results[m * B + b].out.size(2) > 0) outs.push_back(results[m * B + b].out);
+      const int64_t n = static_cast<int64_t>(rows[m].size());
+      mem_out[m] = (outs.size() == 1 ? outs[0] : cat(outs, 2)).permute({0, 2, 1, 3}).reshape({n, -1});
+    }
+    if (shared) shared_out = results.back().out;
   }
-  if (shared) {
-    segments.push_back(recurrence(*shared_memory, xc, q_flat.reshape({B, T, -1})));
-    if (cache) segments.back().init = cache->states[M];
-  }
-  // Generation continues from the cache on one process; training goes through par() (one
-  // sequence-parallel exchange for every memory).
-  const std::vector<LinearAttentionResult> results = cache
-      ? single_process_parallel().segment_recurrences(segments, scale, chunk)
-      : par().segment_recurrences(segments, scale, chunk);
   // Combine: each memory's outputs, weighted, scattered back to their rows.
   Tensor combined;  // [BT, H*dv]
   for (int64_t m = 0; m < M; ++m) {
     if (rows[m].empty()) continue;
-    std::vector<Tensor> outs;
-    for (int64_t b = 0; b < B; ++b)
-      if (results[m * B + b].out.size(2) > 0) outs.push_back(results[m * B + b].out);
     const int64_t n = static_cast<int64_t>(rows[m].size());
-    Tensor o = (outs.size() == 1 ? outs[0] : cat(outs, 2)).permute({0, 2, 1, 3}).reshape({n, -1});
-    o = mul(o, embedding(w_flat, from_vector(slot_rows[m], {n}, DType::i64, x.device())));
+    Tensor o = mul(mem_out[m], embedding(w_flat, from_vector(slot_rows[m], {n}, DType::i64, x.device())));
     Tensor placed = scatter_rows(o, row_index[m], BT);
     combined = combined.defined() ? add(combined, placed) : placed;
   }
   if (shared) {  // unweighted
-    Tensor o = results.back().out.permute({0, 2, 1, 3}).reshape({BT, -1});
+    Tensor o = shared_out.permute({0, 2, 1, 3}).reshape({BT, -1});
     combined = combined.defined() ? add(combined, o) : o;
   }
   if (cache) {

@@ -6,6 +6,14 @@
 // reference: Du et al., "MoM: Linear Sequence Modeling with Mixture-of-Memories", 2025;
 // OpenSparseLLMs/MoM mom/layers/mom.py (router, dispatch, combine; see
 // ../shared/research/linear_attention.md §4).
+// Short convs (model.short_conv, on by default as in MomConfig.use_short_conv): one set of
+// q/k/v conv weights shared by the memories (fla's q/k/v_conv1d), run over each (batch,
+// memory) token list alone, and over the whole sequence for the shared memory, each with its
+// own carried inputs in generation. (fla's training path runs the conv over the packed
+// segments, so its windows cross segment boundaries; its inference path does not: skein
+// follows the inference path in both, so that generation equals the full forward.)
+// Speed (one sp rank, training): memory m's B segments run as one right-padded batch, so a
+// layer makes M + 1 recurrence and conv calls, not M * B + 1.
 //
 // Sequence parallelism: each sp rank holds a contiguous slice of every sequence, so a rank's
 // tokens routed to memory m are a contiguous piece of m's token list. All memories' (and the
@@ -13,7 +21,7 @@
 // all of them: one all-gather per layer, its size independent of T).
 // Tensor parallelism: rank r holds heads [r H/tp, (r + 1) H/tp), as LinearAttention: q_proj,
 // every memory's k/v_proj and g_proj are column-parallel, b/a_proj rows, A_log, dt_bias,
-// o_norm and the fixed decay cut to those heads, o_proj row-parallel; the router is
+// o_norm, the fixed decay and the short convs' channels cut to those heads, o_proj row-parallel; the router is
 // replicated, and the routing weights enter the sharded combine through par().tp_copy.
 #pragma once
 #include "layers/basic.h"
@@ -48,18 +56,29 @@ class MoM : public Mixer {
   int64_t n_heads, head_dim, chunk;  // n_heads: this rank's heads (all of them on one process)
   double scale;
   bool shared, output_norm, output_gate;
+  bool short_conv;  // q, k, v of every memory's segment pass a SiLU short conv (shared weights)
   std::string variant;
   std::shared_ptr<Linear> router;                // replicated
   std::shared_ptr<Linear> q_proj, o_proj, g_proj;  // shared by all memories
   Tensor A_log, dt_bias;  // gated_delta: [H] (this rank's heads), shared by all memories
   Tensor o_norm;          // output RMSNorm gain [H * hd]
   Tensor log_decay;       // decay: constant [H], not a parameter
+  Tensor q_conv, k_conv, v_conv;  // short conv weights [H * hd, conv_size], shared by all memories
   std::vector<std::shared_ptr<MemoryProjections>> memories;
   std::shared_ptr<MemoryProjections> shared_memory;
 
+  // A memory's inputs before the short conv and the head split: q, k, v: [Bx, n, H*hd];
+  // beta, gate: [Bx, H, n] (delta rule) or gate [H] | undefined (linear attention).
+  struct Inputs {
+    Tensor q, k, v, beta, gate;
+  };
  private:
-  // The recurrence of `mem` over the rows x: [1, n, d] with queries q: [1, n, H*hd].
-  Recurrence recurrence(const MemoryProjections& mem, const Tensor& x, const Tensor& q) const;
+  // The inputs of `mem` over the rows x: [Bx, n, d] with queries q: [Bx, n, H*hd].
+  Inputs inputs(const MemoryProjections& mem, const Tensor& x, const Tensor& q) const;
+  // Head split and key/query features of (conv'd) inputs -> the recurrence.
+  Recurrence recurrence(const Inputs& in) const;
+  // The short convs of every part's q, k, v (in place; with the cache's conv states).
+  void conv_parts(std::vector<Inputs>& parts, MixerCache* cache) const;
   // o: [B, H, T, dv] (this rank's heads), x: [B, T, d] (after par().tp_copy) -> [B, T, d].
   Tensor output(const Tensor& o, const Tensor& x) const;
 };

@@ -107,6 +107,18 @@ class ModelParallel {
     return out;
   }
 
+  // Short convolutions over sequences split across sp ranks (layers/short_conv.h): xs[i]:
+  // [B_i, T_i, C_i] is this rank's piece of stream i, the streams being cut over the sp ranks
+  // in rank order (T_i may differ between ranks and be 0, as MoM's memories' token lists).
+  // Returns per stream the `width` rows that precede this piece in the whole stream,
+  // [B_i, width, C_i] (zeros before the stream's start), or undefined (= zeros) when nothing
+  // precedes (one process). Backward: the gradient goes to the ranks holding those rows.
+  // Every sp rank passes the same number of streams with the same B_i, C_i; one collective.
+  virtual std::vector<Tensor> conv_prefixes(const std::vector<Tensor>& xs, int64_t width) const {
+    (void)width;
+    return std::vector<Tensor>(xs.size());
+  }
+
   // ---- statistics of the whole global batch ----
   // x summed over the ranks that hold the other tokens of the same global batch (the dp x sp
   // group); forward all-reduce, backward identity (each rank's gradient stays its own part).

@@ -1,6 +1,7 @@
 // model_parallel.cpp — CommModelParallel (parallel/model_parallel.h).
 #include "parallel/model_parallel.h"
 #include "parallel/collective_ops.h"
+#include "parallel/conv_halo.h"
 #include "parallel/lasp2.h"
 #include "parallel/softmax_sp.h"
 #include "parallel/vocab_parallel.h"
@@ -59,6 +60,11 @@ std::vector<LinearAttentionResult> CommModelParallel::segment_recurrences(const 
                                                                           double scale, int64_t chunk) const {
   if (sp_size() == 1) return ModelParallel::segment_recurrences(segments, scale, chunk);
   return lasp2_segments(sp_, segments, scale, chunk);
+}
+
+std::vector<Tensor> CommModelParallel::conv_prefixes(const std::vector<Tensor>& xs, int64_t width) const {
+  if (sp_size() == 1) return ModelParallel::conv_prefixes(xs, width);
+  return conv_halo(sp_, xs, width);
 }
 
 Tensor CommModelParallel::batch_sum(const Tensor& x) const { return batch_.size() == 1 ? x : all_reduce_op(batch_, x); }

@@ -5,6 +5,7 @@
 //   tp_gather_last = all_gather_last_dim_op (backward: this rank's slice)
 //   vocab_cross_entropy = vocab_parallel_cross_entropy (parallel/vocab_parallel.h)
 //   linear_attention / delta_rule / segment_recurrences = LASP-2 (parallel/lasp2.h)
+//   conv_prefixes = conv_halo (parallel/conv_halo.h: one all-gather of the last K-1 rows)
 //   causal_attention = ring_attention (zigzag) or lasp2h_attention (parallel/softmax_sp.h)
 //   batch_sum = all_reduce_op over `batch`, the ranks holding the other tokens of the global
 //     batch (the dp × sp group)
@@ -43,6 +44,7 @@ class CommModelParallel : public ModelParallel {
                           int64_t window) const override;
   std::vector<LinearAttentionResult> segment_recurrences(const std::vector<Recurrence>& segments, double scale,
                                                          int64_t chunk) const override;
+  std::vector<Tensor> conv_prefixes(const std::vector<Tensor>& xs, int64_t width) const override;
   Tensor batch_sum(const Tensor& x) const override;
 
  private:

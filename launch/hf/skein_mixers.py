@@ -149,6 +149,22 @@ class OutputPath(nn.Module):
         return self.o_proj(y)
 
 
+def short_conv(x, w):
+    """layers/short_conv.h: causal depthwise conv over time, SiLU, no bias; zeros before the
+    sequence. x: [B, T, C], w: [C, K] -> [B, T, C]; y[t] = silu(sum_j w[:, j] * x[t - K + 1 + j])."""
+    K = w.shape[1]
+    xx = F.pad(x.transpose(1, 2), (K - 1, 0))  # [B, C, K - 1 + T]
+    return F.silu(F.conv1d(xx, w.unsqueeze(1), groups=w.shape[0]).transpose(1, 2))
+
+
+def add_short_convs(module, spec, d, K):
+    """The q/k/v conv weights [d, K] when the export has them (model.short_conv)."""
+    module.short_conv = "q_conv1d" in spec.get("tensors", [])
+    if module.short_conv:
+        for name in ("q_conv1d", "k_conv1d", "v_conv1d"):
+            setattr(module, name, nn.Parameter(torch.zeros(d, K)))
+
+
 class LinearMixer(OutputPath):
     """layers/linear_attention.cpp."""
 
@@ -164,6 +180,7 @@ class LinearMixer(OutputPath):
         self.delta = self.variant in ("delta", "gated_delta")
         self.q_proj, self.k_proj, self.v_proj = Linear(d, d), Linear(d, d), Linear(d, d)
         self.init_output(m, d)
+        add_short_convs(self, spec, d, int(m.get("conv_size", 4)))
         if self.fmap == "hedgehog" and not self.delta and self.variant != "gla":
             self.q_fmap = nn.Parameter(torch.zeros(H, self.hd, self.hd))
             self.k_fmap = nn.Parameter(torch.zeros(H, self.hd, self.hd))
@@ -177,8 +194,8 @@ class LinearMixer(OutputPath):
             self.A_log, self.dt_bias = nn.Parameter(torch.zeros(H)), nn.Parameter(torch.zeros(H))
 
     def feature(self, x, fmap):
-        if self.delta:
-            return l2_normalize(F.silu(x))
+        if self.delta:  # SiLU (the short conv's when there is one) and L2 norm
+            return l2_normalize(x if self.short_conv else F.silu(x))
         if self.fmap == "elu1":
             return F.elu(x) + 1.0
         if self.fmap == "relu":
@@ -190,9 +207,12 @@ class LinearMixer(OutputPath):
 
     def forward(self, x):
         H = self.H
-        q = self.feature(split_heads(self.q_proj(x), H), getattr(self, "q_fmap", None))
-        k = self.feature(split_heads(self.k_proj(x), H), getattr(self, "k_fmap", None))
-        v = split_heads(self.v_proj(x), H)
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if self.short_conv:
+            q, k, v = short_conv(q, self.q_conv1d), short_conv(k, self.k_conv1d), short_conv(v, self.v_conv1d)
+        q = self.feature(split_heads(q, H), getattr(self, "q_fmap", None))
+        k = self.feature(split_heads(k, H), getattr(self, "k_fmap", None))
+        v = split_heads(v, H)
         if self.delta:
             beta = torch.sigmoid(self.b_proj(x)).permute(0, 2, 1)
             log_alpha = None
@@ -234,6 +254,7 @@ class MoMMixer(OutputPath):
         self.router = Linear(d, self.M)
         self.q_proj = Linear(d, d)
         self.init_output(m, d)
+        add_short_convs(self, spec, d, int(m.get("conv_size", 4)))
         if self.variant == "gated_delta":
             self.A_log, self.dt_bias = nn.Parameter(torch.zeros(H)), nn.Parameter(torch.zeros(H))
         self.memories = nn.ModuleList(MemoryProjections(d, H, self.variant) for _ in range(self.M))
@@ -243,11 +264,16 @@ class MoMMixer(OutputPath):
     def recurrence(self, mem, x, q):
         """x: [1, n, d], q: [1, n, H*hd] -> [1, H, n, hd]."""
         H = self.H
-        q, k, v = split_heads(q, H), split_heads(mem.k_proj(x), H), split_heads(mem.v_proj(x), H)
+        k, v = mem.k_proj(x), mem.v_proj(x)
+        if self.short_conv:  # over this memory's own tokens (one sequence's, in time order)
+            q, k, v = short_conv(q, self.q_conv1d), short_conv(k, self.k_conv1d), short_conv(v, self.v_conv1d)
+        q, k, v = split_heads(q, H), split_heads(k, H), split_heads(v, H)
         if not self.delta:
             gate = retnet_log_decay(H).to(x.dtype) if self.variant == "decay" else None  # a constant, not a tensor of the file
             return linear_attention(q, k, v, gate, self.scale)
-        q, k = l2_normalize(F.silu(q)), l2_normalize(F.silu(k))
+        if not self.short_conv:
+            q, k = F.silu(q), F.silu(k)
+        q, k = l2_normalize(q), l2_normalize(k)
         beta = torch.sigmoid(mem.b_proj(x)).permute(0, 2, 1)
         log_alpha = None
         if self.variant == "gated_delta":

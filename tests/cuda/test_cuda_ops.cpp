@@ -211,6 +211,10 @@ TEST(CudaOps, MixersHostStaged) {
       return delta_rule(a[0], l2_normalize(a[1]), a[2], sigmoid(a[3]), log_sigmoid(a[4]), Tensor(), 0.5, 4).out;
     }, {plain({1, 2, 9, 4}, 137, dt), plain({1, 2, 9, 4}, 138, dt), plain({1, 2, 9, 3}, 139, dt), plain({1, 2, 9}, 140, dt),
         plain({1, 2, 9}, 141, dt)});
+    compare("short_conv", [](const V& a) { return short_conv(a[0], a[1], a[2], true); },
+            {plain({2, 7, 5}, 145, dt), plain({5, 4}, 146, dt), plain({2, 3, 5}, 147, dt)});
+    compare("short_conv_tail", [](const V& a) { return short_conv_tail(a[0], a[1], 3); },
+            {plain({2, 2, 5}, 148, dt), plain({2, 3, 5}, 149, dt)});
     Tensor q = randn({1, 2, 6, 4}, 142, dt), k = randn({1, 2, 5, 4}, 143, dt), v = randn({1, 2, 5, 4}, 144, dt);
     AttentionBlockResult c = attention_block_forward(q, k, v, 0.5, true, 0, 4, 0);
     AttentionBlockResult g = attention_block_forward(q.to(Device::cuda), k.to(Device::cuda), v.to(Device::cuda), 0.5, true, 0, 4, 0);

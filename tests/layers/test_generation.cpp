@@ -26,19 +26,21 @@ ModelConfig tiny(const std::string& pattern, const std::string& variant) {
   return c;
 }
 
-void expect_stepwise_equals_full(const ModelConfig& cfg) {
+void expect_stepwise_equals_full(const ModelConfig& cfg, int64_t B = 1) {
   HybridLM model(cfg);
   NoGradGuard ng;
   const int64_t T = 11;
   std::vector<double> ids;
-  for (int64_t t = 0; t < T; ++t) ids.push_back(static_cast<double>((t * 7 + 3) % cfg.vocab_size));
-  Tensor full = model.forward(from_vector(ids, {1, T}, DType::i64));
-  // prefill 3 tokens, then one token at a time
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) ids.push_back(static_cast<double>((t * 7 + 3 + 5 * b) % cfg.vocab_size));
+  Tensor all = from_vector(ids, {B, T}, DType::i64);
+  Tensor full = model.forward(all);
+  // prefill 3 tokens, then 2 tokens, then one token at a time
   std::vector<MixerCache> caches;
-  Tensor pre = model.forward(from_vector({ids[0], ids[1], ids[2]}, {1, 3}, DType::i64), &caches);
-  std::vector<Tensor> pieces{pre};
-  for (int64_t t = 3; t < T; ++t)
-    pieces.push_back(model.forward(from_vector({ids[t]}, {1, 1}, DType::i64), &caches));
+  Tensor pre = model.forward(all.narrow(1, 0, 3).contiguous(), &caches);
+  std::vector<Tensor> pieces{pre, model.forward(all.narrow(1, 3, 2).contiguous(), &caches)};
+  for (int64_t t = 5; t < T; ++t)
+    pieces.push_back(model.forward(all.narrow(1, t, 1).contiguous(), &caches));
   Tensor stepped = cat(pieces, 1);
   auto a = full.to_vector(), b = stepped.to_vector();
   ASSERT_EQ(a.size(), b.size());
@@ -67,6 +69,36 @@ TEST(Generation, StepwiseEqualsFullForEveryMixer) {
   ModelConfig gated = tiny("LLS", "gla");
   gated.linear_output_gate = true;
   expect_stepwise_equals_full(gated);
+}
+
+TEST(Generation, ShortConvStateCarriesAcrossCalls) {
+  // Short convs on every L variant and MoM (kernel 4 and 2; pieces of 3, 2, 1, 1, ...
+  // tokens: shorter than the kernel), batch 2 (MoM keeps one conv state per (memory, batch)).
+  for (int64_t K : {4, 2}) {
+    for (const char* v : {"plain", "decay", "gla", "delta", "gated_delta"}) {
+      ModelConfig c = tiny("LS", v);
+      c.short_conv = "true";
+      c.conv_size = K;
+      expect_stepwise_equals_full(c, 2);
+    }
+    for (const char* v : {"gated_delta", "decay"}) {
+      ModelConfig c = tiny("M", v);
+      c.conv_size = K;
+      expect_stepwise_equals_full(c, 2);
+    }
+  }
+  // auto: on for delta, gated_delta and MoM, off for the others; false: off everywhere.
+  auto has_conv = [](const ModelConfig& c) { return HybridLM(c).state_dict().count("blocks.0.mixer.q_conv1d") > 0; };
+  EXPECT_TRUE(has_conv(tiny("L", "gated_delta")));
+  EXPECT_TRUE(has_conv(tiny("L", "delta")));
+  EXPECT_TRUE(has_conv(tiny("M", "decay")));
+  EXPECT_FALSE(has_conv(tiny("L", "decay")));
+  EXPECT_FALSE(has_conv(tiny("L", "gla")));
+  ModelConfig off = tiny("M", "gated_delta");
+  off.short_conv = "false";
+  EXPECT_FALSE(has_conv(off));
+  off.short_conv = "maybe";
+  EXPECT_THROW(HybridLM{off}, Error);
 }
 
 TEST(Generation, PatternRepeatsAndOverrides) {

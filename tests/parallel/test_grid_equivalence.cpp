@@ -86,12 +86,16 @@ double one_process(HybridLM& m, const GlobalBatch& g) {
 // recompute / fused_head: the grid model's activation-memory settings (the one-process
 // reference stays plain, so the check covers both at once).
 void expect_grid_equals_one_process(const GridCase& gc, const std::string& pattern, const std::string& variant,
-                                    DType dt, Recompute recompute = Recompute::none, bool fused_head = false) {
-  SCOPED_TRACE(testing::Message() << pattern << " " << variant << " dp" << gc.dp << " sp" << gc.sp << " tp" << gc.tp
-                                  << " " << gc.softmax_sp << " " << dtype_name(dt) << " recompute "
-                                  << static_cast<int>(recompute) << (fused_head ? " fused head" : ""));
+                                    DType dt, Recompute recompute = Recompute::none, bool fused_head = false,
+                                    int64_t conv_size = 4, const std::string& short_conv = "auto") {
+  SCOPED_TRACE(testing::Message() << pattern << " " << variant << " conv " << short_conv << "/" << conv_size << " dp"
+                                  << gc.dp << " sp" << gc.sp << " tp" << gc.tp << " " << gc.softmax_sp << " "
+                                  << dtype_name(dt) << " recompute " << static_cast<int>(recompute)
+                                  << (fused_head ? " fused head" : ""));
   const double tol = dt == DType::f64 ? 1e-10 : 1e-5;
-  const ModelConfig cfg = grid_model(pattern, variant, dt);
+  ModelConfig cfg = grid_model(pattern, variant, dt);
+  cfg.conv_size = conv_size;
+  cfg.short_conv = short_conv;
   const GlobalBatch g = make_batch();
   HybridLM ref(cfg);
   const double ref_loss = one_process(ref, g);
@@ -181,6 +185,22 @@ TEST(GridEquivalenceRecompute, FullAndMlpRecomputeWithTheFusedHeadEqualOneProces
     expect_grid_equals_one_process(gc, "LLLS", "gated_delta", DType::f64, Recompute::full, true);
     expect_grid_equals_one_process(gc, "MS", "decay", DType::f64, Recompute::full, true);
     expect_grid_equals_one_process(gc, "LLLS", "decay", DType::f32, Recompute::mlp, true);
+  }
+}
+
+// Short convs (on by default for delta, gated_delta and MoM, so the tests above cover kernel
+// 4) with kernel 8: on 4 sp ranks each slice (4 tokens) is shorter than the 7 carried inputs,
+// which then come from two earlier ranks; MoM's memory token lists are cut unevenly (some
+// pieces empty). f64: the exactness proof. Only the grid with every rank on sp (the
+// shortest slices); the other grids run kernel 4 in the tests above.
+TEST(GridEquivalenceShortConv, SlicesShorterThanTheKernel) {
+  if (grids_for_world().empty()) GTEST_SKIP() << "needs 2 or 4 ranks";
+  for (const GridCase& gc : grids_for_world()) {
+    if (gc.sp != world().size()) continue;  // the whole world on sp: the shortest slices (ring)
+    if (gc.softmax_sp != "ring") continue;
+    expect_grid_equals_one_process(gc, "LLLS", "gated_delta", DType::f64, Recompute::none, false, 8);
+    expect_grid_equals_one_process(gc, "LS", "decay", DType::f64, Recompute::none, false, 8, "true");
+    expect_grid_equals_one_process(gc, "MS", "gated_delta", DType::f64, Recompute::none, false, 8);
   }
 }
 

@@ -20,6 +20,7 @@
 #include "layers/model.h"
 #include "layers/mom.h"
 #include "parallel/collective_ops.h"
+#include "parallel/conv_halo.h"
 #include "parallel/grid.h"
 #include "parallel/lasp2.h"
 #include "parallel/vocab_parallel.h"
@@ -31,7 +32,7 @@ using test::rel_diff;
 using test::world;
 
 // The ModelParallel hooks over a grid's communicators: Megatron f / g and the vocabulary-
-// parallel cross-entropy on tp, LASP-2 on sp, batch_sum on dp x sp.
+// parallel cross-entropy on tp, LASP-2 and the short convs' halo on sp, batch_sum on dp x sp.
 class GridParallel final : public ModelParallel {
  public:
   explicit GridParallel(const ProcessGrid& g)
@@ -56,6 +57,9 @@ class GridParallel final : public ModelParallel {
   std::vector<LinearAttentionResult> segment_recurrences(const std::vector<Recurrence>& segments, double scale,
                                                          int64_t chunk) const override {
     return lasp2_segments(grid_.sp_comm(), segments, scale, chunk);
+  }
+  std::vector<Tensor> conv_prefixes(const std::vector<Tensor>& xs, int64_t width) const override {
+    return conv_halo(grid_.sp_comm(), xs, width);  // the short convs' halo (MoM's default)
   }
   Tensor batch_sum(const Tensor& x) const override { return all_reduce_op(grid_.dp_sp_comm(), x); }
 
@@ -268,10 +272,16 @@ TEST(MomParallel, GatherBytesIndependentOfT) {
   const int W = world().size();
   ProcessGrid g(world(), 1, W, 1);
   GridParallel par(g);
-  const ModelConfig c = mom_config("gated_delta", true, DType::f64);
-  const int64_t M = c.mom_memories, H = c.n_heads, hd = c.head_dim();
+  for (bool conv : {false, true}) {
+  ModelConfig c = mom_config("gated_delta", true, DType::f64);
+  c.short_conv = conv ? "true" : "false";
+  const int64_t M = c.mom_memories, H = c.n_heads, hd = c.head_dim(), K = c.conv_size;
   // delta rule: P = Dk; (batch, memory) segments have B = 1, the shared memory B = kB.
-  const int64_t want = (W - 1) * (kB * M + kB) * H * hd * (hd + hd) * 8;
+  const int64_t lasp2 = (W - 1) * (kB * M + kB) * H * hd * (hd + hd) * 8;
+  // the short convs' halo: K-1 rows of q, k, v of every segment, plus each piece's length
+  const int64_t streams = 3 * (kB * M + 1), halo = (W - 1) * (3 * (kB * M + kB) * (K - 1) * H * hd + streams) * 8;
+  const int64_t want = lasp2 + (conv ? halo : 0);
+  SCOPED_TRACE(conv ? "short conv" : "no conv");
   for (int64_t T : {kT, 2 * kT}) {
     Generator gen(7);
     MoM mom(c, gen, 0.1, &par);
@@ -280,9 +290,10 @@ TEST(MomParallel, GatherBytesIndependentOfT) {
     Tensor out = mom.forward(x, nullptr);
     const CommStats fwd = g.sp_comm().stats();
     sum(out).backward();
-    EXPECT_EQ(fwd.get("all_gather").calls, 1) << "T=" << T;
+    EXPECT_EQ(fwd.get("all_gather").calls, conv ? 2 : 1) << "T=" << T;
     EXPECT_EQ(fwd.total_sent(), want) << "T=" << T << ": " << fwd.str();
     EXPECT_EQ(g.sp_comm().stats().get("reduce_scatter").bytes_sent, want) << "T=" << T;
+  }
   }
 }
 

@@ -161,7 +161,10 @@ void gather_backward_equals_one_process(DType dt, double tol) {
   });
 }
 
-TEST(TpGeneration, GatherBackwardEqualsOneProcessF32) { gather_backward_equals_one_process(DType::f32, 1e-5); }
+// f32: 3e-5. gated DeltaNet's short convs (on by default) feed q/k/v_proj's backward a
+// gradient summed in another order on a head shard; w3 of the first block then lands 1.2e-5
+// from the one-process f32 gradient (the f64 test below shows both are the same function).
+TEST(TpGeneration, GatherBackwardEqualsOneProcessF32) { gather_backward_equals_one_process(DType::f32, 3e-5); }
 TEST(TpGeneration, GatherBackwardEqualsOneProcessF64) { gather_backward_equals_one_process(DType::f64, 1e-10); }
 
 // Rank r's input: [2, 3, 2] (a non-contiguous view), values that name the rank.

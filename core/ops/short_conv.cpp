@@ -1,0 +1,141 @@
+// short_conv.cpp — short_conv (core/ops.h): the short causal depthwise convolution over time
+// that fla's DeltaNet, gated DeltaNet and MoM layers put on q, k and v (ShortConvolution,
+// kernel 4, SiLU), channels last:
+//   z[b, t, c] = Σ_{j<K} w[c, j] · xx[b, t + j, c],   xx = [prefix; x] along time (K-1 + T rows)
+//   y = silu(z) (with activation) or z
+// i.e. PyTorch's Conv1d(groups = C, padding = K-1) cut to the first T outputs, where the K-1
+// rows before x come from `prefix` (zeros when undefined): the carried inputs of generation,
+// or the previous sequence-parallel rank's last inputs.
+// Backward (hand-written): dz = dy · silu'(z);
+//   dxx[b, s, c] = Σ_j w[c, j] · dz[b, s - j, c]  (0 <= s - j < T)  -> dx = dxx[K-1:], dprefix = dxx[:K-1]
+//   dw[c, j]     = Σ_{b,t} dz[b, t, c] · xx[b, t + j, c]
+// Threads split the channels, so every sum runs in one fixed order (thread-count independent).
+// reference: fla-org/flash-linear-attention fla/modules/convolution.py (ShortConvolution);
+// Arora et al., "Zoology", 2023 (short convolutions and associative recall).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+#include "core/cpu/loops.h"
+#include "core/ops.h"
+#include "core/ops/op_util.h"
+#include "core/threadpool.h"
+
+namespace skein {
+namespace {
+
+constexpr int64_t kChannelGrain = 32;
+
+// Branch-free with the vectorisable exp (as skein::sigmoid): e^-x = inf gives 0.
+template <typename T> T sigmoid_of(T x) { return T(1) / (T(1) + cpu::exp_of(-x)); }
+
+// xx: [B, K-1+T, C] contiguous = prefix rows followed by x.
+Tensor padded_input(const Tensor& x, const Tensor& prefix, int64_t K) {
+  const int64_t B = x.size(0), C = x.size(2);
+  Tensor pre = prefix.defined() ? prefix.detach() : zeros({B, K - 1, C}, x.dtype());
+  return cat({pre, x.detach()}, 1).contiguous();
+}
+
+}  // namespace
+
+Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, bool silu_activation) {
+  SKEIN_CHECK(x.defined() && weight.defined(), "short_conv: undefined input");
+  if (prefix.defined()) ops::common_device("short_conv", {x, weight, prefix});
+  else ops::common_device("short_conv", {x, weight});
+  if (x.device() != Device::cpu)  // host-staged until the CUDA kernel lands (op_util.h)
+    return short_conv(ops::on_host(x), ops::on_host(weight), ops::on_host(prefix), silu_activation).to(x.device());
+  SKEIN_CHECK(x.dim() == 3 && weight.dim() == 2 && weight.size(0) == x.size(2) && weight.size(1) >= 1,
+              "short_conv: x ", shape_str(x.shape()), " and weight ", shape_str(weight.shape()),
+              " do not match ([B, T, C] and [C, K])");
+  SKEIN_CHECK(is_floating(x.dtype()) && weight.dtype() == x.dtype(), "short_conv: x (", dtype_name(x.dtype()),
+              ") and weight (", dtype_name(weight.dtype()), ") must be the same float dtype");
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2), K = weight.size(1);
+  if (prefix.defined())
+    SKEIN_CHECK(prefix.dim() == 3 && prefix.size(0) == B && prefix.size(1) == K - 1 && prefix.size(2) == C &&
+                    prefix.dtype() == x.dtype(),
+                "short_conv: prefix ", shape_str(prefix.shape()), " must be [B, K-1, C] = [", B, ", ", K - 1, ", ",
+                C, "] of x's dtype");
+  Tensor xx = padded_input(x, prefix, K);
+  Tensor w = weight.detach().contiguous();
+  Tensor z = Tensor::empty({B, T, C}, x.dtype());
+  Tensor y = silu_activation ? Tensor::empty({B, T, C}, x.dtype()) : z;
+  SKEIN_DISPATCH_FLOAT(x.dtype(), "short_conv", [&] {
+    const scalar_t *px = xx.data<scalar_t>(), *pw = w.data<scalar_t>();
+    scalar_t *pz = z.data<scalar_t>(), *py = y.data<scalar_t>();
+    std::vector<scalar_t> wt(static_cast<size_t>(K * C));  // [K, C]: contiguous over channels
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < K; ++j) wt[static_cast<size_t>(j * C + c)] = pw[c * K + j];
+    parallel_for(0, C, kChannelGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t) {
+          scalar_t* zr = pz + (b * T + t) * C;
+          for (int64_t c = lo; c < hi; ++c) zr[c] = 0;
+          for (int64_t j = 0; j < K; ++j) {
+            const scalar_t* xr = px + (b * (K - 1 + T) + t + j) * C;
+            const scalar_t* wr = wt.data() + j * C;
+            for (int64_t c = lo; c < hi; ++c) zr[c] += wr[c] * xr[c];
+          }
+          if (silu_activation) {
+            scalar_t* yr = py + (b * T + t) * C;
+            for (int64_t c = lo; c < hi; ++c) yr[c] = zr[c] * sigmoid_of(zr[c]);
+          }
+        }
+    });
+  });
+  const bool has_prefix = prefix.defined();
+  return record("short_conv", y, {x, weight, prefix}, [xx, w, z, silu_activation, has_prefix](const Tensor& g_in) {
+    const int64_t B = z.size(0), T = z.size(1), C = z.size(2), K = w.size(1), S = K - 1 + T;
+    Tensor g = g_in.contiguous();
+    Tensor dxx = zeros({B, S, C}, z.dtype());
+    Tensor dw = Tensor::empty({C, K}, z.dtype());
+    SKEIN_DISPATCH_FLOAT(z.dtype(), "short_conv backward", [&] {
+      const scalar_t *px = xx.data<scalar_t>(), *pw = w.data<scalar_t>(), *pz = z.data<scalar_t>(),
+                     *pg = g.data<scalar_t>();
+      scalar_t *pdx = dxx.data<scalar_t>(), *pdw = dw.data<scalar_t>();
+      std::vector<scalar_t> wt(static_cast<size_t>(K * C));  // [K, C]: contiguous over channels
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t j = 0; j < K; ++j) wt[static_cast<size_t>(j * C + c)] = pw[c * K + j];
+      parallel_for(0, C, kChannelGrain, [&](int64_t lo, int64_t hi) {
+        const int64_t n = hi - lo;
+        std::vector<scalar_t> dz(static_cast<size_t>(n));
+        std::vector<double> acc(static_cast<size_t>(n * K), 0.0);  // dw[c, j] of this block, as [K, n]
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t t = 0; t < T; ++t) {
+            const int64_t row = (b * T + t) * C;
+            for (int64_t c = lo; c < hi; ++c) {
+              scalar_t d = pg[row + c];
+              if (silu_activation) {  // silu'(z) = σ(z) (1 + z (1 - σ(z)))
+                const scalar_t zc = pz[row + c], s = sigmoid_of(zc);
+                d *= s * (scalar_t(1) + zc * (scalar_t(1) - s));
+              }
+              dz[c - lo] = d;
+            }
+            for (int64_t j = 0; j < K; ++j) {
+              const int64_t at = (b * S + t + j) * C;
+              const scalar_t* wr = wt.data() + j * C;
+              double* ar = acc.data() + j * n;
+              for (int64_t c = lo; c < hi; ++c) {
+                pdx[at + c] += wr[c] * dz[c - lo];
+                ar[c - lo] += static_cast<double>(dz[c - lo]) * static_cast<double>(px[at + c]);
+              }
+            }
+          }
+        for (int64_t c = lo; c < hi; ++c)
+          for (int64_t j = 0; j < K; ++j) pdw[c * K + j] = static_cast<scalar_t>(acc[j * n + (c - lo)]);
+      });
+    });
+    Tensor dprefix = has_prefix ? dxx.narrow(1, 0, K - 1).contiguous() : Tensor();
+    return std::vector<Tensor>{dxx.narrow(1, K - 1, T).contiguous(), dw, dprefix};
+  });
+}
+
+Tensor short_conv_tail(const Tensor& x, const Tensor& prefix, int64_t width) {
+  SKEIN_CHECK(x.dim() == 3 && width >= 0, "short_conv_tail: x ", shape_str(x.shape()), " must be [B, T, C]");
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
+  if (T >= width) return x.narrow(1, T - width, width).contiguous();
+  Tensor pre = prefix.defined() ? prefix : zeros({B, width, C}, x.dtype(), x.device());
+  SKEIN_CHECK(pre.dim() == 3 && pre.size(1) == width, "short_conv_tail: prefix ", shape_str(pre.shape()),
+              " must hold ", width, " rows");
+  return cat({pre, x}, 1).narrow(1, T, width).contiguous();
+}
+
+}  // namespace skein
