@@ -35,6 +35,7 @@ struct TrainConfig {
   int64_t eval_batches = 8;
   std::string on_nan = "stop";   // stop | skip
   std::string run_dir = "runs/default";
+  bool overwrite = false;        // a fresh run may replace another run's files in run_dir
   int64_t threads = 0;           // 0: cores / ranks on the node
   uint64_t seed = 1234;          // dropout and sampling
   int64_t sample_tokens = 200;   // generated at the end of a run (0: none)

@@ -157,6 +157,8 @@ std::vector<ConfigKey> build_schema() {
       field("train.eval_batches", &C::train, &T::eval_batches, at_least(1), "batches per evaluation"),
       field("train.on_nan", &C::train, &T::on_nan, one_of({"stop", "skip"}), "a non-finite loss stops the run or skips the step"),
       field("train.run_dir", &C::train, &T::run_dir, not_empty(), "where metrics, checkpoints and samples go"),
+      field("train.overwrite", &C::train, &T::overwrite, any(),
+            "a fresh run removes another run's files from run_dir (else it refuses the folder)"),
       field("train.threads", &C::train, &T::threads, at_least(0), "compute threads per rank (0: cores / ranks on the node)"),
       field("train.seed", &C::train, &T::seed, any(), "dropout and sampling seed"),
       field("train.sample_tokens", &C::train, &T::sample_tokens, at_least(0), "tokens generated at the end (0: none)"),

@@ -14,6 +14,7 @@
 #include "data/prep.h"
 #include "data/tokenizer.h"
 #include "launch/checkpoint.h"
+#include "launch/cli_checks.h"
 #include "launch/distill.h"
 #include "launch/hf_llama.h"
 #include "launch/sweep.h"
@@ -27,6 +28,9 @@ namespace fs = std::filesystem;
 using namespace skein;
 
 namespace {
+
+// Bounds that keep a typo from starting a run that never ends.
+constexpr int64_t kMaxEvalBatches = 1000000, kMaxGenerateTokens = 1000000;
 
 struct Usage : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -75,7 +79,10 @@ int cmd_train(const std::vector<std::string>& args) {
       ("resume", po::value<std::string>()->default_value("", "\"\""), "'auto' (newest checkpoint of the run) or a checkpoint folder");
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return 0;
-  train(config_from(vm), vm["resume"].as<std::string>());
+  const std::string resume = vm["resume"].as<std::string>();
+  check_option(resume.empty() || resume == "auto" || fs::is_directory(resume) || fs::is_regular_file(resume), "--resume",
+               "'" + resume + "'", "'auto' or an existing checkpoint folder");
+  train(config_from(vm), resume);
   return 0;
 }
 
@@ -87,13 +94,21 @@ int cmd_eval(const std::vector<std::string>& args) {
       ("batches", po::value<int64_t>()->default_value(0), "validation batches (0: the config's train.eval_batches)");
   po::variables_map vm;
   if (!parse("eval", args, o, vm)) return 0;
+  check_option_range<int64_t>("--batches", vm["batches"].as<int64_t>(), 0, kMaxEvalBatches);
   auto [cfg, model] = model_from_checkpoint(vm["checkpoint"].as<std::string>(), vm["set"].as<std::vector<std::string>>());
   DataSources data = make_data(cfg);
   SKEIN_CHECK(data.val, "eval: ", cfg.data.path, " has no usable validation split");
   int64_t batches = vm["batches"].as<int64_t>() > 0 ? vm["batches"].as<int64_t>() : cfg.train.eval_batches;
+  if (auto* loader = dynamic_cast<Loader*>(data.val.get())) {  // a token file's split is finite: one pass at most
+    const int64_t whole = std::max<int64_t>(1, (loader->num_windows() + cfg.data.batch_size - 1) / cfg.data.batch_size);
+    check_option(batches <= whole, "--batches", batches,
+                 "the validation split of " + cfg.data.path + " holds " + std::to_string(whole) + " batches of " +
+                     std::to_string(cfg.data.batch_size) + " sequences; at most that many");
+  }
   RunSummary r = evaluate(*model, *data.val, cfg, batches);
-  std::printf("{\"val_loss\": %.6f, \"val_ppl\": %.4f, \"metric\": %.6f, \"batches\": %lld}\n", r.val_loss, r.val_ppl,
-              r.metric, static_cast<long long>(batches));
+  std::printf("{\"val_loss\": %.6f, \"val_ppl\": %.4f", r.val_loss, r.val_ppl);
+  if (!r.metric_name.empty()) std::printf(", \"%s\": %.6f", r.metric_name.c_str(), r.metric);  // named by what it is
+  std::printf(", \"batches\": %lld}\n", static_cast<long long>(batches));
   return 0;
 }
 
@@ -108,7 +123,12 @@ int cmd_generate(const std::vector<std::string>& args) {
       ("seed", po::value<uint64_t>()->default_value(0), "sampling seed");
   po::variables_map vm;
   if (!parse("generate", args, o, vm)) return 0;
+  check_option_range<int64_t>("--tokens", vm["tokens"].as<int64_t>(), 1, kMaxGenerateTokens);
+  check_option_finite("--temperature", vm["temperature"].as<double>(), 0.0, 100.0);
+  check_option(vm["top-k"].as<int64_t>() >= 0, "--top-k", vm["top-k"].as<int64_t>(), "must be >= 0 (0: all)");
   auto [cfg, model] = model_from_checkpoint(vm["checkpoint"].as<std::string>(), {});
+  check_option(vm["top-k"].as<int64_t>() <= cfg.model.vocab_size, "--top-k", vm["top-k"].as<int64_t>(),
+               "must be <= the model's vocabulary, " + std::to_string(cfg.model.vocab_size));
   DataSources data = make_data(cfg);
   SKEIN_CHECK(!data.tokenizer_identity.empty(), "generate: the run's data (", cfg.data.source, ") has no tokenizer");
   auto tok = tokenizer_from_identity(data.tokenizer_identity);
@@ -136,6 +156,10 @@ int cmd_prep(const std::vector<std::string>& args) {
       ("seed", po::value<uint64_t>()->default_value(1234), "validation split and tokenizer sample seed");
   po::variables_map vm;
   if (!parse("prep", args, o, vm)) return 0;
+  check_option_finite("--val-fraction", vm["val-fraction"].as<double>(), 0.0, 0.5);
+  const int64_t vocab = vm["train-tokenizer"].as<int64_t>();
+  check_option(vocab == 0 || (vocab >= 257 && vocab <= (1 << 20)), "--train-tokenizer", vocab,
+               "0 (none) or a vocabulary size in [257, 1048576]: 256 byte symbols, merges and <|endoftext|>");
   p.inputs = vm["input"].as<std::vector<std::string>>();
   p.output = vm["out"].as<std::string>();
   p.tokenizer = vm["tokenizer"].as<std::string>();
@@ -202,6 +226,8 @@ int cmd_convert(const std::vector<std::string>& args) {
   const std::string from = vm["from"].as<std::string>(), in = vm["input"].as<std::string>(), out = vm["output"].as<std::string>();
   const auto overrides = vm["set"].as<std::vector<std::string>>();
   SKEIN_CHECK(from == "hf" || from == "skein", "convert: --from must be 'hf' or 'skein', got '", from, "'");
+  check_option(vm["max-shard-bytes"].as<int64_t>() >= 1, "--max-shard-bytes", vm["max-shard-bytes"].as<int64_t>(),
+               "must be >= 1");
   if (from == "hf") convert_hf_to_checkpoint(in, out, overrides);
   else convert_checkpoint_to_hf(in, out, overrides, vm["max-shard-bytes"].as<int64_t>());
   std::printf("convert: %s (%s) -> %s\n", in.c_str(), from.c_str(), out.c_str());

@@ -14,6 +14,9 @@
 #include "data/tokenizer.h"
 #include "launch/checkpoint.h"
 #include "launch/metrics.h"
+#include "launch/rank_agreement.h"
+#include "launch/resume.h"
+#include "launch/run_dir.h"
 #include "layers/generate.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
@@ -104,29 +107,13 @@ void save(const Config& cfg, const ProcessGrid& grid, HybridLM& model, const Dis
   if (grid.world().rank() == 0) prune_checkpoints(checkpoint_root(cfg), cfg.checkpoint.keep);
 }
 
-// Loads a checkpoint saved under any grid (re-sharded to this one) into model, optimizer and
-// data cursor; returns its step.
-int64_t restore(const std::string& dir, const ProcessGrid& grid, HybridLM& model, DistributedOptimizer& opt,
-                BatchSource& data) {
-  std::map<std::string, Shape> shapes;
-  for (const auto& [name, t] : model.state_dict()) shapes[name] = t.shape();
-  CheckpointState st;
-  try {
-    st = load_parallel_checkpoint(dir, grid, model.tp_splits(), shapes);
-    model.load_state_dict(st.model);
-  } catch (const Error& e) {
-    throw Error(detail::concat("resume from ", dir, ": the checkpoint is from a different model: ", e.what()));
-  }
-  opt.load_state_dict(st.optimizer);
-  data.set_cursor({st.counters.at("data.epoch"), st.counters.at("data.position")});
-  return st.step;
-}
-
 void write_final(const RunSummary& r) {
   std::ofstream f(fs::path(r.run_dir) / "final.json.tmp");
   f.precision(17);
   f << "{\"step\": " << r.step << ", \"loss\": " << r.loss << ", \"val_loss\": " << r.val_loss
-    << ", \"val_ppl\": " << r.val_ppl << ", \"tokens_per_s\": " << r.tokens_per_s << ", \"metric\": " << r.metric << "}\n";
+    << ", \"val_ppl\": " << r.val_ppl << ", \"tokens_per_s\": " << r.tokens_per_s << ", \"metric\": " << r.metric;
+  if (!r.metric_name.empty()) f << ", \"" << r.metric_name << "\": " << r.metric;  // "metric" named by what it is
+  f << "}\n";
   f.close();
   fs::rename(fs::path(r.run_dir) / "final.json.tmp", fs::path(r.run_dir) / "final.json");
 }
@@ -224,6 +211,7 @@ RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_
   r.val_loss = loss / static_cast<double>(batches);
   r.val_ppl = cfg.data.source == "icl_regression" ? 0.0 : std::exp(r.val_loss);
   r.metric = mqar ? metric / static_cast<double>(batches) : cfg.data.source == "icl_regression" ? r.val_loss : 0.0;
+  r.metric_name = mqar ? "mqar_accuracy" : cfg.data.source == "icl_regression" ? "mse" : "";
   return r;
 }
 
@@ -233,6 +221,9 @@ RunSummary train(Config cfg, const std::string& resume) {
   std::unique_ptr<Communicator> world;
   if (mpi_on) world = MpiComm::world();
   else world = std::make_unique<SingleProcessComm>();
+  // Ranks that disagree on the config or resume point stop here with the key, not hang later.
+  check_ranks_agree(*world, config_to_yaml(cfg),
+                    resume == "auto" ? "auto -> " + latest_checkpoint(checkpoint_root(cfg)) : resume);
   const ParallelConfig& pc = cfg.parallel;
   ProcessGrid grid(*world, static_cast<int>(pc.dp), static_cast<int>(pc.sp), static_cast<int>(pc.tp));
   grid.check_seq_len(cfg.data.seq_len);
@@ -241,9 +232,18 @@ RunSummary train(Config cfg, const std::string& resume) {
   set_num_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : threads_per_rank(*world));
   DataSources data = make_data(cfg, grid.dp_rank(), grid.dp());
   validate_config(cfg);
+  if (cfg.optim.warmup > cfg.train.steps) {  // a short run of a long config: warm up over the whole run
+    if (rank0)
+      std::printf("note: optim.warmup (%lld) exceeds train.steps (%lld): the warm-up is clamped to %lld steps\n",
+                  static_cast<long long>(cfg.optim.warmup), static_cast<long long>(cfg.train.steps),
+                  static_cast<long long>(cfg.train.steps));
+    cfg.optim.warmup = cfg.train.steps;
+  }
   const std::string yaml = config_to_yaml(cfg);
-  if (rank0) {
-    fs::create_directories(cfg.train.run_dir);
+  if (rank0) {  // a fresh run never writes into another run's folder; both folders writable now
+    for (const std::string& note : claim_run_dir(cfg, checkpoint_root(cfg), !resume.empty())) std::printf("%s\n", note.c_str());
+    check_writable(cfg.train.run_dir, "train.run_dir");
+    check_writable(checkpoint_root(cfg), cfg.checkpoint.dir.empty() ? "train.run_dir (its checkpoints/)" : "checkpoint.dir");
     std::printf("# resolved config\n%s", yaml.c_str());
     std::ofstream(fs::path(cfg.train.run_dir) / "config.yaml") << yaml;
   }
@@ -251,12 +251,11 @@ RunSummary train(Config cfg, const std::string& resume) {
   HybridLM model(cfg.model, std::make_shared<CommModelParallel>(grid, pc.softmax_sp));
   std::unique_ptr<DistributedOptimizer> opt = make_optimizer(cfg, grid, model);
   const LrSchedule schedule = make_schedule(cfg);
-  int64_t step = 0;
-  const std::string ckpt = resume == "auto" ? latest_checkpoint(checkpoint_root(cfg)) : resume;
-  if (!ckpt.empty()) {
-    step = restore(ckpt, grid, model, *opt, *data.train);
-    if (rank0) std::printf("resumed from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(step));
-  }
+  const Resumed resumed = resume_run(resume, checkpoint_root(cfg), cfg, grid, model, *opt, *data.train);
+  int64_t step = resumed.step;
+  for (const std::string& note : resumed.notes)
+    if (rank0) std::printf("%s\n", note.c_str());
+  if (rank0 && !resumed.dir.empty()) std::printf("resumed from %s at step %lld\n", resumed.dir.c_str(), static_cast<long long>(step));
   broadcast_parameters(dp, model.named_parameters());  // every replica starts from rank 0's
   LogConfig log_cfg = cfg.log;
   if (!rank0) log_cfg.jsonl = log_cfg.tensorboard = false;
@@ -335,6 +334,7 @@ RunSummary train(Config cfg, const std::string& resume) {
     out.val_loss = e.val_loss;
     out.val_ppl = e.val_ppl;
     out.metric = e.metric;
+    out.metric_name = e.metric_name;
     if (rank0)
       std::printf("final  %6lld | val loss %.4f | val ppl %.2f%s\n", static_cast<long long>(step), e.val_loss, e.val_ppl,
                 cfg.data.source == "mqar" ? (" | mqar accuracy " + std::to_string(e.metric)).c_str() : "");

@@ -15,6 +15,7 @@ struct RunSummary {
   int64_t step = 0;
   double loss = 0, val_loss = 0, val_ppl = 0, tokens_per_s = 0;
   double metric = 0;        // mqar accuracy / regression MSE for synthetic tasks
+  std::string metric_name;  // what `metric` is: "mqar_accuracy", "mse" ("" when there is none)
   std::string run_dir, checkpoint;
 };
 
