@@ -13,6 +13,7 @@ PKGS=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   nlohmann-json3-dev
+  zlib1g-dev libzstd-dev
   "$@"
 )
 missing=()

@@ -6,6 +6,8 @@
 #include <boost/program_options.hpp>
 #include <cstdlib>
 #include <optional>
+#include <algorithm>
+#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -143,19 +145,26 @@ int cmd_generate(const std::vector<std::string>& args) {
   return 0;
 }
 
+int default_prep_threads() { return std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 1024); }
+
 int cmd_prep(const std::vector<std::string>& args) {
   po::options_description o("skein prep: tokenize text files into an HDF5 token file");
   PrepOptions p;
   o.add_options()
-      ("input", po::value<std::vector<std::string>>()->required()->composing(), "a file, a folder, or - for stdin (repeatable)")
+      ("input", po::value<std::vector<std::string>>()->required()->composing(),
+       "a file (text, JSONL; gzip or zstd compressed), a folder, a glob pattern, or - for stdin (repeatable)")
       ("out", po::value<std::string>()->required(), "the .h5 token file to write")
       ("tokenizer", po::value<std::string>()->default_value("bytes"), "bytes | bpe:path/to/tokenizer.json")
       ("train-tokenizer", po::value<int64_t>()->default_value(0), "train a byte-level BPE of this vocabulary size on the corpus")
       ("doc-separator", po::value<std::string>()->default_value("", "\"\""), "split files into documents at this string")
       ("val-fraction", po::value<double>()->default_value(0.05), "fraction of documents (or tokens) for validation")
-      ("seed", po::value<uint64_t>()->default_value(1234), "validation split and tokenizer sample seed");
+      ("seed", po::value<uint64_t>()->default_value(1234), "validation split and tokenizer sample seed")
+      ("text-field", po::value<std::string>()->default_value("text"), "JSONL inputs (.jsonl, .ndjson, also .gz / .zst): the field holding each document")
+      ("threads", po::value<int>()->default_value(default_prep_threads()), "tokenising threads")
+      ("allow-binary", po::bool_switch(), "tokenise inputs that look binary instead of refusing them");
   po::variables_map vm;
   if (!parse("prep", args, o, vm)) return 0;
+  check_option_range("--threads", vm["threads"].as<int>(), 1, 1024);
   check_option_finite("--val-fraction", vm["val-fraction"].as<double>(), 0.0, 0.5);
   const int64_t vocab = vm["train-tokenizer"].as<int64_t>();
   check_option(vocab == 0 || (vocab >= 257 && vocab <= (1 << 20)), "--train-tokenizer", vocab,
@@ -167,6 +176,9 @@ int cmd_prep(const std::vector<std::string>& args) {
   p.doc_separator = vm["doc-separator"].as<std::string>();
   p.val_fraction = vm["val-fraction"].as<double>();
   p.seed = vm["seed"].as<uint64_t>();
+  p.text_field = vm["text-field"].as<std::string>();
+  p.threads = vm["threads"].as<int>();
+  p.allow_binary = vm["allow-binary"].as<bool>();
   PrepSummary s = prep(p);
   std::printf("prep: %s: %lld documents, %lld train + %lld val tokens from %lld bytes in %.1f s%s%s\n",
               s.output.c_str(), static_cast<long long>(s.documents), static_cast<long long>(s.train_tokens),
