@@ -192,6 +192,32 @@ ConfigValue parse_value(const ConfigKey& key, const YAML::Node& node, const Wher
       if (node.IsNull()) return std::string();  // `key:` or `key: ~` is ""
       if (!node.IsScalar()) type_error();
       return node.Scalar();
+    case KeyType::PathList: {
+      std::vector<DataPath> out;
+      if (node.IsNull()) return out;
+      if (!node.IsSequence()) type_error(" (e.g. [{path: a.h5, weight: 0.7}, {path: b.h5, weight: 0.3}])");
+      for (size_t i = 0; i < node.size(); ++i) {
+        const YAML::Node item = node[i];
+        const std::string at = key.name + "[" + std::to_string(i) + "]";
+        if (!item.IsMap()) fail(where, at + ": expected {path: ..., weight: ...}, got " + describe(item));
+        DataPath dp;
+        for (auto it = item.begin(); it != item.end(); ++it) {
+          const std::string field = it->first.IsScalar() ? it->first.Scalar() : "?";
+          if (field == "path" && it->second.IsScalar()) {
+            dp.path = it->second.Scalar();
+          } else if (field == "weight") {
+            bool range = false;
+            if (!it->second.IsScalar() || !parse_number(it->second.Scalar(), dp.weight, range))
+              fail(where, at + ".weight: expected float, got " + describe(it->second));
+          } else {
+            fail(where, at + ": unknown field '" + field + "' (an entry is {path: ..., weight: ...})");
+          }
+        }
+        if (dp.path.empty()) fail(where, at + ": no path");
+        out.push_back(dp);
+      }
+      return out;
+    }
     case KeyType::StringList: {
       std::vector<std::string> out;
       if (node.IsNull()) return out;

@@ -150,6 +150,7 @@ void backward_weighted(const LossParts& parts, double lm_weight, int group, cons
 DataSources make_data(Config& cfg, int64_t dp_rank, int64_t dp_size) {
   DataSources d;
   const DataConfig& dc = cfg.data;
+  if (dc.source == "hdf5" && !dc.paths.empty()) return make_blended_data(cfg, dp_rank, dp_size);  // launch/data_blend.cpp
   if (dc.source == "hdf5") {
     TokenFile file = TokenFile::open(dc.path);
     if (cfg.model.vocab_size == 0) cfg.model.vocab_size = file.vocab_size();

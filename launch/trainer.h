@@ -29,6 +29,9 @@ struct DataSources {
 // and builds the sources; the training source is sharded over dp_size data-parallel ranks.
 // Errors name the file and the config key.
 DataSources make_data(Config& cfg, int64_t dp_rank = 0, int64_t dp_size = 1);
+// make_data for a blend (data.paths non-empty): data/blend.h over the train splits, and over the
+// val splits when every file has one of at least data.seq_len + 1 tokens.
+DataSources make_blended_data(Config& cfg, int64_t dp_rank, int64_t dp_size);
 
 // Trains per cfg. resume: "" (fresh), "auto" (newest checkpoint of the run, if any) or a
 // checkpoint folder. Prints progress to stdout; returns the final numbers. Under mpirun

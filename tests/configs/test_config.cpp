@@ -256,6 +256,7 @@ TEST(Config, EveryKeyOwnsItsField) {
       if constexpr (std::is_same_v<X, bool>) x = !x;
       else if constexpr (std::is_same_v<X, std::string>) x = x == "f32" ? "f64" : x + "_changed";
       else if constexpr (std::is_same_v<X, std::vector<std::string>>) x.push_back("gla");
+      else if constexpr (std::is_same_v<X, std::vector<DataPath>>) x.push_back({"a.h5", 0.5});
       else x += 7;
     }, v);
     Config c;

@@ -141,6 +141,40 @@ TEST(RunGuard, ResumeWithAFunctionChangingKeyIsRefused) {
   EXPECT_NO_THROW(train(tiny(data, dir.path / "run", {"train.steps=6", "optim.lr=1e-3"}), "auto"));
 }
 
+std::vector<double> losses(const fs::path& run) {
+  std::vector<double> out;
+  std::ifstream f(run / "metrics.jsonl");
+  for (std::string line; std::getline(f, line);) {
+    const size_t at = line.find("\"loss\": ");
+    if (at != std::string::npos) out.push_back(std::stod(line.substr(at + 8)));
+  }
+  return out;
+}
+
+TEST(RunGuard, BlendedRunResumesExactly) {
+  TempDir dir("blend");
+  const std::string a = make_corpus(dir.path);
+  fs::create_directories(dir.path / "b");
+  std::ofstream(dir.path / "b" / "x.txt") << std::string(3000, 'z');
+  PrepOptions p;
+  p.inputs = {(dir.path / "b" / "x.txt").string()};
+  p.output = (dir.path / "b.h5").string();
+  p.val_fraction = 0.25;
+  p.progress = false;
+  prep(p);
+  const std::string blend = "data.paths=[{path: " + a + ", weight: 3}, {path: " + p.output + ", weight: 1}]";
+  train(tiny(a, dir.path / "full", {blend}));
+  fs::copy(dir.path / "full", dir.path / "part", fs::copy_options::recursive);
+  fs::remove_all(dir.path / "part" / "checkpoints" / "ckpt-000004");
+  fs::remove(dir.path / "part" / "metrics.jsonl");
+  train(tiny(a, dir.path / "part", {blend}), "auto");
+  const auto want = losses(dir.path / "full"), got = losses(dir.path / "part");
+  ASSERT_EQ(want.size(), 4u);
+  ASSERT_EQ(got.size(), 2u);  // steps 3 and 4 after the resume
+  EXPECT_EQ(got[0], want[2]);
+  EXPECT_EQ(got[1], want[3]);
+}
+
 TEST(RunGuard, MetricIsNamedByWhatItIs) {
   TempDir dir("metric");
   Config m = load_config("", {"data.source=mqar", "model.vocab_size=64", "model.d_model=16", "model.n_layers=2",
