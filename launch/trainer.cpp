@@ -13,6 +13,7 @@
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
 #include "launch/checkpoint.h"
+#include "launch/memory_estimate.h"
 #include "launch/metrics.h"
 #include "launch/rank_agreement.h"
 #include "launch/resume.h"
@@ -250,6 +251,8 @@ RunSummary train(Config cfg, const std::string& resume) {
   }
 
   HybridLM model(cfg.model, std::make_shared<CommModelParallel>(grid, pc.softmax_sp));
+  // Before optimizer state and activations exist: will one step fit? (names the biggest consumers)
+  check_step_memory(estimate_step_memory(cfg, model.num_parameters()), available_memory_bytes());
   std::unique_ptr<DistributedOptimizer> opt = make_optimizer(cfg, grid, model);
   const LrSchedule schedule = make_schedule(cfg);
   const Resumed resumed = resume_run(resume, checkpoint_root(cfg), cfg, grid, model, *opt, *data.train);
