@@ -13,6 +13,8 @@
 #include "core/ops.h"
 #include "launch/checkpoint.h"
 #include "launch/checkpoint_verify.h"
+#include "launch/hf_llama.h"
+#include "data/safetensors.h"
 
 namespace fs = std::filesystem;
 
@@ -142,6 +144,31 @@ TEST(CheckpointVerify, NonFiniteWeightsAreRefusedOnSaveAndLoad) {
     H5Fclose(f);
   }
   expect_corrupt(dir, {"optimizer tensor 'exp_avg.norm.weight'", "inf at element 5"});
+}
+
+// `skein convert --from hf` of a damaged safetensors file (a NaN weight) stops naming the tensor
+// instead of writing a checkpoint that trains or evaluates to nan.
+TEST(CheckpointVerify, ConvertRefusesNonFiniteWeights) {
+  const fs::path fixture = fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "tiny_llama";
+  TempRoot root("convert");
+  fs::create_directories(root.path + "/hf");
+  fs::copy_file(fixture / "config.json", root.path + "/hf/config.json");
+  TensorMap t = load_safetensors((fixture / "model.safetensors").string());
+  const std::string name = "model.layers.0.mlp.up_proj.weight";
+  ASSERT_TRUE(t.count(name));
+  Tensor w = t.at(name).contiguous();
+  w.data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+  t[name] = w;
+  save_safetensors(root.path + "/hf/model.safetensors", t);
+  try {
+    convert_hf_to_checkpoint(root.path + "/hf", root.path + "/ckpt", {});
+    FAIL() << "converted a NaN weight";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("mlp.w"), std::string::npos) << m;  // the tensor, by its skein name
+    EXPECT_NE(m.find("holds nan at element 5"), std::string::npos) << m;
+  }
+  EXPECT_FALSE(fs::exists(root.path + "/ckpt"));
 }
 
 TEST(CheckpointVerify, FirstNonFinite) {
