@@ -1,5 +1,7 @@
 // memory_estimate.cpp — the per-rank memory of a training step (see memory_estimate.h).
 #include "launch/memory_estimate.h"
+#include <sys/resource.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -68,6 +70,15 @@ int64_t available_memory_bytes() {
     }
   const int64_t limit = read_number("/sys/fs/cgroup/memory.max"), used = read_number("/sys/fs/cgroup/memory.current");
   if (limit > 0 && used >= 0) avail = avail < 0 ? limit - used : std::min(avail, limit - used);
+  rlimit as{};  // `ulimit -v`: the address space left under it (virtual size: conservative)
+  if (::getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
+    std::ifstream statm("/proc/self/statm");
+    int64_t pages = 0;
+    if (statm >> pages) {
+      const int64_t left = static_cast<int64_t>(as.rlim_cur) - pages * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
+      avail = avail < 0 ? left : std::min(avail, left);
+    }
+  }
   if (avail < 0) return -1;
   const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
   const int64_t ranks = local ? std::max<int64_t>(1, std::atoll(local)) : 1;

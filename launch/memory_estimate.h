@@ -32,7 +32,8 @@ struct MemoryEstimate {
 MemoryEstimate estimate_step_memory(const Config& cfg, int64_t params_on_rank);
 
 // Bytes this process may still allocate: MemAvailable (/proc/meminfo), lowered to a cgroup
-// v2 memory.max minus memory.current where one is set, divided by the ranks on this node
+// v2 memory.max minus memory.current and to an address-space limit (`ulimit -v`) minus the
+// process's virtual size where those are set, divided by the ranks on this node
 // (OMPI_COMM_WORLD_LOCAL_SIZE). -1 when unknown.
 int64_t available_memory_bytes();
 
