@@ -27,8 +27,8 @@ struct DataConfig {
   std::string source = "hdf5";
   std::string path = "data/corpus.h5";  // the HDF5 token file (source hdf5)
   // A blend of token files (source hdf5), each window drawn from file k with probability
-  // weight_k / sum of weights (Megatron's data mixture); non-empty: replaces `path` for
-  // training (validation: the first file's split).
+  // weight_k / sum of weights (Megatron's data mixture); non-empty: replaces `path` (training
+  // blends the files' train splits, validation their val splits).
   std::vector<DataPath> paths;
   int64_t seq_len = 256;                // tokens per sequence
   int64_t batch_size = 8;               // sequences per micro-batch per data-parallel rank

@@ -148,7 +148,7 @@ std::vector<ConfigKey> build_schema() {
                                             if (p.path.empty() || !std::isfinite(p.weight) || p.weight <= 0) return false;
                                           return true;
                                         }),
-            "a blend of token files [{path: a.h5, weight: 0.7}, ...] (replaces data.path for training)"),
+            "a blend of token files [{path: a.h5, weight: 0.7}, ...] (replaces data.path)"),
       field("data.seq_len", &C::data, &D::seq_len, at_least(1), "tokens per sequence"),
       field("data.batch_size", &C::data, &D::batch_size, at_least(1), "sequences per micro-batch per data-parallel rank"),
       field("data.seed", &C::data, &D::seed, any(), "shuffle / synthetic data seed"),

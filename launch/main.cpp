@@ -4,6 +4,7 @@
 // exits 2; a skein::Error prints "skein: error: ..." and exits 1.
 #include <mpi.h>
 #include <boost/program_options.hpp>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <algorithm>
@@ -108,6 +109,8 @@ int cmd_eval(const std::vector<std::string>& args) {
                      std::to_string(cfg.data.batch_size) + " sequences; at most that many");
   }
   RunSummary r = evaluate(*model, *data.val, cfg, batches);
+  SKEIN_CHECK(std::isfinite(r.val_loss), "eval: the validation loss of ", vm["checkpoint"].as<std::string>(), " is ",
+              r.val_loss, " (the weights overflow on this data; a checkpoint with non-finite weights is refused on load)");
   std::printf("{\"val_loss\": %.6f, \"val_ppl\": %.4f", r.val_loss, r.val_ppl);
   if (!r.metric_name.empty()) std::printf(", \"%s\": %.6f", r.metric_name.c_str(), r.metric);  // named by what it is
   std::printf(", \"batches\": %lld}\n", static_cast<long long>(batches));
