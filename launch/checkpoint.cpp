@@ -46,8 +46,8 @@ void write_meta(hid_t f, int format, const CheckpointState& st, const std::strin
 
 void write_tensors(hid_t f, const std::string& group, const std::map<std::string, Tensor>& tensors,
                    const std::string& file) {
-  const std::string bad = non_finite_report(group, tensors);
-  SKEIN_CHECK(bad.empty(), "checkpoint ", file, ": ", bad, "; a non-finite value is not saved");
+  const std::string bad = non_finite_report(group, tensors, group == "model" ? kMaxWeight : INFINITY);
+  SKEIN_CHECK(bad.empty(), "checkpoint ", file, ": ", bad, "; a non-finite or absurd value is not saved");
   Hid g(h5::create_group(f, group, file), H5Gclose);
   for (auto& [name, t] : tensors) h5::write_tensor(g, name, t, file);
 }
@@ -255,8 +255,8 @@ CheckpointState load(const std::string& dir, const Reader* rd) {
       for (size_t r = 0; r < (split.sharded() ? files.size() : 1); ++r)
         shards.push_back(h5::read_tensor(*groups[r], kGroups[g], key, stored.files[r]));
       Tensor whole = split.sharded() ? join_tp_shards(shards, split) : shards[0];
-      const std::string bad = non_finite_report(kGroups[g], {{key, whole}});
-      verify(bad.empty(), "checkpoint ", dir, ": ", bad, "; a non-finite value is refused");
+      const std::string bad = non_finite_report(kGroups[g], {{key, whole}}, g == 0 ? kMaxWeight : INFINITY);
+      verify(bad.empty(), "checkpoint ", dir, ": ", bad, "; a non-finite or absurd value is refused");
       out.emplace(key, rd ? reshard(dir, g, key, whole, *rd) : whole);
     }
   }

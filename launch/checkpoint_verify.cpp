@@ -16,29 +16,31 @@ uint32_t meta_checksum(int64_t step, const std::string& config_yaml, const std::
   return crc32c(text.data(), text.size());
 }
 
-int64_t first_non_finite(const Tensor& in) {
+int64_t first_non_finite(const Tensor& in, double max_abs) {
   if (in.dtype() != DType::f32 && in.dtype() != DType::f64) return -1;
   const Tensor t = in.contiguous();
   const int64_t n = t.numel();
   if (t.dtype() == DType::f32) {
     const float* p = t.data<float>();
     for (int64_t i = 0; i < n; ++i)
-      if (!std::isfinite(p[i])) return i;
+      if (!std::isfinite(p[i]) || std::fabs(p[i]) > max_abs) return i;
   } else {
     const double* p = t.data<double>();
     for (int64_t i = 0; i < n; ++i)
-      if (!std::isfinite(p[i])) return i;
+      if (!std::isfinite(p[i]) || std::fabs(p[i]) > max_abs) return i;
   }
   return -1;
 }
 
-std::string non_finite_report(const std::string& group, const std::map<std::string, Tensor>& tensors) {
+std::string non_finite_report(const std::string& group, const std::map<std::string, Tensor>& tensors,
+                              double max_abs) {
   for (const auto& [name, t] : tensors) {
-    const int64_t i = first_non_finite(t);
+    const int64_t i = first_non_finite(t, max_abs);
     if (i < 0) continue;
     const Tensor c = t.contiguous();
     const double v = c.dtype() == DType::f32 ? c.data<float>()[i] : c.data<double>()[i];
-    return detail::concat(group, " tensor '", name, "' ", shape_str(t.shape()), " holds ", v, " at element ", i);
+    return detail::concat(group, " tensor '", name, "' ", shape_str(t.shape()), " holds ", v, " at element ", i,
+                          std::isfinite(v) ? detail::concat(" (beyond ", max_abs, ")") : std::string());
   }
   return "";
 }

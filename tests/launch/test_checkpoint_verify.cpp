@@ -169,6 +169,20 @@ TEST(CheckpointVerify, ConvertRefusesNonFiniteWeights) {
     EXPECT_NE(m.find("holds nan at element 5"), std::string::npos) << m;
   }
   EXPECT_FALSE(fs::exists(root.path + "/ckpt"));
+  // A flipped exponent bit: finite but absurd (3.4e38), refused the same way.
+  uint32_t bits = 0;
+  std::memcpy(&bits, &w.data<float>()[4], 4);
+  bits |= 0x7e000000u;
+  w.data<float>()[5] = 0.5f;
+  std::memcpy(&w.data<float>()[4], &bits, 4);
+  t[name] = w;
+  save_safetensors(root.path + "/hf/model.safetensors", t);
+  try {
+    convert_hf_to_checkpoint(root.path + "/hf", root.path + "/ckpt", {});
+    FAIL() << "converted a weight of " << w.data<float>()[4];
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("at element 4 (beyond 1e+20)"), std::string::npos) << e.what();
+  }
 }
 
 TEST(CheckpointVerify, FirstNonFinite) {
@@ -177,6 +191,10 @@ TEST(CheckpointVerify, FirstNonFinite) {
   t.data<float>()[4] = -std::numeric_limits<float>::infinity();
   EXPECT_EQ(first_non_finite(t), 4);
   EXPECT_EQ(first_non_finite(full({3}, 1, DType::i64)), -1);
+  Tensor big = zeros({3});
+  big.data<float>()[1] = 3e30f;
+  EXPECT_EQ(first_non_finite(big), -1);
+  EXPECT_EQ(first_non_finite(big, kMaxWeight), 1);
 }
 
 }  // namespace
