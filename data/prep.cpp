@@ -187,30 +187,63 @@ SplitPlan plan_split(const std::vector<int64_t>& doc_bytes, double fraction, uin
   return plan;
 }
 
-// Tokenizes docs[i] into ids[i] (eos appended) on `threads` threads, each taking the next
-// document in turn.
+// Where a long document may be cut so that tokenising the pieces apart gives the ids of the
+// whole: before an ASCII space that follows a printable ASCII character. The GPT-2 pre-split
+// (data/pretokenize.cpp) always ends a piece there (no run of letters, numbers or other
+// characters takes in a space, a contraction never does, and the piece before ends the same
+// whether the text goes on or stops), and BPE merges only within pieces; byte tokens are
+// cut anywhere. Cuts near every `every` bytes; {0, size} when there is none.
+std::vector<size_t> safe_cuts(std::string_view doc, size_t every) {
+  std::vector<size_t> cuts = {0};
+  for (size_t target = every; target < doc.size(); target = cuts.back() + every) {
+    size_t p = target;
+    while (p < doc.size() && !(doc[p] == ' ' && doc[p - 1] > ' ' && doc[p - 1] < 0x7f)) ++p;
+    if (p >= doc.size()) break;
+    cuts.push_back(p);
+  }
+  cuts.push_back(doc.size());
+  return cuts;
+}
+
+// Tokenizes docs[i] into ids[i] (eos appended) on `threads` threads, each taking the next piece
+// of work in turn: a document, or with more than one thread, a ~1 MB piece of a long one
+// (cut by safe_cuts; the pieces' ids joined in order are the document's).
 void encode_all(const Tokenizer& tok, const std::vector<std::string>& docs, std::vector<std::vector<int64_t>>& ids,
                 int threads) {
-  ids.assign(docs.size(), {});
+  struct Unit {
+    size_t doc, part;
+    std::string_view text;
+  };
+  const bool cuttable = threads > 1 && (tok.kind() == "bytes" || tok.kind() == "bpe");
+  std::vector<Unit> units;
+  std::vector<std::vector<std::vector<int64_t>>> parts(docs.size());
+  for (size_t d = 0; d < docs.size(); ++d) {
+    const std::vector<size_t> cuts = cuttable ? safe_cuts(docs[d], size_t{1} << 20) : std::vector<size_t>{0, docs[d].size()};
+    parts[d].resize(cuts.size() - 1);
+    for (size_t k = 0; k + 1 < cuts.size(); ++k)
+      units.push_back({d, k, std::string_view(docs[d]).substr(cuts[k], cuts[k + 1] - cuts[k])});
+  }
   std::atomic<size_t> next{0};
   std::exception_ptr error;
   std::mutex error_mu;
   auto work = [&] {
     try {
-      for (size_t i; (i = next.fetch_add(1)) < docs.size();) {
-        ids[i] = tok.encode(docs[i]);
-        ids[i].push_back(tok.eos_id());
-      }
+      for (size_t i; (i = next.fetch_add(1)) < units.size();) parts[units[i].doc][units[i].part] = tok.encode(units[i].text);
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mu);
       if (!error) error = std::current_exception();
     }
   };
   std::vector<std::thread> pool;
-  for (int t = 1; t < std::min<int>(threads, static_cast<int>(docs.size())); ++t) pool.emplace_back(work);
+  for (int t = 1; t < std::min<int>(threads, static_cast<int>(units.size())); ++t) pool.emplace_back(work);
   work();
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);
+  ids.assign(docs.size(), {});
+  for (size_t d = 0; d < docs.size(); ++d) {
+    for (auto& part : parts[d]) ids[d].insert(ids[d].end(), part.begin(), part.end());
+    ids[d].push_back(tok.eos_id());
+  }
 }
 
 }  // namespace

@@ -6,8 +6,9 @@
 // one, its `text_field`. Files may be gzip or zstd compressed; binary files are refused unless
 // allow_binary. Empty documents are skipped. Inputs are files, folders (all regular files
 // below, recursively, in sorted path order), glob patterns or "-" (stdin), taken in the order
-// given (data/prep_input.h). Each document is tokenized (on `threads` threads, in chunks) and
-// followed by eos_id; the output is the same for any thread count.
+// given (data/prep_input.h). Each document is tokenized (on `threads` threads, in chunks; a long
+// document in ~1 MB pieces cut where the pre-split ends a piece anyway) and followed by
+// eos_id; the output is the same for any thread count.
 //
 // Split: by document, deterministic in `seed`: round(val_fraction * documents) of them (at
 // most documents - 1) go to val, when that is at least one. With fewer documents than that

@@ -104,6 +104,36 @@ TEST_F(PrepScale, ThreadCountDoesNotChangeTheIds) {
   EXPECT_EQ(ids(one.output), ids(three.output));
 }
 
+// One long document is cut into ~1 MB pieces for several threads, only where the pre-split
+// ends a piece anyway: the ids equal one thread's, for a BPE and for bytes.
+TEST_F(PrepScale, LongDocumentCutForThreadsKeepsTheIds) {
+  std::string text;
+  uint32_t lcg = 7;
+  const char* words[] = {"the", "  LORD", "said,", "don't", "we'll", "42", "3.14", "\n\n", "\t", " ü", "語語", "!!", "it's"};
+  while (text.size() < (5u << 20) / 2) {
+    lcg = lcg * 1664525u + 1013904223u;
+    text += words[(lcg >> 24) % 13];
+    text += (lcg >> 16) % 5 ? " " : "   ";
+  }
+  write(dir_ / "long.txt", text);
+  PrepOptions one = options({(dir_ / "long.txt").string()}, "long1.h5");
+  one.threads = 1;
+  one.train_tokenizer_vocab = 400;
+  const PrepSummary s = prep(one);
+  PrepOptions three = options({(dir_ / "long.txt").string()}, "long3.h5");
+  three.threads = 3;
+  three.tokenizer = "bpe:" + s.tokenizer_path;
+  prep(three);
+  EXPECT_EQ(ids(one.output), ids(three.output));
+  PrepOptions b1 = options({(dir_ / "long.txt").string()}, "b1.h5"), b3 = b1;
+  b1.threads = 1;
+  b3.output = (dir_ / "b3.h5").string();
+  b3.threads = 3;
+  prep(b1);
+  prep(b3);
+  EXPECT_EQ(ids(b1.output), ids(b3.output));
+}
+
 TEST_F(PrepScale, GlobsAndManyInputs) {
   const std::string j = jsonl();
   write(dir_ / "shards" / "a.jsonl", j);
