@@ -44,9 +44,10 @@ void write_meta(hid_t f, int format, const CheckpointState& st, const std::strin
   for (auto& [name, v] : st.counters) h5::write_attr_i64(gc, name, v, file);
 }
 
+// max_abs: the largest magnitude accepted (beyond it, like NaN, the save is refused).
 void write_tensors(hid_t f, const std::string& group, const std::map<std::string, Tensor>& tensors,
-                   const std::string& file) {
-  const std::string bad = non_finite_report(group, tensors, group == "model" ? kMaxWeight : INFINITY);
+                   const std::string& file, double max_abs = INFINITY) {
+  const std::string bad = non_finite_report(group, tensors, max_abs);
   SKEIN_CHECK(bad.empty(), "checkpoint ", file, ": ", bad, "; a non-finite or absurd value is not saved");
   Hid g(h5::create_group(f, group, file), H5Gclose);
   for (auto& [name, t] : tensors) h5::write_tensor(g, name, t, file);
@@ -255,7 +256,7 @@ CheckpointState load(const std::string& dir, const Reader* rd) {
       for (size_t r = 0; r < (split.sharded() ? files.size() : 1); ++r)
         shards.push_back(h5::read_tensor(*groups[r], kGroups[g], key, stored.files[r]));
       Tensor whole = split.sharded() ? join_tp_shards(shards, split) : shards[0];
-      const std::string bad = non_finite_report(kGroups[g], {{key, whole}}, g == 0 ? kMaxWeight : INFINITY);
+      const std::string bad = non_finite_report(kGroups[g], {{key, whole}});
       verify(bad.empty(), "checkpoint ", dir, ": ", bad, "; a non-finite or absurd value is refused");
       out.emplace(key, rd ? reshard(dir, g, key, whole, *rd) : whole);
     }
@@ -292,7 +293,7 @@ std::string save_checkpoint(const std::string& root, const CheckpointState& st,
   {
     Hid f(h5::create_file(file), H5Fclose);
     write_meta(f, kFormatInline, st, file);
-    write_tensors(f, "model", st.model, file);
+    write_tensors(f, "model", st.model, file, kMaxWeight);  // imports (convert) and distilled students
     write_tensors(f, "optimizer", st.optimizer, file);
     h5::check(H5Fflush(f, H5F_SCOPE_GLOBAL), "flushing", file);
   }

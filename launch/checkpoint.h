@@ -51,8 +51,10 @@ std::string save_checkpoint(const std::string& root, const CheckpointState& stat
                             const std::function<void()>& before_commit = nullptr);
 // Every dataset carries a CRC32C and the metadata (step, config, counters) one more; all are
 // verified on load, and every floating tensor must be finite (CorruptCheckpoint naming the file
-// and the tensor otherwise). Saving refuses a non-finite tensor (naming it), so neither a
-// diverged run nor a damaged import (`skein convert`) writes one.
+// and the tensor otherwise). Saving refuses a non-finite tensor (naming it); save_checkpoint
+// (the path of `skein convert` and of distilled students) also refuses model weights beyond
+// 1e20 in magnitude (a flipped exponent bit of a damaged import), while a training run's
+// sharded save keeps what training made (on_nan=skip may leave huge but finite weights).
 //
 // Reads a checkpoint folder (or its state.h5) of either layout, every tensor whole (shards
 // joined); errors name the file and the dataset.

@@ -18,8 +18,8 @@ uint32_t meta_checksum(int64_t step, const std::string& config_yaml, const std::
 // magnitude exceeds max_abs; -1 when none (also for integer tensors).
 int64_t first_non_finite(const Tensor& t, double max_abs = INFINITY);
 
-// Weights beyond this magnitude are damage, not training (a flipped exponent bit gives ~1e38;
-// their squares overflow f32): refused like NaN in the model group.
+// Imported weights beyond this magnitude are damage (a flipped exponent bit gives ~1e38; their
+// squares overflow f32): save_checkpoint refuses them like NaN in the model group.
 inline constexpr double kMaxWeight = 1e20;
 
 // "" when every tensor is finite (and within max_abs); else "<group> tensor '<name>' [shape]
