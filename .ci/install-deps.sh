@@ -14,6 +14,7 @@ PKGS=(
   libbenchmark-dev
   libdnnl-dev
   nlohmann-json3-dev
+  zlib1g-dev libzstd-dev
   "$@"
 )
 missing=()

@@ -10,10 +10,26 @@
 
 namespace skein {
 
+// One token file of a blend (data.paths) and its sampling weight.
+struct DataPath {
+  std::string path;
+  double weight = 1.0;
+  bool operator==(const DataPath&) const = default;
+};
+// As JSON {"path": ..., "weight": ...} (nlohmann::json finds it by ADL; no JSON dependency here).
+template <class Json>
+void to_json(Json& j, const DataPath& p) {
+  j = Json{{"path", p.path}, {"weight", p.weight}};
+}
+
 struct DataConfig {
   // source: "hdf5" (a token file made by `skein prep`), "mqar" or "icl_regression" (synthetic)
   std::string source = "hdf5";
   std::string path = "data/corpus.h5";  // the HDF5 token file (source hdf5)
+  // A blend of token files (source hdf5), each window drawn from file k with probability
+  // weight_k / sum of weights (Megatron's data mixture); non-empty: replaces `path` (training
+  // blends the files' train splits, validation their val splits).
+  std::vector<DataPath> paths;
   int64_t seq_len = 256;                // tokens per sequence
   int64_t batch_size = 8;               // sequences per micro-batch per data-parallel rank
   uint64_t seed = 1234;                 // shuffle seed
@@ -43,6 +59,7 @@ struct TrainConfig {
   int64_t eval_batches = 8;
   std::string on_nan = "stop";   // stop | skip
   std::string run_dir = "runs/default";
+  bool overwrite = false;        // a fresh run may replace another run's files in run_dir
   int64_t threads = 0;           // 0: cores / ranks on the node
   uint64_t seed = 1234;          // dropout and sampling
   int64_t sample_tokens = 200;   // generated at the end of a run (0: none)

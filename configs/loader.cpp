@@ -192,6 +192,32 @@ ConfigValue parse_value(const ConfigKey& key, const YAML::Node& node, const Wher
       if (node.IsNull()) return std::string();  // `key:` or `key: ~` is ""
       if (!node.IsScalar()) type_error();
       return node.Scalar();
+    case KeyType::PathList: {
+      std::vector<DataPath> out;
+      if (node.IsNull()) return out;
+      if (!node.IsSequence()) type_error(" (e.g. [{path: a.h5, weight: 0.7}, {path: b.h5, weight: 0.3}])");
+      for (size_t i = 0; i < node.size(); ++i) {
+        const YAML::Node item = node[i];
+        const std::string at = key.name + "[" + std::to_string(i) + "]";
+        if (!item.IsMap()) fail(where, at + ": expected {path: ..., weight: ...}, got " + describe(item));
+        DataPath dp;
+        for (auto it = item.begin(); it != item.end(); ++it) {
+          const std::string field = it->first.IsScalar() ? it->first.Scalar() : "?";
+          if (field == "path" && it->second.IsScalar()) {
+            dp.path = it->second.Scalar();
+          } else if (field == "weight") {
+            bool range = false;
+            if (!it->second.IsScalar() || !parse_number(it->second.Scalar(), dp.weight, range))
+              fail(where, at + ".weight: expected float, got " + describe(it->second));
+          } else {
+            fail(where, at + ": unknown field '" + field + "' (an entry is {path: ..., weight: ...})");
+          }
+        }
+        if (dp.path.empty()) fail(where, at + ": no path");
+        out.push_back(dp);
+      }
+      return out;
+    }
     case KeyType::StringList: {
       std::vector<std::string> out;
       if (node.IsNull()) return out;
@@ -316,6 +342,11 @@ void validate_config(const Config& cfg) {
   SKEIN_CHECK(m.head_dim() % 2 == 0 || m.layer_pattern.find('S') == std::string::npos,
               "model.n_heads: head dim model.d_model / model.n_heads = ", m.d_model, " / ", m.n_heads, " = ",
               m.head_dim(), " is odd, but softmax (S) layers need an even head dim for RoPE");
+  SKEIN_CHECK(m.n_layers % static_cast<int64_t>(m.layer_pattern.size()) == 0, "model.layer_pattern: '",
+              m.layer_pattern, "' (", m.layer_pattern.size(), " letters) does not repeat evenly over model.n_layers (",
+              m.n_layers, "); the rule: n_layers must be a multiple of the pattern's length (e.g. n_layers ",
+              (m.n_layers / static_cast<int64_t>(m.layer_pattern.size()) + 1) * static_cast<int64_t>(m.layer_pattern.size()),
+              ", or a pattern of ", m.n_layers, " letters)");
   SKEIN_CHECK(static_cast<int64_t>(m.layer_variants.size()) <= m.n_layers, "model.layer_variants: ",
               m.layer_variants.size(), " entries but model.n_layers is ", m.n_layers);
   for (int64_t i = 0; i < m.n_layers && m.feature_map == "hedgehog"; ++i)
@@ -336,13 +367,10 @@ void validate_config(const Config& cfg) {
   SKEIN_CHECK(d.source != "icl_regression" || d.seq_len == 2 * d.icl_points, "data.seq_len: ", d.seq_len,
               " must be 2 * data.icl_points (", 2 * d.icl_points, ") for icl_regression: an x token and a y token a point");
   const OptimConfig& o = cfg.optim;
-  if (o.schedule != "constant") {
+  if (o.schedule != "constant")  // (a warm-up longer than the run is clamped by the trainer, with a note)
     SKEIN_CHECK(o.min_lr <= o.lr, "optim.min_lr: ", format_config_value(o.min_lr), " exceeds optim.lr (",
                 format_config_value(o.lr), "); the ", o.schedule,
                 " schedule decays from lr to min_lr");
-    SKEIN_CHECK(o.warmup <= cfg.train.steps, "optim.warmup: ", o.warmup, " exceeds train.steps (", cfg.train.steps,
-                "); the ", o.schedule, " schedule needs warmup <= steps");
-  }
   const ParallelConfig& p = cfg.parallel;
   SKEIN_CHECK(m.n_heads % p.tp == 0 && m.kv_heads() % p.tp == 0, "parallel.tp: ", p.tp,
               " does not divide model.n_heads (", m.n_heads, ") and the key/value heads (", m.kv_heads(), ")");

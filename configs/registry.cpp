@@ -16,6 +16,7 @@ template <> constexpr KeyType type_of<double>() { return KeyType::Float; }
 template <> constexpr KeyType type_of<bool>() { return KeyType::Bool; }
 template <> constexpr KeyType type_of<std::string>() { return KeyType::String; }
 template <> constexpr KeyType type_of<std::vector<std::string>>() { return KeyType::StringList; }
+template <> constexpr KeyType type_of<std::vector<DataPath>>() { return KeyType::PathList; }
 
 // A per-key rule: its words and its test.
 struct Rule {
@@ -152,6 +153,14 @@ std::vector<ConfigKey> build_schema() {
       field("data.source", &C::data, &D::source, one_of({"hdf5", "mqar", "icl_regression"}),
             "hdf5 (token file from skein prep), mqar or icl_regression (synthetic)"),
       field("data.path", &C::data, &D::path, any(), "the HDF5 token file (source hdf5)"),
+      field("data.paths", &C::data, &D::paths,
+            rule<std::vector<DataPath>>("each entry needs a non-empty path and a finite weight > 0",
+                                        [](const std::vector<DataPath>& ps) {
+                                          for (const auto& p : ps)
+                                            if (p.path.empty() || !std::isfinite(p.weight) || p.weight <= 0) return false;
+                                          return true;
+                                        }),
+            "a blend of token files [{path: a.h5, weight: 0.7}, ...] (replaces data.path)"),
       field("data.seq_len", &C::data, &D::seq_len, at_least(1), "tokens per sequence"),
       field("data.batch_size", &C::data, &D::batch_size, at_least(1), "sequences per micro-batch per data-parallel rank"),
       field("data.seed", &C::data, &D::seed, any(), "shuffle / synthetic data seed"),
@@ -175,6 +184,8 @@ std::vector<ConfigKey> build_schema() {
       field("train.eval_batches", &C::train, &T::eval_batches, at_least(1), "batches per evaluation"),
       field("train.on_nan", &C::train, &T::on_nan, one_of({"stop", "skip"}), "a non-finite loss stops the run or skips the step"),
       field("train.run_dir", &C::train, &T::run_dir, not_empty(), "where metrics, checkpoints and samples go"),
+      field("train.overwrite", &C::train, &T::overwrite, any(),
+            "a fresh run removes another run's files from run_dir (else it refuses the folder)"),
       field("train.threads", &C::train, &T::threads, at_least(0), "compute threads per rank (0: cores / ranks on the node)"),
       field("train.seed", &C::train, &T::seed, any(), "dropout and sampling seed"),
       field("train.sample_tokens", &C::train, &T::sample_tokens, at_least(0), "tokens generated at the end (0: none)"),
@@ -305,6 +316,7 @@ const char* key_type_name(KeyType t) {
     case KeyType::Bool: return "bool";
     case KeyType::String: return "string";
     case KeyType::StringList: return "list of strings";
+    case KeyType::PathList: return "list of {path, weight}";
   }
   return "?";
 }
@@ -344,6 +356,13 @@ std::string format_config_value(const ConfigValue& v) {
     case 2: return format_double(std::get<double>(v));
     case 3: return std::get<bool>(v) ? "true" : "false";
     case 4: return format_string(std::get<std::string>(v));
+    case 6: {
+      std::string s = "[";
+      const auto& ps = std::get<std::vector<DataPath>>(v);
+      for (size_t i = 0; i < ps.size(); ++i)
+        s += (i ? ", " : "") + std::string("{path: ") + format_string(ps[i].path) + ", weight: " + format_double(ps[i].weight) + "}";
+      return s + "]";
+    }
     default: {
       std::string s = "[";
       const auto& xs = std::get<std::vector<std::string>>(v);

@@ -13,12 +13,14 @@
 
 namespace skein {
 
-enum class KeyType { Int, UInt, Float, Bool, String, StringList };
-// "int", "unsigned int", "float", "bool", "string", "list of strings" (used in errors and docs).
+enum class KeyType { Int, UInt, Float, Bool, String, StringList, PathList };
+// "int", "unsigned int", "float", "bool", "string", "list of strings", "list of {path, weight}"
+// (used in errors and docs).
 const char* key_type_name(KeyType t);
 
 // One key's value; the alternative matches the key's KeyType (in enum order).
-using ConfigValue = std::variant<int64_t, uint64_t, double, bool, std::string, std::vector<std::string>>;
+using ConfigValue =
+    std::variant<int64_t, uint64_t, double, bool, std::string, std::vector<std::string>, std::vector<DataPath>>;
 
 struct ConfigKey {
   std::string name;   // "model.d_model"

@@ -1,14 +1,20 @@
 // prep.h — `skein prep` as a library function: text files in, one HDF5 token file out
 // (format in data/token_file.h). The CLI wraps it.
 //
-// Documents: every input file is one document, or, with doc_separator set, the pieces of each
-// file between occurrences of that string. Empty documents are skipped. Inputs are files,
-// folders (all regular files below, recursively, in sorted path order) or "-" (stdin), taken
-// in the order given. Each document is tokenized and followed by eos_id.
+// Documents: every text file is one document, or, with doc_separator set, the pieces of each
+// file between occurrences of that string; every line of a JSONL file (.jsonl / .ndjson) is
+// one, its `text_field`. Files may be gzip or zstd compressed; binary files are refused unless
+// allow_binary. Empty documents are skipped. Inputs are files, folders (all regular files
+// below, recursively, in sorted path order), glob patterns or "-" (stdin), taken in the order
+// given (data/prep_input.h). Each document is tokenized (on `threads` threads, in chunks; a long
+// document in ~1 MB pieces cut where the pre-split ends a piece anyway) and followed by
+// eos_id; the output is the same for any thread count.
 //
-// Split: by document, deterministic in `seed`: round(val_fraction * documents) of them
-// (at least 1 and at most documents - 1 when val_fraction > 0 and there are >= 2) go to val.
-// With a single document its tokens are split instead: the last val_fraction of them go to val.
+// Split: by document, deterministic in `seed`: round(val_fraction * documents) of them (at
+// most documents - 1) go to val, when that is at least one. With fewer documents than that
+// needs (e.g. 3 documents at 0.05) the fraction still holds: the last val_fraction of the text
+// goes to val (the documents after the cut, and the tail of the cut document's tokens), with a
+// note; a single document is split this way too.
 //
 // Tokenizer: from a spec ("bytes", "bpe:path/tokenizer.json"), or, with
 // train_tokenizer_vocab > 0, a BPE trained on (a seeded sample of at most
@@ -18,6 +24,7 @@
 #include <iosfwd>
 #include <string>
 #include <vector>
+#include "data/prep_input.h"  // prep_input_files
 
 namespace skein {
 
@@ -33,6 +40,9 @@ struct PrepOptions {
   int compression = 4;               // deflate level 0..9
   bool progress = true;              // progress bar with ETA on stderr
   std::istream* stdin_stream = nullptr;  // what "-" reads (nullptr: std::cin)
+  std::string text_field = "text";   // JSONL inputs: the field holding each document
+  bool allow_binary = false;         // tokenise files that look binary instead of refusing them
+  int threads = 0;                   // tokenising threads (0: the core count)
 };
 
 struct PrepSummary {
@@ -45,9 +55,5 @@ struct PrepSummary {
 };
 
 PrepSummary prep(const PrepOptions& opt);
-
-// The input list expanded: folders to their regular files (recursive, sorted by path), "-"
-// kept as is. A missing input is an Error naming it.
-std::vector<std::string> prep_input_files(const std::vector<std::string>& inputs);
 
 }  // namespace skein

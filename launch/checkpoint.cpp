@@ -15,6 +15,7 @@
 #include <memory>
 #include <vector>
 #include "core/ops.h"
+#include "launch/checkpoint_verify.h"
 #include "launch/h5_io.h"
 #include "parallel/grid.h"
 
@@ -26,18 +27,28 @@ namespace {
 using h5::Hid;
 
 constexpr int kFormatInline = 1, kFormatSharded = 2;
+const char* const kMetaChecksum = "meta_crc32c";  // root attribute: meta_checksum() of step, config, counters
+
+template <typename... Args>
+void verify(bool ok, const Args&... args) {
+  if (!ok) throw CorruptCheckpoint(detail::concat(args...));
+}
 const char* const kGroups[] = {"model", "optimizer"};
 
 void write_meta(hid_t f, int format, const CheckpointState& st, const std::string& file) {
   h5::write_attr_i64(f, "format_version", format, file);
   h5::write_attr_i64(f, "step", st.step, file);
   h5::write_attr_str(f, "config_yaml", st.config_yaml, file);
+  h5::write_attr_i64(f, kMetaChecksum, meta_checksum(st.step, st.config_yaml, st.counters), file);
   Hid gc(h5::create_group(f, "counters", file), H5Gclose);
   for (auto& [name, v] : st.counters) h5::write_attr_i64(gc, name, v, file);
 }
 
+// max_abs: the largest magnitude accepted (beyond it, like NaN, the save is refused).
 void write_tensors(hid_t f, const std::string& group, const std::map<std::string, Tensor>& tensors,
-                   const std::string& file) {
+                   const std::string& file, double max_abs = INFINITY) {
+  const std::string bad = non_finite_report(group, tensors, max_abs);
+  SKEIN_CHECK(bad.empty(), "checkpoint ", file, ": ", bad, "; a non-finite or absurd value is not saved");
   Hid g(h5::create_group(f, group, file), H5Gclose);
   for (auto& [name, t] : tensors) h5::write_tensor(g, name, t, file);
 }
@@ -158,15 +169,21 @@ struct Stored {
 // Reads meta (step, config, counters) into st and returns where the tensors are.
 Stored read_meta(const std::string& dir, CheckpointState& st) {
   const std::string file = fs::is_directory(dir) ? (fs::path(dir) / "state.h5").string() : dir;
-  SKEIN_CHECK(fs::exists(file), "checkpoint: ", file, " does not exist");
+  verify(fs::exists(file), "checkpoint: ", file, " does not exist");
   Hid f(h5::open_file(file), H5Fclose);
   const int64_t version = h5::read_attr_i64(f, "format_version", file);
-  SKEIN_CHECK(version == kFormatInline || version == kFormatSharded, "checkpoint ", file, ": format_version ",
-              version, " is not ", kFormatInline, " or ", kFormatSharded);
+  verify(version == kFormatInline || version == kFormatSharded, "checkpoint ", file, ": format_version ",
+         version, " is not ", kFormatInline, " or ", kFormatSharded);
   st.step = h5::read_attr_i64(f, "step", file);
   st.config_yaml = h5::read_attr_str(f, "config_yaml", file);
   Hid gc(h5::open_group(f, "counters", file), H5Gclose);
   st.counters = h5::read_attrs_i64(gc, file);
+  if (h5::has_attr(f, kMetaChecksum)) {  // checkpoints written before checksums have none
+    const int64_t want = h5::read_attr_i64(f, kMetaChecksum, file);
+    const uint32_t got = meta_checksum(st.step, st.config_yaml, st.counters);
+    verify(static_cast<int64_t>(got) == want, "checkpoint ", file, ": the step, config and counters fail their "
+           "checksum (stored crc32c ", want, ", computed ", got, "): the file is damaged");
+  }
   Stored out;
   if (version == kFormatInline) {
     out.files = {file};
@@ -177,10 +194,10 @@ Stored read_meta(const std::string& dir, CheckpointState& st) {
     return out;
   }
   const int64_t tp = h5::read_attr_i64(f, "grid_tp", file);
-  SKEIN_CHECK(tp >= 1, "checkpoint ", file, ": grid_tp = ", tp);
+  verify(tp >= 1, "checkpoint ", file, ": grid_tp = ", tp);
   for (int r = 0; r < tp; ++r) {
     const std::string shard = (fs::path(file).parent_path() / checkpoint_shard_name(r, static_cast<int>(tp))).string();
-    SKEIN_CHECK(fs::exists(shard), "checkpoint: shard file ", shard, " is missing (the checkpoint was written by ",
+    verify(fs::exists(shard), "checkpoint: shard file ", shard, " is missing (the checkpoint was written by ",
                 tp, " tensor-parallel ranks)");
     out.files.push_back(shard);
   }
@@ -188,7 +205,7 @@ Stored read_meta(const std::string& dir, CheckpointState& st) {
   for (int g = 0; g < 2; ++g) {
     const std::string path = std::string("tp_splits/") + kGroups[g];
     for (auto& [key, t] : h5::read_group(gs, kGroups[g], file)) {
-      SKEIN_CHECK(t.numel() == 2, "checkpoint ", file, ": '", path, "/", key, "' is not [dim, full]");
+      verify(t.numel() == 2, "checkpoint ", file, ": '", path, "/", key, "' is not [dim, full]");
       const std::vector<double> v = t.to_vector();
       out.splits[g][key] = TpSplit{static_cast<int>(v[0]), static_cast<int64_t>(v[1])};
     }
@@ -239,6 +256,8 @@ CheckpointState load(const std::string& dir, const Reader* rd) {
       for (size_t r = 0; r < (split.sharded() ? files.size() : 1); ++r)
         shards.push_back(h5::read_tensor(*groups[r], kGroups[g], key, stored.files[r]));
       Tensor whole = split.sharded() ? join_tp_shards(shards, split) : shards[0];
+      const std::string bad = non_finite_report(kGroups[g], {{key, whole}});
+      verify(bad.empty(), "checkpoint ", dir, ": ", bad, "; a non-finite or absurd value is refused");
       out.emplace(key, rd ? reshard(dir, g, key, whole, *rd) : whole);
     }
   }
@@ -274,7 +293,7 @@ std::string save_checkpoint(const std::string& root, const CheckpointState& st,
   {
     Hid f(h5::create_file(file), H5Fclose);
     write_meta(f, kFormatInline, st, file);
-    write_tensors(f, "model", st.model, file);
+    write_tensors(f, "model", st.model, file, kMaxWeight);  // imports (convert) and distilled students
     write_tensors(f, "optimizer", st.optimizer, file);
     h5::check(H5Fflush(f, H5F_SCOPE_GLOBAL), "flushing", file);
   }
@@ -357,6 +376,13 @@ std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string&
 std::string latest_checkpoint(const std::string& root) {
   auto all = list_checkpoints(root);
   return all.empty() ? "" : all.back().second;
+}
+
+std::vector<std::string> checkpoints_newest_first(const std::string& root) {
+  std::vector<std::string> out;
+  auto all = list_checkpoints(root);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) out.push_back(it->second);
+  return out;
 }
 
 void prune_checkpoints(const std::string& root, int64_t keep) {

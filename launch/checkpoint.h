@@ -19,12 +19,21 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
+#include "core/error.h"
 #include "core/tensor.h"
 #include "launch/tp_shard.h"
 
 namespace skein {
 
 class ProcessGrid;  // parallel/grid.h
+
+// A checkpoint that fails verification: an unreadable, truncated or missing file, a dataset or
+// the metadata failing its CRC32C, a non-finite weight or optimizer state. `--resume auto`
+// skips such a checkpoint for the newest older one that verifies.
+struct CorruptCheckpoint : Error {
+  using Error::Error;
+};
 
 struct CheckpointState {
   int64_t step = 0;
@@ -40,11 +49,20 @@ std::string checkpoint_shard_name(int tp_rank, int tp_size);  // "shard-tp01-of-
 // after everything is written and synced, just before the rename that publishes it.
 std::string save_checkpoint(const std::string& root, const CheckpointState& state,
                             const std::function<void()>& before_commit = nullptr);
+// Every dataset carries a CRC32C and the metadata (step, config, counters) one more; all are
+// verified on load, and every floating tensor must be finite (CorruptCheckpoint naming the file
+// and the tensor otherwise). Saving refuses a non-finite tensor (naming it); save_checkpoint
+// (the path of `skein convert` and of distilled students) also refuses model weights beyond
+// 1e20 in magnitude (a flipped exponent bit of a damaged import), while a training run's
+// sharded save keeps what training made (on_nan=skip may leave huge but finite weights).
+//
 // Reads a checkpoint folder (or its state.h5) of either layout, every tensor whole (shards
 // joined); errors name the file and the dataset.
 CheckpointState load_checkpoint(const std::string& dir);
 // The newest complete checkpoint folder under root, or "" when there is none.
 std::string latest_checkpoint(const std::string& root);
+// Every complete checkpoint folder under root, newest first.
+std::vector<std::string> checkpoints_newest_first(const std::string& root);
 // Deletes all but the newest `keep` checkpoints (and stale temporary folders).
 void prune_checkpoints(const std::string& root, int64_t keep);
 

@@ -14,6 +14,7 @@
 #include "launch/hf_llama.h"
 #include "launch/metrics.h"
 #include "launch/progress.h"
+#include "launch/run_dir.h"
 #include "launch/trainer.h"
 #include "layers/generate.h"
 #include "layers/liger.h"
@@ -283,6 +284,9 @@ DistillSummary distill(Config cfg, const std::string& resume) {
   const DistillConfig& d = cfg.distill;
   const bool lolcats = d.method == "lolcats";
   const int64_t stage1_steps = lolcats ? d.stage1_steps : 0;  // Liger has no attention transfer
+  for (const std::string& note : claim_run_dir(cfg, checkpoint_root(cfg), !resume.empty()))  // launch/run_dir.h
+    std::printf("%s\n", note.c_str());
+  check_writable(checkpoint_root(cfg), cfg.checkpoint.dir.empty() ? "train.run_dir (its checkpoints/)" : "checkpoint.dir");
   fs::create_directories(cfg.train.run_dir);
   std::ofstream(fs::path(cfg.train.run_dir) / "config.yaml") << config_to_yaml(cfg);
   if (console_options().print_config) std::printf("# resolved config\n%s", config_to_yaml(cfg).c_str());

@@ -4,6 +4,8 @@
 #include <unistd.h>
 #include <algorithm>
 #include "core/error.h"
+#include "launch/checkpoint.h"
+#include "launch/metrics.h"
 
 namespace skein::h5 {
 namespace {
@@ -23,6 +25,16 @@ hid_t h5_type(DType t) {
   return H5T_NATIVE_FLOAT;
 }
 
+// A failed read or verification: the file is damaged (truncated, flipped bytes), not misused.
+template <typename... Args>
+void verify(bool ok, const Args&... args) {
+  if (!ok) throw CorruptCheckpoint(detail::concat(args...));
+}
+
+uint32_t checksum_of(const Tensor& t) {
+  return crc32c(t.raw_data(), static_cast<size_t>(t.numel()) * dtype_size(t.dtype()));
+}
+
 }  // namespace
 
 void check(herr_t status, const std::string& what, const std::string& file) {
@@ -37,7 +49,7 @@ hid_t create_file(const std::string& file) {
 
 hid_t open_file(const std::string& file) {
   hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  SKEIN_CHECK(f >= 0, "checkpoint: ", file, " is not a readable HDF5 file");
+  verify(f >= 0, "checkpoint: ", file, " is not a readable HDF5 file (truncated or damaged?)");
   return f;
 }
 
@@ -49,7 +61,7 @@ hid_t create_group(hid_t parent, const std::string& name, const std::string& fil
 
 hid_t open_group(hid_t parent, const std::string& name, const std::string& file) {
   hid_t g = H5Gopen2(parent, name.c_str(), H5P_DEFAULT);
-  SKEIN_CHECK(g >= 0, "checkpoint ", file, ": group '", name, "' is missing");
+  verify(g >= 0, "checkpoint ", file, ": group '", name, "' is missing");
   return g;
 }
 
@@ -60,32 +72,41 @@ void write_tensor(hid_t group, const std::string& name, const Tensor& t_in, cons
   Hid ds(H5Dcreate2(group, name.c_str(), h5_type(t.dtype()), space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
   SKEIN_CHECK(ds >= 0, "checkpoint ", file, ": cannot create dataset '", name, "'");
   if (t.numel() > 0) check(H5Dwrite(ds, h5_type(t.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()), "writing '" + name + "'", file);
+  write_attr_i64(ds, kChecksumAttr, checksum_of(t), file);
 }
 
 Tensor read_tensor(hid_t group, const std::string& group_path, const std::string& name, const std::string& file) {
   Hid ds(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose);
-  SKEIN_CHECK(ds >= 0, "checkpoint ", file, ": cannot open dataset '", group_path, "/", name, "'");
+  verify(ds >= 0, "checkpoint ", file, ": cannot open dataset '", group_path, "/", name, "'");
   Hid type(H5Dget_type(ds), H5Tclose);
   Hid space(H5Dget_space(ds), H5Sclose);
   int nd = H5Sget_simple_extent_ndims(space);
+  verify(nd >= 0, "checkpoint ", file, ": dataset '", group_path, "/", name, "' has an unreadable shape");
   std::vector<hsize_t> dims(std::max(nd, 0));
   if (nd > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
   DType dt;
   if (H5Tget_class(type) == H5T_FLOAT) dt = H5Tget_size(type) == 4 ? DType::f32 : DType::f64;
   else if (H5Tget_class(type) == H5T_INTEGER) dt = H5Tget_size(type) == 4 ? DType::i32 : DType::i64;
-  else throw Error(detail::concat("checkpoint ", file, ": dataset '", group_path, "/", name, "' has an unsupported type"));
+  else throw CorruptCheckpoint(detail::concat("checkpoint ", file, ": dataset '", group_path, "/", name, "' has an unsupported type"));
   Tensor t = Tensor::empty(Shape(dims.begin(), dims.end()), dt);
-  if (t.numel() > 0) check(H5Dread(ds, h5_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()),
-                           "reading '" + group_path + "/" + name + "'", file);
+  verify(t.numel() == 0 || H5Dread(ds, h5_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0, "checkpoint ",
+         file, ": reading dataset '", group_path, "/", name, "' failed (truncated or damaged file?)");
+  if (has_attr(ds, kChecksumAttr)) {  // checkpoints written before checksums have none
+    const int64_t want = read_attr_i64(ds, kChecksumAttr, file);
+    const uint32_t got = checksum_of(t);
+    verify(static_cast<int64_t>(got) == want, "checkpoint ", file, ": dataset '", group_path, "/", name,
+           "' fails its checksum (stored crc32c ", want, ", computed ", got, "): the file is damaged");
+  }
   return t;
 }
 
 std::vector<std::string> list_group(hid_t group, const std::string& group_path, const std::string& file) {
   H5G_info_t info;
-  check(H5Gget_info(group, &info), "listing '" + group_path + "'", file);
+  verify(H5Gget_info(group, &info) >= 0, "checkpoint ", file, ": listing '", group_path, "' failed");
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.nlinks; ++i) {
     ssize_t len = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    verify(len >= 0, "checkpoint ", file, ": listing '", group_path, "' failed");
     std::string name(static_cast<size_t>(len), '\0');
     H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
     names.push_back(name);
@@ -121,21 +142,21 @@ bool has_attr(hid_t obj, const std::string& name) { return H5Aexists(obj, name.c
 
 int64_t read_attr_i64(hid_t obj, const std::string& name, const std::string& file) {
   Hid a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
-  SKEIN_CHECK(a >= 0, "checkpoint ", file, ": attribute '", name, "' is missing");
+  verify(a >= 0, "checkpoint ", file, ": attribute '", name, "' is missing");
   int64_t v = 0;
-  check(H5Aread(a, H5T_NATIVE_INT64, &v), "reading attribute '" + name + "'", file);
+  verify(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0, "checkpoint ", file, ": reading attribute '", name, "' failed");
   return v;
 }
 
 std::string read_attr_str(hid_t obj, const std::string& name, const std::string& file) {
   Hid a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
-  SKEIN_CHECK(a >= 0, "checkpoint ", file, ": attribute '", name, "' is missing");
+  verify(a >= 0, "checkpoint ", file, ": attribute '", name, "' is missing");
   Hid type(H5Aget_type(a), H5Tclose);
-  SKEIN_CHECK(H5Tget_class(type) == H5T_STRING, "checkpoint ", file, ": attribute '", name, "' is not a string");
+  verify(H5Tget_class(type) == H5T_STRING, "checkpoint ", file, ": attribute '", name, "' is not a string");
   std::string s(H5Tget_size(type), '\0');
   Hid mem(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(mem, s.size());
-  check(H5Aread(a, mem, s.data()), "reading attribute '" + name + "'", file);
+  verify(H5Aread(a, mem, s.data()) >= 0, "checkpoint ", file, ": reading attribute '", name, "' failed");
   while (!s.empty() && s.back() == '\0') s.pop_back();
   return s;
 }
@@ -143,9 +164,10 @@ std::string read_attr_str(hid_t obj, const std::string& name, const std::string&
 std::map<std::string, int64_t> read_attrs_i64(hid_t obj, const std::string& file) {
   std::map<std::string, int64_t> out;
   H5O_info_t info;
-  check(H5Oget_info2(obj, &info, H5O_INFO_NUM_ATTRS), "listing attributes", file);
+  verify(H5Oget_info2(obj, &info, H5O_INFO_NUM_ATTRS) >= 0, "checkpoint ", file, ": listing attributes failed");
   for (hsize_t i = 0; i < info.num_attrs; ++i) {
     ssize_t len = H5Aget_name_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    verify(len >= 0, "checkpoint ", file, ": listing attributes failed");
     std::string name(static_cast<size_t>(len), '\0');
     H5Aget_name_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
     out[name] = read_attr_i64(obj, name, file);

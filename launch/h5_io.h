@@ -1,6 +1,8 @@
 // h5_io.h — the small HDF5 layer under checkpoints (launch/checkpoint.h): an RAII handle,
-// tensors as datasets (f32, f64, i32, i64; 0-d as scalar datasets), int64 and string
-// attributes, listing a group, and fsync. Every error names the file and the object.
+// tensors as datasets (f32, f64, i32, i64; 0-d as scalar datasets), each with a CRC32C of its
+// bytes (attribute "crc32c") verified on read, int64 and string attributes, listing a group,
+// and fsync. Every error names the file and the object; a failed read or checksum throws
+// CorruptCheckpoint (launch/checkpoint.h).
 #pragma once
 #include <hdf5.h>
 #include <cstdint>
@@ -10,6 +12,9 @@
 #include "core/tensor.h"
 
 namespace skein::h5 {
+
+// The attribute holding a dataset's CRC32C (of its elements' bytes as stored, native order).
+inline constexpr const char* kChecksumAttr = "crc32c";
 
 // An hid_t with its close function, closed on destruction (negative ids are left alone).
 struct Hid {

@@ -4,8 +4,11 @@
 // exits 2; a skein::Error prints "skein: error: ..." and exits 1.
 #include <mpi.h>
 #include <boost/program_options.hpp>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
+#include <algorithm>
+#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -16,6 +19,7 @@
 #include "core/backend.h"
 #include "launch/checkpoint.h"
 #include "launch/device_setup.h"
+#include "launch/cli_checks.h"
 #include "launch/distill.h"
 #include "launch/hf_llama.h"
 #include "launch/lm_items.h"
@@ -31,6 +35,9 @@ namespace fs = std::filesystem;
 using namespace skein;
 
 namespace {
+
+// Bounds that keep a typo from starting a run that never ends.
+constexpr int64_t kMaxEvalBatches = 1000000, kMaxGenerateTokens = 1000000;
 
 struct Usage : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -87,7 +94,10 @@ int cmd_train(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse("train", args, o, vm)) return 0;
   console_options().print_config = vm["print-config"].as<bool>();
-  train(config_from(vm), vm["resume"].as<std::string>());
+  const std::string resume = vm["resume"].as<std::string>();
+  check_option(resume.empty() || resume == "auto" || fs::is_directory(resume) || fs::is_regular_file(resume), "--resume",
+               "'" + resume + "'", "'auto' or an existing checkpoint folder");
+  train(config_from(vm), resume);
   return 0;
 }
 
@@ -101,6 +111,7 @@ int cmd_eval(const std::vector<std::string>& args) {
        "instead: score a loglikelihood task, JSONL {context, continuation} (launch/lm_items.h; as lm_eval does)");
   po::variables_map vm;
   if (!parse("eval", args, o, vm)) return 0;
+  check_option_range<int64_t>("--batches", vm["batches"].as<int64_t>(), 0, kMaxEvalBatches);
   auto [cfg, model] = model_from_checkpoint(vm["checkpoint"].as<std::string>(), vm["set"].as<std::vector<std::string>>());
   DataSources data = make_data(cfg);
   if (const std::string items = vm["items"].as<std::string>(); !items.empty()) {
@@ -114,9 +125,18 @@ int cmd_eval(const std::vector<std::string>& args) {
   }
   SKEIN_CHECK(data.val, "eval: ", cfg.data.path, " has no usable validation split");
   int64_t batches = vm["batches"].as<int64_t>() > 0 ? vm["batches"].as<int64_t>() : cfg.train.eval_batches;
+  if (auto* loader = dynamic_cast<Loader*>(data.val.get())) {  // a token file's split is finite: one pass at most
+    const int64_t whole = std::max<int64_t>(1, (loader->num_windows() + cfg.data.batch_size - 1) / cfg.data.batch_size);
+    check_option(batches <= whole, "--batches", batches,
+                 "the validation split of " + cfg.data.path + " holds " + std::to_string(whole) + " batches of " +
+                     std::to_string(cfg.data.batch_size) + " sequences; at most that many");
+  }
   RunSummary r = evaluate(*model, *data.val, cfg, batches);
-  std::printf("{\"val_loss\": %.6f, \"val_ppl\": %.4f, \"metric\": %.6f, \"batches\": %lld%s}\n", r.val_loss, r.val_ppl,
-              r.metric, static_cast<long long>(batches),
+  SKEIN_CHECK(std::isfinite(r.val_loss), "eval: the validation loss of ", vm["checkpoint"].as<std::string>(), " is ",
+              r.val_loss, " (the weights overflow on this data; a checkpoint with non-finite weights is refused on load)");
+  std::printf("{\"val_loss\": %.6f, \"val_ppl\": %.4f", r.val_loss, r.val_ppl);
+  if (!r.metric_name.empty()) std::printf(", \"%s\": %.6f", r.metric_name.c_str(), r.metric);  // named by what it is
+  std::printf(", \"batches\": %lld%s}\n", static_cast<long long>(batches),
               r.icl.empty() ? "" : (", \"icl_per_point\": " + icl_curves_json(r.icl)).c_str());
   return 0;
 }
@@ -132,7 +152,12 @@ int cmd_generate(const std::vector<std::string>& args) {
       ("seed", po::value<uint64_t>()->default_value(0), "sampling seed");
   po::variables_map vm;
   if (!parse("generate", args, o, vm)) return 0;
+  check_option_range<int64_t>("--tokens", vm["tokens"].as<int64_t>(), 1, kMaxGenerateTokens);
+  check_option_finite("--temperature", vm["temperature"].as<double>(), 0.0, 100.0);
+  check_option(vm["top-k"].as<int64_t>() >= 0, "--top-k", vm["top-k"].as<int64_t>(), "must be >= 0 (0: all)");
   auto [cfg, model] = model_from_checkpoint(vm["checkpoint"].as<std::string>(), {});
+  check_option(vm["top-k"].as<int64_t>() <= cfg.model.vocab_size, "--top-k", vm["top-k"].as<int64_t>(),
+               "must be <= the model's vocabulary, " + std::to_string(cfg.model.vocab_size));
   DataSources data = make_data(cfg);
   SKEIN_CHECK(!data.tokenizer_identity.empty(), "generate: the run's data (", cfg.data.source, ") has no tokenizer");
   auto tok = tokenizer_from_identity(data.tokenizer_identity);
@@ -147,19 +172,30 @@ int cmd_generate(const std::vector<std::string>& args) {
   return 0;
 }
 
+int default_prep_threads() { return std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 1024); }
+
 int cmd_prep(const std::vector<std::string>& args) {
   po::options_description o("skein prep: tokenize text files into an HDF5 token file");
   PrepOptions p;
   o.add_options()
-      ("input", po::value<std::vector<std::string>>()->required()->composing(), "a file, a folder, or - for stdin (repeatable)")
+      ("input", po::value<std::vector<std::string>>()->required()->composing(),
+       "a file (text, JSONL; gzip or zstd compressed), a folder, a glob pattern, or - for stdin (repeatable)")
       ("out", po::value<std::string>()->required(), "the .h5 token file to write")
       ("tokenizer", po::value<std::string>()->default_value("bytes"), "bytes | bpe:path/to/tokenizer.json")
       ("train-tokenizer", po::value<int64_t>()->default_value(0), "train a byte-level BPE of this vocabulary size on the corpus")
       ("doc-separator", po::value<std::string>()->default_value("", "\"\""), "split files into documents at this string")
       ("val-fraction", po::value<double>()->default_value(0.05), "fraction of documents (or tokens) for validation")
-      ("seed", po::value<uint64_t>()->default_value(1234), "validation split and tokenizer sample seed");
+      ("seed", po::value<uint64_t>()->default_value(1234), "validation split and tokenizer sample seed")
+      ("text-field", po::value<std::string>()->default_value("text"), "JSONL inputs (.jsonl, .ndjson, also .gz / .zst): the field holding each document")
+      ("threads", po::value<int>()->default_value(default_prep_threads()), "tokenising threads")
+      ("allow-binary", po::bool_switch(), "tokenise inputs that look binary instead of refusing them");
   po::variables_map vm;
   if (!parse("prep", args, o, vm)) return 0;
+  check_option_range("--threads", vm["threads"].as<int>(), 1, 1024);
+  check_option_finite("--val-fraction", vm["val-fraction"].as<double>(), 0.0, 0.5);
+  const int64_t vocab = vm["train-tokenizer"].as<int64_t>();
+  check_option(vocab == 0 || (vocab >= 257 && vocab <= (1 << 20)), "--train-tokenizer", vocab,
+               "0 (none) or a vocabulary size in [257, 1048576]: 256 byte symbols, merges and <|endoftext|>");
   p.inputs = vm["input"].as<std::vector<std::string>>();
   p.output = vm["out"].as<std::string>();
   p.tokenizer = vm["tokenizer"].as<std::string>();
@@ -167,6 +203,9 @@ int cmd_prep(const std::vector<std::string>& args) {
   p.doc_separator = vm["doc-separator"].as<std::string>();
   p.val_fraction = vm["val-fraction"].as<double>();
   p.seed = vm["seed"].as<uint64_t>();
+  p.text_field = vm["text-field"].as<std::string>();
+  p.threads = vm["threads"].as<int>();
+  p.allow_binary = vm["allow-binary"].as<bool>();
   PrepSummary s = prep(p);
   std::printf("prep: %s: %lld documents, %lld train + %lld val tokens from %lld bytes in %.1f s%s%s\n",
               s.output.c_str(), static_cast<long long>(s.documents), static_cast<long long>(s.train_tokens),
@@ -231,6 +270,8 @@ int cmd_convert(const std::vector<std::string>& args) {
   const std::string from = vm["from"].as<std::string>(), in = vm["input"].as<std::string>(), out = vm["output"].as<std::string>();
   const auto overrides = vm["set"].as<std::vector<std::string>>();
   SKEIN_CHECK(from == "hf" || from == "skein", "convert: --from must be 'hf' or 'skein', got '", from, "'");
+  check_option(vm["max-shard-bytes"].as<int64_t>() >= 1, "--max-shard-bytes", vm["max-shard-bytes"].as<int64_t>(),
+               "must be >= 1");
   if (from == "hf") convert_hf_to_checkpoint(in, out, overrides);
   else convert_checkpoint_to_hf(in, out, overrides, vm["max-shard-bytes"].as<int64_t>());
   std::printf("convert: %s (%s) -> %s\n", in.c_str(), from.c_str(), out.c_str());

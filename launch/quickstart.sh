@@ -10,6 +10,8 @@ bash .ci/install-deps.sh bible-kjv
 cmake --preset release >/dev/null
 cmake --build --preset release --target skein
 SKEIN=./build/release/launch/skein
+echo "quickstart: skein is $PWD/build/release/launch/skein; to call it as 'skein', install it onto your PATH:"
+echo "quickstart:   cmake --install build/release --prefix ~/.local   # then ~/.local/bin/skein (add ~/.local/bin to PATH)"
 mkdir -p data
 if [ ! -s data/kjv.txt ]; then
   echo "quickstart: dumping the King James Bible (bible-kjv) to data/kjv.txt"
@@ -20,5 +22,6 @@ fi
 if [ ! -s data/kjv.h5 ]; then
   "$SKEIN" prep --input data/kjv.txt --out data/kjv.h5 --train-tokenizer 4096
 fi
-rm -rf runs/hybrid-small
-"$SKEIN" train --config configs/hybrid-small.yaml "$@"
+# Each quick start is a fresh run of its own folder (a plain `skein train` refuses a folder
+# holding another run; --resume auto continues one, train.overwrite=true starts it over).
+"$SKEIN" train --config configs/hybrid-small.yaml --set train.overwrite=true "$@"

@@ -16,8 +16,12 @@
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
 #include "launch/checkpoint.h"
+#include "launch/memory_estimate.h"
 #include "launch/metrics.h"
 #include "launch/progress.h"
+#include "launch/rank_agreement.h"
+#include "launch/resume.h"
+#include "launch/run_dir.h"
 #include "layers/generate.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
@@ -108,30 +112,13 @@ void save(const Config& cfg, const ProcessGrid& grid, HybridLM& model, const Dis
   if (grid.world().rank() == 0) prune_checkpoints(checkpoint_root(cfg), cfg.checkpoint.keep);
 }
 
-// Loads a checkpoint saved under any grid (re-sharded to this one) into model, optimizer and
-// data cursor; returns its step.
-int64_t restore(const std::string& dir, const ProcessGrid& grid, HybridLM& model, DistributedOptimizer& opt,
-                BatchSource& data) {
-  std::map<std::string, Shape> shapes;
-  for (const auto& [name, t] : model.state_dict()) shapes[name] = t.shape();
-  CheckpointState st;
-  try {
-    st = load_parallel_checkpoint(dir, grid, model.tp_splits(), shapes);
-    model.load_state_dict(st.model);
-  } catch (const Error& e) {
-    throw Error(detail::concat("resume from ", dir, ": the checkpoint is from a different model: ", e.what()));
-  }
-  opt.load_state_dict(st.optimizer);
-  data.set_cursor({st.counters.at("data.epoch"), st.counters.at("data.position")});
-  return st.step;
-}
-
 void write_final(const RunSummary& r) {
   std::ofstream f(fs::path(r.run_dir) / "final.json.tmp");
   f.precision(17);
   f << "{\"step\": " << r.step << ", \"loss\": " << r.loss << ", \"val_loss\": " << r.val_loss
     << ", \"val_ppl\": " << r.val_ppl << ", \"tokens_per_s\": " << r.tokens_per_s << ", \"metric\": " << r.metric;
   if (!r.icl.empty()) f << ", \"icl_per_point\": " << icl_curves_json(r.icl);
+  if (!r.metric_name.empty()) f << ", \"" << r.metric_name << "\": " << r.metric;  // "metric" named by what it is
   f << "}\n";
   f.close();
   fs::rename(fs::path(r.run_dir) / "final.json.tmp", fs::path(r.run_dir) / "final.json");
@@ -187,6 +174,7 @@ void resolve_model_inputs(Config& cfg) {
 DataSources make_data(Config& cfg, int64_t dp_rank, int64_t dp_size) {
   DataSources d;
   const DataConfig& dc = cfg.data;
+  if (dc.source == "hdf5" && !dc.paths.empty()) return make_blended_data(cfg, dp_rank, dp_size);  // launch/data_blend.cpp
   if (dc.source == "hdf5") {
     TokenFile file = TokenFile::open(dc.path);
     if (cfg.model.vocab_size == 0) cfg.model.vocab_size = file.vocab_size();
@@ -267,6 +255,7 @@ RunSummary evaluate(HybridLM& model, BatchSource& src, const Config& cfg, int64_
   r.val_loss = loss / static_cast<double>(batches);
   r.val_ppl = cfg.data.source == "icl_regression" ? 0.0 : std::exp(r.val_loss);
   r.metric = mqar ? metric / static_cast<double>(batches) : cfg.data.source == "icl_regression" ? r.val_loss : 0.0;
+  r.metric_name = mqar ? "mqar_accuracy" : cfg.data.source == "icl_regression" ? "mse" : "";
   return r;
 }
 
@@ -276,6 +265,9 @@ RunSummary train(Config cfg, const std::string& resume) {
   std::unique_ptr<Communicator> world;
   if (mpi_on) world = MpiComm::world();
   else world = std::make_unique<SingleProcessComm>();
+  // Ranks that disagree on the config or resume point stop here with the key, not hang later.
+  check_ranks_agree(*world, config_to_yaml(cfg),
+                    resume == "auto" ? "auto -> " + latest_checkpoint(checkpoint_root(cfg)) : resume);
   const ParallelConfig& pc = cfg.parallel;
   ProcessGrid grid(*world, static_cast<int>(pc.dp), static_cast<int>(pc.sp), static_cast<int>(pc.tp));
   grid.check_seq_len(cfg.data.seq_len);
@@ -285,9 +277,18 @@ RunSummary train(Config cfg, const std::string& resume) {
   const Device device = setup_device(cfg, world->rank());
   DataSources data = make_data(cfg, grid.dp_rank(), grid.dp());
   validate_config(cfg);
+  if (cfg.optim.warmup > cfg.train.steps) {  // a short run of a long config: warm up over the whole run
+    if (rank0)
+      std::printf("note: optim.warmup (%lld) exceeds train.steps (%lld): the warm-up is clamped to %lld steps\n",
+                  static_cast<long long>(cfg.optim.warmup), static_cast<long long>(cfg.train.steps),
+                  static_cast<long long>(cfg.train.steps));
+    cfg.optim.warmup = cfg.train.steps;
+  }
   const std::string yaml = config_to_yaml(cfg);
-  if (rank0) {
-    fs::create_directories(cfg.train.run_dir);
+  if (rank0) {  // a fresh run never writes into another run's folder; both folders writable now
+    for (const std::string& note : claim_run_dir(cfg, checkpoint_root(cfg), !resume.empty())) std::printf("%s\n", note.c_str());
+    check_writable(cfg.train.run_dir, "train.run_dir");
+    check_writable(checkpoint_root(cfg), cfg.checkpoint.dir.empty() ? "train.run_dir (its checkpoints/)" : "checkpoint.dir");
     if (console_options().print_config) std::printf("# resolved config\n%s", yaml.c_str());
     std::ofstream(fs::path(cfg.train.run_dir) / "config.yaml") << yaml;
   }
@@ -296,14 +297,16 @@ RunSummary train(Config cfg, const std::string& resume) {
   model.to(device);  // parameters first: the optimizer's state is made where they live
   model.set_recompute(parse_recompute(cfg.train.recompute));
   model.fused_head = cfg.train.fused_head;
+  // Before optimizer state and activations exist: will one step fit? (names the biggest consumers;
+  // host memory: on a GPU the caching allocator's out-of-memory error names the request instead)
+  if (device == Device::cpu) check_step_memory(estimate_step_memory(cfg, model.num_parameters()), available_memory_bytes());
   std::unique_ptr<DistributedOptimizer> opt = make_optimizer(cfg, grid, model);
   const LrSchedule schedule = make_schedule(cfg);
-  int64_t step = 0;
-  const std::string ckpt = resume == "auto" ? latest_checkpoint(checkpoint_root(cfg)) : resume;
-  if (!ckpt.empty()) {
-    step = restore(ckpt, grid, model, *opt, *data.train);
-    if (rank0) std::printf("resumed from %s at step %lld\n", ckpt.c_str(), static_cast<long long>(step));
-  }
+  const Resumed resumed = resume_run(resume, checkpoint_root(cfg), cfg, grid, model, *opt, *data.train);
+  int64_t step = resumed.step;
+  for (const std::string& note : resumed.notes)
+    if (rank0) std::printf("%s\n", note.c_str());
+  if (rank0 && !resumed.dir.empty()) std::printf("resumed from %s at step %lld\n", resumed.dir.c_str(), static_cast<long long>(step));
   broadcast_parameters(dp, model.named_parameters());  // every replica starts from rank 0's
   LogConfig log_cfg = cfg.log;
   if (!rank0) log_cfg.jsonl = log_cfg.tensorboard = false;
@@ -387,6 +390,7 @@ RunSummary train(Config cfg, const std::string& resume) {
     if (rank0 && !e.icl.empty())  // the in-context learning curve beside the baselines
       std::ofstream(fs::path(cfg.train.run_dir) / "icl_curve.svg")
           << icl_curves_svg(e.icl, "in-context regression, dim " + std::to_string(cfg.data.icl_dim));
+    out.metric_name = e.metric_name;
     if (rank0)
       std::printf("final  %6lld | val loss %.4f | val ppl %.2f%s\n", static_cast<long long>(step), e.val_loss, e.val_ppl,
                   metric_text(cfg, grid, e).c_str());

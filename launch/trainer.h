@@ -17,6 +17,7 @@ struct RunSummary {
   double loss = 0, val_loss = 0, val_ppl = 0, tokens_per_s = 0;
   double metric = 0;        // mqar accuracy / regression MSE for synthetic tasks
   IclCurves icl;            // in-context regression: the per-point error curves (one process)
+  std::string metric_name;  // what `metric` is: "mqar_accuracy", "mse" ("" when there is none)
   std::string run_dir, checkpoint;
 };
 
@@ -33,6 +34,9 @@ DataSources make_data(Config& cfg, int64_t dp_rank = 0, int64_t dp_size = 1);
 // The part of make_data that shapes the model: model.input_dim for in-context regression
 // (a checkpoint's config is rebuilt with it before the model is).
 void resolve_model_inputs(Config& cfg);
+// make_data for a blend (data.paths non-empty): data/blend.h over the train splits, and over the
+// val splits when every file has one of at least data.seq_len + 1 tokens.
+DataSources make_blended_data(Config& cfg, int64_t dp_rank, int64_t dp_size);
 
 // Trains per cfg. resume: "" (fresh), "auto" (newest checkpoint of the run, if any) or a
 // checkpoint folder. Prints progress to stdout; returns the final numbers. Under mpirun

@@ -39,7 +39,7 @@ TEST(Config, EmptyFileAndEmptyPathGiveTheDefaults) {
 
 TEST(Config, NestedYamlSetsEveryType) {
   const Config c = parse_config(
-      "model: {d_model: 384, n_heads: 6, layer_pattern: LSM, layer_variants: [gla, '', delta],\n"
+      "model: {d_model: 384, n_heads: 6, n_layers: 6, layer_pattern: LSM, layer_variants: [gla, '', delta],\n"
       "        linear_scale: 0.125, tie_embeddings: true, seed: 18446744073709551615, dtype: f64}\n"
       "data:\n  seq_len: 4096\n  shuffle: off\n"
       "train:\n  sample_prompt: In the beginning\n  run_dir: runs/x\n"
@@ -59,7 +59,8 @@ TEST(Config, NestedYamlSetsEveryType) {
   EXPECT_EQ(c.train.run_dir, "runs/x");
   EXPECT_EQ(c.optim.lr, 1e-3);
   EXPECT_EQ(c.optim.min_lr, 0.0);  // an int where a float belongs is fine
-  EXPECT_EQ(c.model.n_layers, ModelConfig{}.n_layers);  // untouched keys keep their defaults
+  EXPECT_EQ(c.model.n_layers, 6);
+  EXPECT_EQ(c.model.mlp_hidden, ModelConfig{}.mlp_hidden);  // untouched keys keep their defaults
 }
 
 TEST(Config, VocabZeroMeansFromTheData) {
@@ -255,6 +256,7 @@ TEST(Config, EveryKeyOwnsItsField) {
       if constexpr (std::is_same_v<X, bool>) x = !x;
       else if constexpr (std::is_same_v<X, std::string>) x = x == "f32" ? "f64" : x + "_changed";
       else if constexpr (std::is_same_v<X, std::vector<std::string>>) x.push_back("gla");
+      else if constexpr (std::is_same_v<X, std::vector<DataPath>>) x.push_back({"a.h5", 0.5});
       else x += 7;
     }, v);
     Config c;

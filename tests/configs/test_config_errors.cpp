@@ -112,7 +112,7 @@ TEST(ConfigErrors, RulesAcrossKeys) {
   EXPECT_HAS(parse_error("model: {n_heads: 8, n_kv_heads: 16}"), "model.n_kv_heads: 16 does not divide");
   EXPECT_HAS(parse_error("model: {d_model: 120, n_heads: 8}"), "model.n_heads: head dim model.d_model / model.n_heads = 120 / 8 = 15 is odd");
   EXPECT_NO_THROW(parse_config("model: {d_model: 120, n_heads: 8, layer_pattern: L}", "ok.yaml"));
-  EXPECT_HAS(parse_error("model: {n_layers: 2, layer_variants: [gla, gla, gla]}"), "model.layer_variants: 3 entries but model.n_layers is 2");
+  EXPECT_HAS(parse_error("model: {n_layers: 2, layer_pattern: L, layer_variants: [gla, gla, gla]}"), "model.layer_variants: 3 entries but model.n_layers is 2");
   EXPECT_HAS(parse_error("model: {feature_map: hedgehog, layer_variants: [decay, gla]}"),
              "model.feature_map: 'hedgehog' works with the plain and decay variants only, but layer 1 is 'gla'");
   EXPECT_HAS(parse_error("model: {mom_memories: 4, mom_topk: 5}"), "model.mom_topk: 5 exceeds model.mom_memories (4)");
@@ -130,7 +130,13 @@ TEST(ConfigErrors, RulesAcrossKeys) {
   EXPECT_NO_THROW(parse_config("data: {path: '', source: icl_regression, seq_len: 64}", "ok.yaml"));
   EXPECT_HAS(parse_error("optim: {lr: 1e-4, min_lr: 1e-3}"), "optim.min_lr: 0.001 exceeds optim.lr (0.0001)");
   EXPECT_NO_THROW(parse_config("optim: {lr: 1e-4, min_lr: 1e-3, schedule: constant}", "ok.yaml"));
-  EXPECT_HAS(parse_error("train: {steps: 10}\noptim: {warmup: 20}"), "optim.warmup: 20 exceeds train.steps (10)");
+  // A warm-up longer than the run is no config error: the trainer clamps it with a note.
+  EXPECT_NO_THROW(parse_config("train: {steps: 10}\noptim: {warmup: 20}", "ok.yaml"));
+  // The layer pattern repeats evenly over the depth, or it is an error naming the rule.
+  EXPECT_HAS(parse_error("model: {n_layers: 4, layer_pattern: LLS}"),
+             "model.layer_pattern: 'LLS' (3 letters) does not repeat evenly over model.n_layers (4)");
+  EXPECT_HAS(parse_error("model: {n_layers: 2, layer_pattern: LLLS}"), "n_layers must be a multiple of the pattern's length");
+  EXPECT_NO_THROW(parse_config("model: {n_layers: 6, layer_pattern: LLS}", "ok.yaml"));
   EXPECT_HAS(parse_error("parallel: {tp: 3}"), "parallel.tp: 3 does not divide model.n_heads (8)");
   EXPECT_HAS(parse_error("parallel: {sp: 3}"), "parallel.sp: 3 does not divide data.seq_len (256)");
   // the source names the overrides when there are some

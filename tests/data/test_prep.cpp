@@ -162,6 +162,9 @@ TEST_F(PrepTest, ProgressLinesWhenNotATerminal) {
   EXPECT_NE(err.find("prep: 50%"), std::string::npos) << err;
   EXPECT_NE(err.find("prep: 100%"), std::string::npos) << err;
   EXPECT_NE(err.find("ETA"), std::string::npos) << err;
+  EXPECT_NE(err.find("10/10 docs"), std::string::npos) << err;
+  EXPECT_NE(err.find("docs/s"), std::string::npos) << err;
+  EXPECT_NE(err.find("MB/s"), std::string::npos) << err;
 }
 
 TEST_F(PrepTest, TrainedBpeIsSavedAndRoundTrips) {

@@ -70,7 +70,7 @@ TEST(SyntheticTasks, MqarGatedDeltaNetWithShortConvRecallsDecayDoesNot) {
 TEST(SyntheticTasks, IclFinalEvaluationHasThePerPointCurves) {
   TempDir dir("icl");
   Config c = load_config("", {"data.source=icl_regression", "model.vocab_size=0", "model.d_model=16",
-                              "model.n_layers=2", "model.n_heads=2", "model.mlp_hidden=32", "data.icl_dim=3",
+                              "model.n_layers=2", "model.layer_pattern=LS", "model.n_heads=2", "model.mlp_hidden=32", "data.icl_dim=3",
                               "data.icl_points=6", "data.seq_len=12", "data.batch_size=4", "train.steps=4",
                               "train.eval_batches=2", "optim.warmup=0", "train.sample_tokens=0", "train.threads=1",
                               "log.tensorboard=false", "data.icl_curriculum=true", "data.icl_curriculum_interval=1"});

@@ -168,7 +168,7 @@ TEST(Trainer, CheckpointFromAnotherModelIsRefused) {
 
 TEST(Trainer, SyntheticSources) {
   TempDir dir("synthetic");
-  Config m = load_config("", {"data.source=mqar", "model.vocab_size=64", "model.d_model=16", "model.n_layers=2",
+  Config m = load_config("", {"data.source=mqar", "model.vocab_size=64", "model.d_model=16", "model.n_layers=2", "model.layer_pattern=LS",
                               "model.n_heads=2", "model.mlp_hidden=32", "data.seq_len=32", "data.batch_size=4",
                               "data.mqar_num_kv_pairs=4", "train.steps=3", "train.eval_batches=1", "optim.warmup=0",
                               "train.sample_tokens=0", "train.threads=1", "log.tensorboard=false"});
