@@ -69,7 +69,12 @@ void deallocate(void* p, size_t nbytes) {
   size_t cls = size_class(nbytes);
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  c.free_lists[cls].push_back(p);
+  try {  // never throws (it runs in Storage's destructor): a block the cache cannot list goes back
+    c.free_lists[cls].push_back(p);
+  } catch (...) {
+    std::free(p);
+    c.st.bytes_reserved -= static_cast<int64_t>(cls);
+  }
   c.st.bytes_live -= static_cast<int64_t>(cls);
   c.st.live_blocks--;
   SKEIN_ASSERT(c.st.bytes_live >= 0 && c.st.live_blocks >= 0, "allocator counters went negative");
