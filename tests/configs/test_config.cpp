@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 // The repository root, found from this file's path (tests/configs/test_config.cpp).
 fs::path repo_root() {
-  const fs::path root = fs::path(__FILE__).parent_path().parent_path().parent_path();
+  const fs::path root = fs::path(SKEIN_SOURCE_DIR);
   EXPECT_TRUE(fs::exists(root / "configs" / "loader.h")) << root;
   return root;
 }

@@ -149,7 +149,7 @@ TEST(CheckpointVerify, NonFiniteWeightsAreRefusedOnSaveAndLoad) {
 // `skein convert --from hf` of a damaged safetensors file (a NaN weight) stops naming the tensor
 // instead of writing a checkpoint that trains or evaluates to nan.
 TEST(CheckpointVerify, ConvertRefusesNonFiniteWeights) {
-  const fs::path fixture = fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "tiny_llama";
+  const fs::path fixture = fs::path(SKEIN_SOURCE_DIR) / "tests" / "fixtures" / "tiny_llama";
   TempRoot root("convert");
   fs::create_directories(root.path + "/hf");
   fs::copy_file(fixture / "config.json", root.path + "/hf/config.json");

@@ -29,7 +29,7 @@ using nlohmann::json;
 namespace skein {
 namespace {
 
-const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
+const fs::path kRepo = fs::path(SKEIN_SOURCE_DIR);
 const fs::path kFixture = kRepo / "tests" / "fixtures" / "tiny_hybrid";
 
 std::string temp_dir(const std::string& name) {

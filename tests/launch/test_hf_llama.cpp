@@ -23,7 +23,7 @@ using nlohmann::json;
 namespace skein {
 namespace {
 
-const fs::path kFixture = fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "tiny_llama";
+const fs::path kFixture = fs::path(SKEIN_SOURCE_DIR) / "tests" / "fixtures" / "tiny_llama";
 
 std::string temp_dir(const std::string& name) {
   auto p = fs::temp_directory_path() / ("skein_test_hf_" + name + "_" + std::to_string(::getpid()));

@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 namespace skein {
 namespace {
 
-const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
+const fs::path kRepo = fs::path(SKEIN_SOURCE_DIR);
 
 std::string temp_path(const std::string& name) {
   auto p = fs::temp_directory_path() / ("skein_test_lm_items_" + name + "_" + std::to_string(::getpid()));

@@ -302,7 +302,7 @@ TEST(MetricsWriter, TensorBoardReadsTheEventFiles) {
   expect["lr"] = nlohmann::json::array();  // the START at step 6 drops lr at 6..10 too
   for (int s = 1; s <= 5; ++s) expect["lr"].push_back({s, static_cast<float>(1e-3 * s)});
   std::ofstream(fs::path(dir) / "expect.json") << expect.dump();
-  const std::string script = (fs::path(__FILE__).parent_path() / "tb_read.py").string();
+  const std::string script = (fs::path(SKEIN_SOURCE_DIR) / "tests" / "launch" / "tb_read.py").string();
   const std::string cmd = "python3 '" + script + "' '" + dir + "/tb' '" + dir + "/expect.json'";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   fs::remove_all(dir);
