@@ -22,6 +22,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <utility>
 #include <vector>
 #include "core/error.h"
@@ -256,6 +257,34 @@ void MetricsWriter::write(int64_t step, const std::map<std::string, double>& sca
 void MetricsWriter::flush() {
   if (impl_->jsonl.is_open()) impl_->jsonl.flush();
   if (impl_->events.is_open()) impl_->events.flush();
+}
+
+int64_t truncate_metrics_after(const std::string& run_dir, int64_t step) {
+  const fs::path path = fs::path(run_dir) / "metrics.jsonl";
+  std::ifstream in(path);
+  if (!in) return 0;
+  const fs::path tmp = fs::path(run_dir) / "metrics.jsonl.tmp";
+  std::ofstream out(tmp, std::ios::trunc);
+  SKEIN_CHECK(out.good(), "metrics: cannot write ", tmp.string());
+  int64_t dropped = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t at = line.find("\"step\": ");
+    int64_t s = -1;
+    if (at != std::string::npos) {
+      const char* b = line.data() + at + 8;
+      std::from_chars(b, line.data() + line.size(), s);
+    }
+    if (s > step) {
+      ++dropped;
+      continue;
+    }
+    out << line << "\n";
+  }
+  out.close();
+  SKEIN_CHECK(out.good(), "metrics: writing ", tmp.string(), " failed");
+  fs::rename(tmp, path);
+  return dropped;
 }
 
 }  // namespace skein

@@ -24,6 +24,12 @@ class MetricsWriter {
   Impl* impl_;
 };
 
+// A run resumed at `step` (possibly an older checkpoint than the newest: --resume auto's
+// fallback) continues its metrics: drops the lines of <run_dir>/metrics.jsonl whose step is
+// beyond `step`, so the steps it trains again appear once. Atomic (a temporary file renamed);
+// returns how many lines were dropped. A missing file is not an error.
+int64_t truncate_metrics_after(const std::string& run_dir, int64_t step);
+
 // TFRecord framing: u64 length, masked crc32c(length), data, masked crc32c(data).
 std::string tfrecord(const std::string& data);
 uint32_t crc32c(const void* data, size_t n);

@@ -306,7 +306,12 @@ RunSummary train(Config cfg, const std::string& resume) {
   int64_t step = resumed.step;
   for (const std::string& note : resumed.notes)
     if (rank0) std::printf("%s\n", note.c_str());
-  if (rank0 && !resumed.dir.empty()) std::printf("resumed from %s at step %lld\n", resumed.dir.c_str(), static_cast<long long>(step));
+  if (rank0 && !resumed.dir.empty()) {
+    std::printf("resumed from %s at step %lld\n", resumed.dir.c_str(), static_cast<long long>(step));
+    if (const int64_t n = truncate_metrics_after(cfg.train.run_dir, step))  // steps trained again appear once
+      std::printf("metrics: dropped %lld lines past step %lld from metrics.jsonl\n", static_cast<long long>(n),
+                  static_cast<long long>(step));
+  }
   broadcast_parameters(dp, model.named_parameters());  // every replica starts from rank 0's
   LogConfig log_cfg = cfg.log;
   if (!rank0) log_cfg.jsonl = log_cfg.tensorboard = false;

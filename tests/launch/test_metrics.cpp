@@ -264,6 +264,32 @@ TEST(MetricsWriter, ResumeAppendsJsonlAndStartsANewEventFile) {
   fs::remove_all(dir);
 }
 
+// A resume at an older checkpoint (--resume auto's fallback) trains steps 21.. again: their old
+// lines go, the earlier ones stay, byte for byte.
+TEST(MetricsWriter, ResumeAtAnOlderStepDropsTheLinesPastIt) {
+  const std::string dir = temp_root("truncate");
+  {
+    MetricsWriter w(dir, LogConfig{});
+    for (int64_t s = 10; s <= 40; s += 10) w.write(s, {{"loss", 1.0 / static_cast<double>(s)}});
+  }
+  std::vector<std::string> before;
+  {
+    std::ifstream in(fs::path(dir) / "metrics.jsonl");
+    for (std::string l; std::getline(in, l);) before.push_back(l);
+  }
+  ASSERT_EQ(before.size(), 4u);
+  EXPECT_EQ(truncate_metrics_after(dir, 20), 2);
+  std::vector<std::string> after;
+  {
+    std::ifstream in(fs::path(dir) / "metrics.jsonl");
+    for (std::string l; std::getline(in, l);) after.push_back(l);
+  }
+  EXPECT_EQ(after, std::vector<std::string>(before.begin(), before.begin() + 2));
+  EXPECT_EQ(truncate_metrics_after(dir, 20), 0);  // idempotent
+  EXPECT_EQ(truncate_metrics_after(dir + "/missing", 5), 0);
+  fs::remove_all(dir);
+}
+
 TEST(MetricsWriter, DisabledOutputsWriteNothing) {
   const std::string dir = temp_root("off");
   LogConfig off;
