@@ -17,15 +17,6 @@
 
 namespace skein::cpu {
 
-// Broadcast strides of `t` against `out_shape` (0 in broadcast dims), aligned right.
-inline Shape broadcast_strides(const Tensor& t, const Shape& out_shape) {
-  Shape st(out_shape.size(), 0);
-  size_t lead = out_shape.size() - t.shape().size();
-  for (size_t i = 0; i < t.shape().size(); ++i)
-    st[lead + i] = t.shape()[i] == 1 ? 0 : t.strides()[i];
-  return st;
-}
-
 constexpr int64_t kGrain = 32768;  // elements per task: below this, threading costs more than it saves
 // Runs longer than this are cut into pieces of exactly this many elements (the last one
 // shorter). Fixed, so which elements share a piece never depends on the thread count;

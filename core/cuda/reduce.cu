@@ -3,6 +3,7 @@
 // one block (per-thread double sums over a fixed stride, then a fixed shared-memory tree);
 // strided columns and scans by one thread each, in order.
 #include <cmath>
+#include "core/cuda/block_reduce.cuh"
 #include "core/cuda/cuda_kernels.h"
 #include "core/cuda/runtime.h"
 
@@ -10,31 +11,6 @@ namespace skein::cuda {
 namespace {
 
 constexpr int kRowThreads = 256;
-
-// Σ over the block of v (double), the same tree every time; the result in every thread.
-__device__ double block_sum(double v, double* sh) {
-  sh[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
-    __syncthreads();
-  }
-  const double r = sh[0];
-  __syncthreads();
-  return r;
-}
-
-__device__ double block_max(double v, double* sh) {
-  sh[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) sh[threadIdx.x] = fmax(sh[threadIdx.x], sh[threadIdx.x + w]);
-    __syncthreads();
-  }
-  const double r = sh[0];
-  __syncthreads();
-  return r;
-}
 
 template <typename T>
 __global__ void row_sum_kernel(const T* x, T* out, int64_t R) {
@@ -49,18 +25,9 @@ __global__ void row_sum_kernel(const T* x, T* out, int64_t R) {
 template <typename T>
 __global__ void row_logsumexp_kernel(const T* x, T* out, int64_t R) {
   __shared__ double sh[kRowThreads];
-  const T* p = x + blockIdx.x * R;
-  double m = -INFINITY;
-  for (int64_t i = threadIdx.x; i < R; i += blockDim.x) m = fmax(m, static_cast<double>(p[i]));
-  m = block_max(m, sh);
-  if (isinf(m)) {
-    if (threadIdx.x == 0) out[blockIdx.x] = static_cast<T>(m);
-    return;
-  }
-  double s = 0;
-  for (int64_t i = threadIdx.x; i < R; i += blockDim.x) s += exp(static_cast<double>(p[i]) - m);
-  s = block_sum(s, sh);
-  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<T>(log(s) + m);
+  double m, s;
+  row_max_sum_exp(x + blockIdx.x * R, R, sh, m, s);
+  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<T>(isinf(m) ? m : log(s) + m);
 }
 
 // One thread per (outer, inner) output, walking R in order.

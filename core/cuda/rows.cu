@@ -3,6 +3,7 @@
 // rope (one thread per rotated pair). Column sums (rms_norm's dgain) run one thread per column
 // over the rows in order, so every result repeats bit for bit.
 #include <cmath>
+#include "core/cuda/block_reduce.cuh"
 #include "core/cuda/cuda_kernels.h"
 #include "core/cuda/runtime.h"
 
@@ -11,29 +12,13 @@ namespace {
 
 constexpr int kRow = 256;
 
-__device__ double block_reduce(double v, double* sh, bool max) {
-  sh[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) sh[threadIdx.x] = max ? fmax(sh[threadIdx.x], sh[threadIdx.x + w]) : sh[threadIdx.x] + sh[threadIdx.x + w];
-    __syncthreads();
-  }
-  const double r = sh[0];
-  __syncthreads();
-  return r;
-}
-
 template <typename T>
 __global__ void softmax_fwd_kernel(const T* x, T* y, int64_t n, bool log_) {
   __shared__ double sh[kRow];
   const T* xr = x + blockIdx.x * n;
   T* yr = y + blockIdx.x * n;
-  double m = -INFINITY;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = fmax(m, static_cast<double>(xr[i]));
-  m = block_reduce(m, sh, true);
-  double s = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += exp(static_cast<double>(xr[i]) - m);
-  s = block_reduce(s, sh, false);
+  double m, s;
+  row_max_sum_exp(xr, n, sh, m, s);
   if (log_) {
     const double lse = log(s) + m;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = static_cast<T>(static_cast<double>(xr[i]) - lse);
@@ -51,23 +36,10 @@ __global__ void softmax_bwd_kernel(const T* g, const T* y, T* dx, int64_t n, boo
   double s = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
     s += log_ ? static_cast<double>(gr[i]) : static_cast<double>(gr[i]) * yr[i];
-  s = block_reduce(s, sh, false);
+  s = block_sum(s, sh);
   const T st = static_cast<T>(s);
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
     dr[i] = log_ ? gr[i] - static_cast<T>(exp(static_cast<double>(yr[i]))) * st : yr[i] * (gr[i] - st);
-}
-
-template <typename T>
-__global__ void lse_kernel(const T* x, T* lse, int64_t V) {
-  __shared__ double sh[kRow];
-  const T* xr = x + blockIdx.x * V;
-  double m = -INFINITY;
-  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) m = fmax(m, static_cast<double>(xr[i]));
-  m = block_reduce(m, sh, true);
-  double s = 0;
-  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) s += exp(static_cast<double>(xr[i]) - m);
-  s = block_reduce(s, sh, false);
-  if (threadIdx.x == 0) lse[blockIdx.x] = static_cast<T>(log(s) + m);
 }
 
 // One block: loss = Σ (lse - x[t]) / count over rows whose target counts; bad targets raise the flag.
@@ -83,8 +55,8 @@ __global__ void ce_loss_kernel(const T* x, const int64_t* t, const T* lse, T* lo
     total += static_cast<double>(lse[r]) - static_cast<double>(x[r * V + tr]);
     cnt += 1;
   }
-  total = block_reduce(total, sh, false);
-  cnt = block_reduce(cnt, sh, false);
+  total = block_sum(total, sh);
+  cnt = block_sum(cnt, sh);
   if (threadIdx.x == 0) {
     *count = static_cast<int64_t>(cnt);
     *loss = static_cast<T>(cnt > 0 ? total / cnt : 0.0);
@@ -113,7 +85,7 @@ __global__ void rms_fwd_kernel(const T* x, const T* gain, T* y, T* rstd, int64_t
   const T* xr = x + blockIdx.x * D;
   double ss = 0;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) ss += static_cast<double>(xr[i]) * xr[i];
-  ss = block_reduce(ss, sh, false);
+  ss = block_sum(ss, sh);
   const T rs = static_cast<T>(1.0 / sqrt(ss / static_cast<double>(D) + eps));
   if (threadIdx.x == 0) rstd[blockIdx.x] = rs;
   T* yr = y + blockIdx.x * D;
@@ -127,7 +99,7 @@ __global__ void rms_bwd_dx_kernel(const T* x, const T* gain, const T* rstd, cons
   const T rs = rstd[blockIdx.x];
   double dot = 0;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) dot += static_cast<double>(dyr[i] * gain[i]) * xr[i];
-  dot = block_reduce(dot, sh, false);
+  dot = block_sum(dot, sh);
   const T c = static_cast<T>(dot * rs / static_cast<double>(D));
   T* dxr = dx + blockIdx.x * D;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) dxr[i] = rs * (dyr[i] * gain[i] - xr[i] * rs * c);
@@ -163,7 +135,7 @@ __global__ void l2_fwd_kernel(const T* x, T* y, T* norm, int64_t D, double eps) 
   const T* xr = x + blockIdx.x * D;
   double ss = 0;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) ss += static_cast<double>(xr[i]) * xr[i];
-  ss = block_reduce(ss, sh, false);
+  ss = block_sum(ss, sh);
   const T n = static_cast<T>(sqrt(ss + eps));
   if (threadIdx.x == 0) norm[blockIdx.x] = n;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) y[blockIdx.x * D + i] = xr[i] / n;
@@ -175,7 +147,7 @@ __global__ void l2_bwd_kernel(const T* g, const T* y, const T* norm, T* dx, int6
   const T *gr = g + blockIdx.x * D, *yr = y + blockIdx.x * D;
   double dot = 0;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) dot += static_cast<double>(gr[i]) * yr[i];
-  dot = block_reduce(dot, sh, false);
+  dot = block_sum(dot, sh);
   const T n = norm[blockIdx.x];
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) dx[blockIdx.x * D + i] = (gr[i] - yr[i] * static_cast<T>(dot)) / n;
 }
@@ -205,8 +177,8 @@ void softmax_bwd(DType dt, const void* g, const void* y, void* dx, int64_t rows,
 
 void cross_entropy_fwd(DType dt, const void* x, const int64_t* t, void* lse, void* loss, int64_t* count,
                        int64_t N, int64_t V, int64_t ignore_index) {
+  reduce(ReduceOp::logsumexp, dt, x, lse, nullptr, N, V, 1);  // each row's log-sum-exp
   SKEIN_DISPATCH_FLOAT(dt, "cross_entropy", [&] {
-    if (N > 0) lse_kernel<scalar_t><<<grid(N), kRow, 0, stream()>>>(in<scalar_t>(x), out<scalar_t>(lse), V);
     ce_loss_kernel<scalar_t><<<1, kRow, 0, stream()>>>(in<scalar_t>(x), t, in<scalar_t>(lse), out<scalar_t>(loss),
                                                        count, N, V, ignore_index, error_flag());
   });

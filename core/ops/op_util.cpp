@@ -38,12 +38,12 @@ Shape broadcast_strides(const Tensor& t, const Shape& out_shape) {
 }
 
 namespace {
-kern::Operand operand(const Tensor& t, const Shape& shape, const Shape& st) {
+// t's pointer and dtype with `st`, its strides over the output's shape.
+kern::Operand operand(const Tensor& t, const Shape& st) {
   kern::Operand o;
   o.data = t.raw_data();
   o.dtype = t.dtype();
   std::copy(st.begin(), st.end(), o.strides);
-  (void)shape;
   return o;
 }
 }  // namespace
@@ -59,17 +59,16 @@ void launch_map(kern::MapOp op, const Tensor& out, std::initializer_list<Tensor>
     SKEIN_CHECK(t.device() == dev, name, ": tensors on different devices: ", device_name(dev), " ",
                 shape_str(shape), " and ", device_name(t.device()), " ", shape_str(t.shape()),
                 " (move them with to(device))");
-  // Collapse dims of size 1 away and fold the rest into at most kMaxDims.
   SKEIN_CHECK(static_cast<int>(shape.size()) <= kern::kMaxDims, name, ": ", shape.size(),
               " dims; at most ", kern::kMaxDims, " are supported");
   kern::MapArgs a;
   a.op = op;
   a.ndim = static_cast<int>(shape.size());
   std::copy(shape.begin(), shape.end(), a.shape);
-  a.out = operand(out, shape, out.strides());
+  a.out = operand(out, out.strides());
   int k = 0;
   for (const Tensor& t : ins) {
-    a.in[k] = operand(t, shape, broadcast_strides(t, shape));
+    a.in[k] = operand(t, broadcast_strides(t, shape));
     ++k;
   }
   a.s0 = s0;

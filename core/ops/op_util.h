@@ -29,7 +29,6 @@ void launch_map(kern::MapOp op, const Tensor& out, std::initializer_list<Tensor>
 // the CPU kernel on host copies: to(Device) is differentiable, so forward and backward stay exact;
 // it costs two host round trips per call and synchronises the GPU.
 inline Tensor on_host(const Tensor& t) { return t.defined() ? t.to(Device::cpu) : t; }
-inline Tensor on_device(const Tensor& t, Device d) { return t.defined() ? t.to(d) : t; }
 
 // A contiguous version of t with no history (the input of a kernel that wants [rows, n]).
 inline Tensor contiguous_data(const Tensor& t) { return t.detach().contiguous(); }
