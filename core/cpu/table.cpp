@@ -32,28 +32,9 @@ const KernelTable& cpu_kernels() {
   static const KernelTable t = [] {
     KernelTable k;
     k.device = Device::cpu;
-    k.map = cpu::map;
-    k.reduce = cpu::reduce;
-    k.put_along = cpu::put_along;
-    k.cumsum = cpu::cumsum;
-    k.gemm = cpu::gemm_batched;
-    k.softmax_fwd = cpu::softmax_fwd;
-    k.softmax_bwd = cpu::softmax_bwd;
-    k.cross_entropy_fwd = cpu::cross_entropy_fwd;
-    k.cross_entropy_bwd = cpu::cross_entropy_bwd;
-    k.rms_norm_fwd = cpu::rms_norm_fwd;
-    k.rms_norm_bwd_workspace = cpu::rms_norm_bwd_workspace;
-    k.rms_norm_bwd = cpu::rms_norm_bwd;
-    k.rope = cpu::rope;
-    k.l2_normalize_fwd = cpu::l2_normalize_fwd;
-    k.l2_normalize_bwd = cpu::l2_normalize_bwd;
-    k.gather_rows = cpu::gather_rows;
-    k.scatter_rows_workspace = cpu::scatter_rows_workspace;
-    k.scatter_rows = cpu::scatter_rows;
-    k.philox_uniform = cpu::philox_uniform;
-    k.philox_normal = cpu::philox_normal;
-    k.adamw = cpu::adamw;
-    k.sum_squares = cpu::sum_squares;
+#define SKEIN_SET_KERNEL(member, impl) k.member = cpu::impl;
+    SKEIN_KERNEL_ENTRIES(SKEIN_SET_KERNEL)
+#undef SKEIN_SET_KERNEL
     return k;
   }();
   return t;

@@ -16,6 +16,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include "core/dtype.h"
 
 namespace skein::kern {
@@ -144,6 +145,30 @@ struct KernelTable {
   // Σ x² of a contiguous [n] buffer, in double, into out (one f64 element on the device).
   void (*sum_squares)(DType dt, const void* x, double* out, int64_t n) = nullptr;
 };
+
+// Every entry of KernelTable as X(member, implementation): core/cpu/cpu_kernels.h and
+// core/cuda/cuda_kernels.h declare the implementations from it (with the member's signature),
+// core/cpu/table.cpp and core/cuda/table.cu fill their tables from it, and the coverage test
+// checks every entry is set. A new entry goes here and in KernelTable, nowhere else.
+#define SKEIN_KERNEL_ENTRIES(X)                                                                  \
+  X(map, map) X(reduce, reduce) X(put_along, put_along) X(cumsum, cumsum) X(gemm, gemm_batched) \
+  X(softmax_fwd, softmax_fwd) X(softmax_bwd, softmax_bwd) X(cross_entropy_fwd, cross_entropy_fwd) \
+  X(cross_entropy_bwd, cross_entropy_bwd) X(rms_norm_fwd, rms_norm_fwd)                          \
+  X(rms_norm_bwd_workspace, rms_norm_bwd_workspace) X(rms_norm_bwd, rms_norm_bwd) X(rope, rope)  \
+  X(l2_normalize_fwd, l2_normalize_fwd) X(l2_normalize_bwd, l2_normalize_bwd)                    \
+  X(gather_rows, gather_rows) X(scatter_rows_workspace, scatter_rows_workspace)                  \
+  X(scatter_rows, scatter_rows) X(philox_uniform, philox_uniform) X(philox_normal, philox_normal) \
+  X(adamw, adamw) X(sum_squares, sum_squares)
+
+// Every KernelTable member is in the list (the table is its device plus one pointer per entry).
+#define SKEIN_COUNT_KERNEL(member, impl) +1
+static_assert(sizeof(KernelTable) == sizeof(void*) * (1 SKEIN_KERNEL_ENTRIES(SKEIN_COUNT_KERNEL)),
+              "a KernelTable member is missing from SKEIN_KERNEL_ENTRIES");
+#undef SKEIN_COUNT_KERNEL
+
+// Declares `impl` as a function with the signature of KernelTable::member.
+#define SKEIN_DECLARE_KERNEL(member, impl) \
+  std::remove_pointer_t<decltype(::skein::kern::KernelTable::member)> impl;
 
 // The table of a device; throws skein::Error naming the device when it has none (a build without
 // CUDA, or no GPU visible).

@@ -88,28 +88,16 @@ TEST(CudaCoverage, TheCudaKernelTableIsComplete) {
   if (!cuda_available()) GTEST_SKIP() << "no GPU visible";
   const kern::KernelTable& k = kern::kernels(Device::cuda);
   EXPECT_EQ(k.device, Device::cuda);
-  const void* entries[] = {
-      reinterpret_cast<const void*>(k.map), reinterpret_cast<const void*>(k.reduce),
-      reinterpret_cast<const void*>(k.put_along), reinterpret_cast<const void*>(k.cumsum),
-      reinterpret_cast<const void*>(k.gemm), reinterpret_cast<const void*>(k.softmax_fwd),
-      reinterpret_cast<const void*>(k.softmax_bwd), reinterpret_cast<const void*>(k.cross_entropy_fwd),
-      reinterpret_cast<const void*>(k.cross_entropy_bwd), reinterpret_cast<const void*>(k.rms_norm_fwd),
-      reinterpret_cast<const void*>(k.rms_norm_bwd_workspace), reinterpret_cast<const void*>(k.rms_norm_bwd),
-      reinterpret_cast<const void*>(k.rope), reinterpret_cast<const void*>(k.l2_normalize_fwd),
-      reinterpret_cast<const void*>(k.l2_normalize_bwd), reinterpret_cast<const void*>(k.gather_rows),
-      reinterpret_cast<const void*>(k.scatter_rows_workspace), reinterpret_cast<const void*>(k.scatter_rows),
-      reinterpret_cast<const void*>(k.philox_uniform), reinterpret_cast<const void*>(k.philox_normal),
-      reinterpret_cast<const void*>(k.adamw), reinterpret_cast<const void*>(k.sum_squares)};
-  for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); ++i) EXPECT_NE(entries[i], nullptr) << "entry " << i;
+#define SKEIN_EXPECT_SET(member, impl) EXPECT_NE(k.member, nullptr) << #member;
+  SKEIN_KERNEL_ENTRIES(SKEIN_EXPECT_SET)
+#undef SKEIN_EXPECT_SET
 }
 
 TEST(CudaCoverage, CpuTableIsComplete) {  // the same list, checked everywhere
   const kern::KernelTable& k = kern::cpu_kernels();
-  EXPECT_TRUE(k.map && k.reduce && k.put_along && k.cumsum && k.gemm && k.softmax_fwd && k.softmax_bwd &&
-              k.cross_entropy_fwd && k.cross_entropy_bwd && k.rms_norm_fwd && k.rms_norm_bwd_workspace &&
-              k.rms_norm_bwd && k.rope && k.l2_normalize_fwd && k.l2_normalize_bwd && k.gather_rows &&
-              k.scatter_rows_workspace && k.scatter_rows && k.philox_uniform && k.philox_normal && k.adamw &&
-              k.sum_squares);
+#define SKEIN_EXPECT_SET(member, impl) EXPECT_NE(k.member, nullptr) << #member;
+  SKEIN_KERNEL_ENTRIES(SKEIN_EXPECT_SET)
+#undef SKEIN_EXPECT_SET
 }
 
 TEST(CudaCoverage, WithoutAGpuTheCudaDeviceIsAClearError) {
