@@ -21,24 +21,6 @@
 using namespace skein;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-// BENCHMARK.md: matmul FLOPs only, forward per token; a training step is 3 x forward.
-double flops_per_step(const ModelConfig& c, int64_t seq, int64_t batch) {
-  const double d = static_cast<double>(c.d_model), h = static_cast<double>(c.mlp_hidden);
-  const double hd = d / static_cast<double>(c.n_heads);
-  double per_tok = 0;
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    const char letter = c.layer_pattern[static_cast<size_t>(l) % c.layer_pattern.size()];
-    per_tok += 2 * (4 * d * d + 3 * d * h);
-    if (letter == 'S') per_tok += 4 * d * static_cast<double>(seq + 1) / 2;
-    else per_tok += 4 * d * static_cast<double>(c.chunk_size + 1) / 2 + 4 * d * hd;
-  }
-  per_tok += 2 * d * static_cast<double>(c.vocab_size);
-  return 3.0 * per_tok * static_cast<double>(seq * batch);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   std::string device_name = "cuda", size = "bench", json;
@@ -103,7 +85,7 @@ int main(int argc, char** argv) {
     if (times.empty()) times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
     std::sort(times.begin(), times.end());
     const double med = times[times.size() / 2];
-    const double tflops = flops_per_step(cfg, seq, batch) / med / 1e12;
+    const double tflops = 3 * model_flops_per_token(cfg, seq) * static_cast<double>(batch * seq) / med / 1e12;
     const double tok_s = static_cast<double>(batch * seq) / med;
     const double peak_mb = static_cast<double>(be.stats().bytes_peak) / 1048576.0;
     std::printf("skein %s size %s seq %lld batch %lld %s: median step %.3f s, %.0f tokens/s, %.2f TFLOP/s, "
