@@ -75,7 +75,8 @@ class RMSNorm : public Module {
 
 // y = W2( silu(x W1ᵀ) * (x W3ᵀ) ); w1, w3: [hidden, d], w2: [d, hidden]. Under tensor
 // parallelism w1 and w3 are column-parallel and w2 row-parallel over the same hidden indices
-// (hidden % tp_size == 0); x enters through par->tp_copy.
+// (hidden % tp_size == 0); x enters through par->tp_copy. The [..., hidden] product is not kept
+// for backward (swiglu_down, core/ops.h, forms it again from x W1ᵀ and x W3ᵀ).
 class SwiGLU : public Module {
  public:
   SwiGLU(int64_t d, int64_t hidden, Generator& gen, double init_std = 0.02, double out_std = 0.02,
