@@ -65,8 +65,19 @@ def softmax_attention(q, k, v, scale, window=0):
 
 def linear_attention(q, k, v, log_gate=None, scale=1.0):
     """S_t = diag(exp g_t) S_{t-1} + k_t^T v_t, o_t = scale q_t S_t (core/ops.h linear_attention).
-    q, k: [B, H, T, Dk], v: [B, H, T, Dv]; log_gate: None | [H] | [B, H, T, Dk]."""
+    q, k: [B, H, T, Dk], v: [B, H, T, Dv]; log_gate: None | [H] | [B, H, T, Dk].
+    Without a gate or with a fixed per-head decay λ_h this is o_t = scale Σ_{j<=t} λ_h^(t-j) (q_t.k_j) v_j,
+    computed in that parallel form (O(T^2), one matmul); data-dependent gates run step by step."""
     B, H, T, Dk = k.shape
+    if log_gate is None or log_gate.dim() == 1:
+        i = torch.arange(T).unsqueeze(1)
+        j = torch.arange(T).unsqueeze(0)
+        causal = (j <= i).to(torch.float64)
+        if log_gate is None:
+            decay = causal.reshape(1, 1, T, T)
+        else:  # λ^(t-j) = exp(log λ (t-j)), in f64
+            decay = torch.exp(log_gate.to(torch.float64).reshape(1, H, 1, 1) * (i - j).clamp(min=0)) * causal
+        return scale * (((q @ k.transpose(-1, -2)) * decay.to(q.dtype)) @ v)
     S = q.new_zeros(B, H, Dk, v.shape[-1])
     out = []
     for t in range(T):
