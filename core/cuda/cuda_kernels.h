@@ -7,6 +7,7 @@
 
 namespace skein::cuda {
 
+using kern::AttentionArgs;
 using kern::GemmArgs;
 using kern::MapArgs;
 using kern::ReduceOp;

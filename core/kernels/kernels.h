@@ -73,6 +73,18 @@ struct GemmArgs {
   int64_t batch = 1;
 };
 
+// Softmax attention over contiguous q: [B, H, Tq, D], k: [B, Hkv, Tk, D], v: [B, Hkv, Tk, Dv]
+// (query head h reads kv head h / (H / Hkv)). Query i sits at position off + i, key j at j; key j
+// is seen when (!causal || j <= off + i) && (window <= 0 || off + i - j < window). A query that
+// sees no key outputs 0 with log-sum-exp -inf and gets 0 gradient.
+struct AttentionArgs {
+  DType dtype = DType::f32;
+  int64_t B = 0, H = 0, Hkv = 0, Tq = 0, Tk = 0, D = 0, Dv = 0;
+  double scale = 1;
+  bool causal = true;
+  int64_t window = 0, off = 0;
+};
+
 struct KernelTable {
   Device device = Device::cpu;
 
@@ -144,6 +156,21 @@ struct KernelTable {
                 double b2, double eps, double step_size, double bc2_sqrt, double decay_mul) = nullptr;
   // Σ x² of a contiguous [n] buffer, in double, into out (one f64 element on the device).
   void (*sum_squares)(DType dt, const void* x, double* out, int64_t n) = nullptr;
+
+  // ---- softmax attention (flash-style: the Tq x Tk scores are never stored) ----
+  // out: [B, H, Tq, Dv], lse: [B, H, Tq] (log-sum-exp of each row's visible scaled scores).
+  void (*attention_fwd)(const AttentionArgs& a, const void* q, const void* k, const void* v,
+                        void* out, void* lse) = nullptr;
+  size_t (*attention_bwd_workspace)(const AttentionArgs& a) = nullptr;
+  // From the final out and lse and dout: [B, H, Tq, Dv]: dq [B, H, Tq, D] and, per QUERY head,
+  // dk [B, H, Tk, D] and dv [B, H, Tk, Dv] (the op sums a kv head's group); all fully written.
+  void (*attention_bwd)(const AttentionArgs& a, const void* q, const void* k, const void* v,
+                        const void* out, const void* lse, const void* dout, void* dq, void* dk,
+                        void* dv, void* workspace) = nullptr;
+  // (out, lse) <- the attention over the keys of both, row by row: lse' = log(e^lse + e^blse),
+  // out' = e^(lse - lse') out + e^(blse - lse') bout. out, bout: [rows, dv]; lse, blse: [rows].
+  void (*attention_merge)(DType dt, void* out, void* lse, const void* bout, const void* blse,
+                          int64_t rows, int64_t dv) = nullptr;
 };
 
 // Every entry of KernelTable as X(member, implementation): core/cpu/cpu_kernels.h and
@@ -158,7 +185,9 @@ struct KernelTable {
   X(l2_normalize_fwd, l2_normalize_fwd) X(l2_normalize_bwd, l2_normalize_bwd)                    \
   X(gather_rows, gather_rows) X(scatter_rows_workspace, scatter_rows_workspace)                  \
   X(scatter_rows, scatter_rows) X(philox_uniform, philox_uniform) X(philox_normal, philox_normal) \
-  X(adamw, adamw) X(sum_squares, sum_squares)
+  X(adamw, adamw) X(sum_squares, sum_squares) X(attention_fwd, attention_fwd)                    \
+  X(attention_bwd_workspace, attention_bwd_workspace) X(attention_bwd, attention_bwd)            \
+  X(attention_merge, attention_merge)
 
 // Every KernelTable member is in the list (the table is its device plus one pointer per entry).
 #define SKEIN_COUNT_KERNEL(member, impl) +1

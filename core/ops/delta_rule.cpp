@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 #include "core/ops.h"
+#include "core/ops/composed.h"
 #include "core/ops/op_util.h"
 #include "core/ops/delta_rule_impl.h"
 #include "core/threadpool.h"
@@ -83,11 +84,8 @@ LinearAttentionResult delta_rule(const Tensor& q, const Tensor& k, const Tensor&
                 ", ", name, " is ", dtype_name(t->dtype()));
   for (const Tensor* t : {&k, &v, &beta, &log_alpha, &initial_state})
     if (t->defined()) ops::common_device("delta_rule", {q, *t});
-  if (q.device() != Device::cpu) {  // host-staged until the CUDA kernel lands (op_util.h)
-    LinearAttentionResult r = delta_rule(ops::on_host(q), ops::on_host(k), ops::on_host(v), ops::on_host(beta),
-                                         ops::on_host(log_alpha), ops::on_host(initial_state), scale, chunk);
-    return {r.out.to(q.device()), r.final_state.to(q.device())};
-  }
+  if (q.device() != Device::cpu)  // composed of device ops until the fused CUDA kernel lands
+    return delta_rule_composed(q, k, v, beta, log_alpha, initial_state, scale, chunk);
 
   Saved sv;
   sv.q = q.detach().contiguous();

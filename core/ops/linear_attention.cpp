@@ -8,6 +8,7 @@
 #include <cstring>
 #include "core/cpu/gemm.h"
 #include "core/ops.h"
+#include "core/ops/composed.h"
 #include "core/ops/op_util.h"
 #include "core/ops/linear_attention_impl.h"
 #include "core/threadpool.h"
@@ -262,11 +263,8 @@ LinearAttentionResult linear_attention(const Tensor& q_in, const Tensor& k_in, c
                                        const Tensor& gate_in, const Tensor& s0_in, double scale,
                                        int64_t chunk) {
   check_inputs(q_in, k_in, v_in, gate_in, s0_in, chunk);
-  if (q_in.device() != Device::cpu) {  // host-staged until the CUDA kernel lands (op_util.h)
-    LinearAttentionResult r = linear_attention(ops::on_host(q_in), ops::on_host(k_in), ops::on_host(v_in),
-                                               ops::on_host(gate_in), ops::on_host(s0_in), scale, chunk);
-    return {r.out.to(q_in.device()), r.final_state.to(q_in.device())};
-  }
+  if (q_in.device() != Device::cpu)  // composed of device ops until the fused CUDA kernel lands
+    return linear_attention_composed(q_in, k_in, v_in, gate_in, s0_in, scale, chunk);
   const int64_t B = q_in.shape()[0], H = q_in.shape()[1], T = q_in.shape()[2];
   const int64_t BH = B * H, N = (T + chunk - 1) / chunk;
   la::Dims d;

@@ -24,12 +24,6 @@ Shape broadcast_strides(const Tensor& t, const Shape& out_shape);
 void launch_map(kern::MapOp op, const Tensor& out, std::initializer_list<Tensor> ins,
                 double s0 = 0, double s1 = 0);
 
-// The host copy of a tensor (undefined stays undefined). The CUDA path of the mixers that have no
-// CUDA kernel yet (softmax / linear attention, the delta rule: issue "fast fused CUDA mixers") runs
-// the CPU kernel on host copies: to(Device) is differentiable, so forward and backward stay exact;
-// it costs two host round trips per call and synchronises the GPU.
-inline Tensor on_host(const Tensor& t) { return t.defined() ? t.to(Device::cpu) : t; }
-
 // A contiguous version of t with no history (the input of a kernel that wants [rows, n]).
 inline Tensor contiguous_data(const Tensor& t) { return t.detach().contiguous(); }
 

@@ -17,6 +17,7 @@
 #include <vector>
 #include "core/cpu/loops.h"
 #include "core/ops.h"
+#include "core/ops/composed.h"
 #include "core/ops/op_util.h"
 #include "core/threadpool.h"
 
@@ -37,12 +38,25 @@ Tensor padded_input(const Tensor& x, const Tensor& prefix, int64_t K) {
 
 }  // namespace
 
+// The GPU path until a fused CUDA kernel lands (issue "fast fused CUDA mixers"): the same sum
+// composed of device ops — K shifted views of xx times a column of w — so autograd gives the
+// backward. x: [B, T, C], weight: [C, K], prefix: undefined | [B, K-1, C] -> [B, T, C].
+Tensor short_conv_composed(const Tensor& x, const Tensor& weight, const Tensor& prefix, bool silu_activation) {
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2), K = weight.size(1);
+  Tensor xx = x;
+  if (K > 1) xx = cat({prefix.defined() ? prefix : zeros({B, K - 1, C}, x.dtype(), x.device()), x}, 1);
+  Tensor z;
+  for (int64_t j = 0; j < K; ++j) {
+    Tensor term = mul(xx.narrow(1, j, T), weight.narrow(1, j, 1).reshape({C}));
+    z = j == 0 ? term : add(z, term);
+  }
+  return silu_activation ? silu(z) : z;
+}
+
 Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, bool silu_activation) {
   SKEIN_CHECK(x.defined() && weight.defined(), "short_conv: undefined input");
   if (prefix.defined()) ops::common_device("short_conv", {x, weight, prefix});
   else ops::common_device("short_conv", {x, weight});
-  if (x.device() != Device::cpu)  // host-staged until the CUDA kernel lands (op_util.h)
-    return short_conv(ops::on_host(x), ops::on_host(weight), ops::on_host(prefix), silu_activation).to(x.device());
   SKEIN_CHECK(x.dim() == 3 && weight.dim() == 2 && weight.size(0) == x.size(2) && weight.size(1) >= 1,
               "short_conv: x ", shape_str(x.shape()), " and weight ", shape_str(weight.shape()),
               " do not match ([B, T, C] and [C, K])");
@@ -54,6 +68,7 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
                     prefix.dtype() == x.dtype(),
                 "short_conv: prefix ", shape_str(prefix.shape()), " must be [B, K-1, C] = [", B, ", ", K - 1, ", ",
                 C, "] of x's dtype");
+  if (x.device() != Device::cpu) return short_conv_composed(x, weight, prefix, silu_activation);
   Tensor xx = padded_input(x, prefix, K);
   Tensor w = weight.detach().contiguous();
   Tensor z = Tensor::empty({B, T, C}, x.dtype());

@@ -196,13 +196,13 @@ TEST(CudaOps, ComposedOps) {
   }
 }
 
-// The mixers have no CUDA kernel yet: their CUDA path runs the CPU kernel on host copies (issue
-// "fast fused CUDA mixers"). They must still give the CPU's values and gradients.
-TEST(CudaOps, MixersHostStaged) {
+// The linear mixers have no fused CUDA kernel yet (issue "fast fused CUDA mixers"): linear
+// attention and short_conv run as compositions of device ops (core/ops/composed.h), the delta
+// rule runs its CPU kernel on host copies. Softmax attention has its kernels:
+// test_cuda_attention.cpp. They must still give the CPU's values and gradients.
+TEST(CudaOps, MixersWithoutFusedKernels) {
   SKEIN_REQUIRE_GPU();
   for (DType dt : float_types()) {
-    compare("softmax_attention", [](const V& a) { return softmax_attention(a[0], a[1], a[2], 0.3, true, 5); },
-            {plain({1, 4, 13, 8}, 130, dt), plain({1, 2, 13, 8}, 131, dt), plain({1, 2, 13, 6}, 132, dt)});
     compare("linear_attention", [](const V& a) {
       LinearAttentionResult r = linear_attention(a[0], a[1], a[2], neg(softplus(a[3])), Tensor(), 0.5, 4);
       return add(sum(r.out, {3}), sum(r.final_state, {2, 3}).reshape({1, 2, 1}));
@@ -215,10 +215,6 @@ TEST(CudaOps, MixersHostStaged) {
             {plain({2, 7, 5}, 145, dt), plain({5, 4}, 146, dt), plain({2, 3, 5}, 147, dt)});
     compare("short_conv_tail", [](const V& a) { return short_conv_tail(a[0], a[1], 3); },
             {plain({2, 2, 5}, 148, dt), plain({2, 3, 5}, 149, dt)});
-    Tensor q = randn({1, 2, 6, 4}, 142, dt), k = randn({1, 2, 5, 4}, 143, dt), v = randn({1, 2, 5, 4}, 144, dt);
-    AttentionBlockResult c = attention_block_forward(q, k, v, 0.5, true, 0, 4, 0);
-    AttentionBlockResult g = attention_block_forward(q.to(Device::cuda), k.to(Device::cuda), v.to(Device::cuda), 0.5, true, 0, 4, 0);
-    EXPECT_LE(rel_l2(c.out, g.out), tolerance(dt));
   }
 }
 
