@@ -12,14 +12,20 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 bash .ci/install-deps.sh xz-utils >/dev/null
 cmake --preset cuda-release >/dev/null
-cmake --build --preset cuda-release --target test_cuda test_core skein bench_gpu
+cmake --build --preset cuda-release --target test_cuda test_core skein bench_gpu bench_gpu_mixers
 B=build/cuda-release
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/bundle/bin" "$STAGE/bundle/lib" "$STAGE/bundle/scripts"
-BINS=("$B/tests/test_cuda" "$B/tests/test_core" "$B/launch/skein" "$B/tests/bench/bench_gpu")
+BINS=("$B/tests/test_cuda" "$B/tests/test_core" "$B/launch/skein" "$B/tests/bench/bench_gpu" "$B/tests/bench/bench_gpu_mixers")
 cp "${BINS[@]}" "$STAGE/bundle/bin/"
-cp tests/gpu/run.sh tests/bench/torch_peer.py "$STAGE/bundle/scripts/"
+cp tests/gpu/run.sh tests/bench/torch_peer.py tests/bench/fla_peer.py "$STAGE/bundle/scripts/"
+# The mixer peer: flash-linear-attention's kernels (fla-core, pure Python + Triton) and einops, as
+# wheels for the GPU machine's Python 3.12 (it has torch and triton, no package registry).
+mkdir -p "$STAGE/bundle/wheels"
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux2014_x86_64 --platform any -d "$STAGE/bundle/wheels" fla-core==0.6.0 einops ||
+  echo "pack: could not download the fla-core / einops wheels (no PyPI?): the mixer peer will be skipped" >&2
 # The shared-library closure, minus what every Linux has (glibc, the loader) and what the GPU
 # machine brings in its own, matching version (the CUDA runtime and libraries, the driver).
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libgcc_s|libcuda\.so|libcudart|libcublas|libcublasLt|libnccl|libnvidia)'

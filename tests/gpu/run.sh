@@ -57,6 +57,12 @@ bench skein_bench_f32 60 "$BUN/bin/bench_gpu" --device cuda --size bench --seq 2
 bench skein_gpu_tf32 100 "$BUN/bin/bench_gpu" --device cuda --size gpu --seq 8192 --batch 4 --steps 2 --warmup 1 --tf32 1 --json "$OUT/skein_gpu_tf32.json" --max-seconds 80
 bench torch_bench_f32 60 $PY "$BUN/scripts/torch_peer.py" --device cuda --size bench --seq 2048 --batch 2 --steps 3 --warmup 1 --json "$OUT/torch_bench_f32.json"
 bench torch_gpu_tf32 90 $PY "$BUN/scripts/torch_peer.py" --device cuda --size gpu --seq 8192 --batch 4 --steps 3 --warmup 1 --tf32 --json "$OUT/torch_gpu_tf32.json"
+# Each mixer alone (issue "fast fused CUDA mixers"): skein vs flash-linear-attention and SDPA, f32.
+bench skein_mixers 70 "$BUN/bin/bench_gpu_mixers" --device cuda --batch 2 --seq 4096 --heads 16 --dim 128 --steps 5 --warmup 2 --json "$OUT/skein_mixers.jsonl" --max-seconds 60
+if ls "$BUN"/wheels/*.whl > /dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$W/site" "$BUN"/wheels/*.whl > "$OUT/fla_install.log" 2>&1
+fi
+PYTHONPATH="$W/site${PYTHONPATH:+:$PYTHONPATH}" bench fla_mixers 90 $PY "$BUN/scripts/fla_peer.py" --batch 2 --seq 4096 --heads 16 --dim 128 --steps 5 --warmup 2 --json "$OUT/fla_mixers.jsonl"
 
 log "summary"
 $PY - "$OUT" <<'PY' | tee -a "$OUT/summary.txt"
@@ -72,5 +78,18 @@ for name in ["skein_bench_f32", "torch_bench_f32", "skein_gpu_tf32", "torch_gpu_
     tf = r.get("tflops", r.get("gflops", 0) / 1e3)
     mem = r.get("peak_device_mb", r.get("peak_gpu_mb", 0))
     print(f"{name:<18} {r['tokens_per_s']:>10.0f} {tf:>8.2f} {r['median_step_s']:>8.3f} {mem:>9.0f}")
+rows = {}
+for name in ["skein_mixers", "fla_mixers"]:
+    p = os.path.join(out, name + ".jsonl")
+    for line in open(p) if os.path.exists(p) else []:
+        r = json.loads(line)
+        rows.setdefault((r["mixer"], r["pass"]), {})[r["impl"]] = r["ms"]
+if rows:
+    print(f"{'mixer (B2 T4096 H16 D128)':<28} {'skein ms':>9} {'peer ms':>9} {'peer':>6} {'skein/peer':>10}")
+    for (mixer, p), impls in sorted(rows.items()):
+        peer = next((k for k in impls if k != "skein"), None)
+        s_ms, p_ms = impls.get("skein"), impls.get(peer) if peer else None
+        ratio = f"{s_ms / p_ms:10.2f}" if s_ms and p_ms else f"{'-':>10}"
+        print(f"{mixer + ' ' + p:<28} {s_ms or 0:>9.3f} {p_ms or 0:>9.3f} {peer or '-':>6} {ratio}")
 PY
 rm -rf "$W"
