@@ -25,16 +25,22 @@ void backward_one(const T* q, const T* k, const T* v, const T* beta, const T* lo
                   const T* ckpt, const T* dout, const T* dfinal, T* dq, T* dk, T* dv, T* dbeta,
                   T* dlog_alpha, T* dinit, int64_t Tlen, int64_t Dk, int64_t Dv, int64_t C, T s) {
   const int64_t DD = Dk * Dv, N = (Tlen + C - 1) / C;
-  std::vector<T> states((C + 1) * DD), us(C * Dv), dS(DD, T(0)), dw(Dv), du(Dv), acc(Dk), zero(Dv, T(0));
+  // The recomputed states of one chunk ((C + 1) Dk Dv values: 1 MB at C = 64, D = 64) live
+  // in a per-thread buffer reused across calls: a fresh allocation this size is a fresh mmap,
+  // and its page faults cost more than a chunk's backward.
+  thread_local std::vector<T> states_buf;
+  if (states_buf.size() < static_cast<size_t>((C + 1) * DD)) states_buf.resize(static_cast<size_t>((C + 1) * DD));
+  T* states = states_buf.data();
+  std::vector<T> us(C * Dv), dS(DD, T(0)), dw(Dv), du(Dv), acc(Dk), zero(Dv, T(0));
   if (dfinal)
     for (int64_t i = 0; i < DD; ++i) dS[i] = dfinal[i];
   for (int64_t n = N - 1; n >= 0; --n) {
     const int64_t t0 = n * C, len = std::min(C, Tlen - t0);
     // recompute S_{t0-1} .. S_{t0+len-1} into states[0 .. len]
-    std::copy(ckpt + n * DD, ckpt + (n + 1) * DD, states.begin());
+    std::copy(ckpt + n * DD, ckpt + (n + 1) * DD, states);
     for (int64_t j = 0; j < len; ++j) {
       const int64_t t = t0 + j;
-      T* S = states.data() + (j + 1) * DD;
+      T* S = states + (j + 1) * DD;
       const T a = log_alpha ? std::exp(log_alpha[t]) : T(1);
       if constexpr (DV > 0)
         delta_rule_simd::step<T, DV>(S - DD, S, k + t * Dk, v + t * Dv, a, beta[t], us.data() + j * Dv, Dk);
@@ -43,16 +49,16 @@ void backward_one(const T* q, const T* k, const T* v, const T* beta, const T* lo
     }
     for (int64_t j = len - 1; j >= 0; --j) {
       const int64_t t = t0 + j;
-      const T* St = states.data() + (j + 1) * DD;
-      const T* Sp = states.data() + j * DD;  // S_{t-1}; S' = a Sp
+      const T* St = states + (j + 1) * DD;
+      const T* Sp = states + j * DD;  // S_{t-1}; S' = a Sp
       const T* qt = q + t * Dk;
       const T* kt = k + t * Dk;
       const T* u = us.data() + j * Dv;
       const T a = log_alpha ? std::exp(log_alpha[t]) : T(1), b = beta[t];
       if constexpr (DV > 0) {
-        delta_rule_simd::backward_token<T, DV>(St, Sp, qt, kt, u, dout ? dout + t * Dv : nullptr, a, b, s,
-                                               dS.data(), acc.data(), dq + t * Dk, dk + t * Dk, dv + t * Dv,
-                                               dbeta + t, dlog_alpha ? dlog_alpha + t : nullptr, Dk);
+        delta_rule_simd::backward_token<T, DV>(Sp, qt, kt, u, dout ? dout + t * Dv : nullptr, a, b, s, dS.data(),
+                                               dq + t * Dk, dk + t * Dk, dv + t * Dv, dbeta + t,
+                                               dlog_alpha ? dlog_alpha + t : nullptr, Dk);
         continue;
       }
       const T* dOt = dout ? dout + t * Dv : zero.data();  // do_t

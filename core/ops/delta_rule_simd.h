@@ -112,61 +112,64 @@ inline void step(const T* S_prev, T* S, const T* k, const T* v, T a, T b, T* u_o
     for (int c = 0; c < NV; ++c) store(o + c * L, acc[c]);
 }
 
-// The backward of one token (delta_rule_backward.cpp derives it): given the states S_t (St)
-// and S_{t-1} (Sp), u_t, do_t (null = zero) and dS = ∂L/∂S_t in place, writes dq_t, dk_t,
-// dv_t, dβ_t, dlog_a_t (when dla is given) and leaves ∂L/∂S_{t-1} in dS.
-// acc: [Dk] scratch.
+// The backward of one token (delta_rule_backward.cpp derives it): given S_{t-1} (Sp), u_t,
+// do_t (null = zero) and dS = ∂L/∂S_t in place, writes dq_t, dk_t, dv_t, dβ_t, dlog_a_t (when
+// dla is given) and leaves ∂L/∂S_{t-1} in dS. With S' = a S_{t-1} and S_t,i = S'_i + b k_i u,
+// the row products with S_t are taken through S_{t-1} so S_t is never read:
+//   g_i = dS_i + s q_i do;   dw = Σ_i k_i g_i;   du = b dw = dv;   dβ = dw · u
+//   dq_i = s (a S_{t-1},i · do + b k_i (u · do));   dk_i = b g_i · u − a S_{t-1},i · du
+//   g'_i = g_i − k_i du;   dlog_a = a Σ_i S_{t-1},i · g'_i;   dS_{t-1},i = a g'_i
 template <typename T, int DV>
-inline void backward_token(const T* St, const T* Sp, const T* q, const T* k, const T* u,
-                           const T* dout, T a, T b, T s, T* dS, T* acc, T* dq, T* dk, T* dv,
-                           T* dbeta, T* dla, int64_t Dk) {
+inline void backward_token(const T* Sp, const T* q, const T* k, const T* u, const T* dout, T a,
+                           T b, T s, T* dS, T* dq, T* dk, T* dv, T* dbeta, T* dla, int64_t Dk) {
   using V = typename Lanes<T>::V;
   constexpr int L = Lanes<T>::L, NV = DV / L;
   static_assert(DV % L == 0, "delta_rule_simd: width must be a multiple of the vector lanes");
   V uu[NV], dO[NV], dw[NV];
+  V udo_v = V{};
   for (int c = 0; c < NV; ++c) {
     uu[c] = load<T>(u + c * L);
     dO[c] = dout ? load<T>(dout + c * L) : V{};
     dw[c] = V{};
+    udo_v += uu[c] * dO[c];
   }
-  // pass 1, per row i: dS_i += s q_i do;  dq_i = s S_t,i · do;  dw += k_i dS_i;  acc_i = b dS_i · u
+  // pass 1, per row i: g_i = dS_i + s q_i do (into dS);  dw += k_i g_i
   for (int64_t i = 0; i < Dk; ++i) {
     T* dSi = dS + i * DV;
-    const T* Sti = St + i * DV;
     const T sq = s * q[i], ki = k[i];
-    V l1 = V{}, l2 = V{};
     for (int c = 0; c < NV; ++c) {
       const V g = load<T>(dSi + c * L) + sq * dO[c];
       store(dSi + c * L, g);
-      l1 += load<T>(Sti + c * L) * dO[c];
       dw[c] += ki * g;
-      l2 += g * uu[c];
     }
-    dq[i] = s * hsum<T>(l1);
-    acc[i] = b * hsum<T>(l2);
   }
-  V l0 = V{}, du[NV];
+  V l0 = V{}, du[NV], bu[NV], adu[NV];
   for (int c = 0; c < NV; ++c) {
     l0 += dw[c] * uu[c];
     du[c] = b * dw[c];
+    bu[c] = b * uu[c];
+    adu[c] = a * du[c];
     store(dv + c * L, du[c]);
   }
   *dbeta = hsum<T>(l0);
-  // pass 2, per row i: dk_i = acc_i - a S_{t-1},i · du;  dS'_i = dS_i - k_i du;
-  // dlog_a += a S_{t-1},i · dS'_i;  dS_i = a dS'_i
+  const T bdo = b * hsum<T>(udo_v);  // b (u · do)
+  // pass 2, per row i: dq_i, dk_i, dlog_a, and dS_i = a g'_i
   V lla = V{};
   for (int64_t i = 0; i < Dk; ++i) {
     T* dSi = dS + i * DV;
     const T* Spi = Sp + i * DV;
     const T ki = k[i];
-    V l1 = V{};
+    V lq = V{}, lk = V{};
     for (int c = 0; c < NV; ++c) {
-      const V sp = load<T>(Spi + c * L), g = load<T>(dSi + c * L) - ki * du[c];
-      l1 += sp * du[c];
-      lla += sp * g;
-      store(dSi + c * L, a * g);
+      const V sp = load<T>(Spi + c * L), g = load<T>(dSi + c * L);
+      lq += sp * dO[c];
+      lk += g * bu[c] - sp * adu[c];
+      const V g2 = g - ki * du[c];
+      lla += sp * g2;
+      store(dSi + c * L, a * g2);
     }
-    dk[i] = acc[i] - a * hsum<T>(l1);
+    dq[i] = s * (a * hsum<T>(lq) + ki * bdo);
+    dk[i] = hsum<T>(lk);
   }
   if (dla) *dla = a * hsum<T>(lla);
 }

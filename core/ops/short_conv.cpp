@@ -112,28 +112,50 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
       parallel_for(0, C, kChannelGrain, [&](int64_t lo, int64_t hi) {
         const int64_t n = hi - lo;
         std::vector<scalar_t> dz(static_cast<size_t>(n));
-        std::vector<double> acc(static_cast<size_t>(n * K), 0.0);  // dw[c, j] of this block, as [K, n]
+        // dw[c, j] of this block, as [K, n]: partial sums in scalar_t over kRowBlock rows (f32
+        // vectors), folded into double between blocks so long sums keep their accuracy.
+        constexpr int64_t kRowBlock = 64;
+        std::vector<scalar_t> part(static_cast<size_t>(n * K), scalar_t(0));
+        std::vector<double> acc(static_cast<size_t>(n * K), 0.0);
+        auto fold = [&] {
+          for (size_t i = 0; i < part.size(); ++i) {
+            acc[i] += static_cast<double>(part[i]);
+            part[i] = 0;
+          }
+        };
+        int64_t rows = 0;
         for (int64_t b = 0; b < B; ++b)
           for (int64_t t = 0; t < T; ++t) {
             const int64_t row = (b * T + t) * C;
-            for (int64_t c = lo; c < hi; ++c) {
-              scalar_t d = pg[row + c];
-              if (silu_activation) {  // silu'(z) = σ(z) (1 + z (1 - σ(z)))
-                const scalar_t zc = pz[row + c], s = sigmoid_of(zc);
-                d *= s * (scalar_t(1) + zc * (scalar_t(1) - s));
+            const scalar_t* __restrict gr = pg + row + lo;
+            const scalar_t* __restrict zr = pz + row + lo;
+            scalar_t* __restrict dzr = dz.data();
+            if (silu_activation) {  // silu'(z) = σ(z) (1 + z (1 - σ(z)))
+              for (int64_t c = 0; c < n; ++c) {
+                const scalar_t zc = zr[c], s = sigmoid_of(zc);
+                dzr[c] = gr[c] * (s * (scalar_t(1) + zc * (scalar_t(1) - s)));
               }
-              dz[c - lo] = d;
+            } else {
+              for (int64_t c = 0; c < n; ++c) dzr[c] = gr[c];
             }
             for (int64_t j = 0; j < K; ++j) {
               const int64_t at = (b * S + t + j) * C;
-              const scalar_t* wr = wt.data() + j * C;
-              double* ar = acc.data() + j * n;
-              for (int64_t c = lo; c < hi; ++c) {
-                pdx[at + c] += wr[c] * dz[c - lo];
-                ar[c - lo] += static_cast<double>(dz[c - lo]) * static_cast<double>(px[at + c]);
+              const scalar_t* __restrict wr = wt.data() + j * C + lo;
+              const scalar_t* __restrict xr = px + at + lo;
+              const scalar_t* __restrict dzr = dz.data();
+              scalar_t* __restrict dr = pdx + at + lo;
+              scalar_t* __restrict pr = part.data() + j * n;
+              for (int64_t c = 0; c < n; ++c) {
+                dr[c] += wr[c] * dzr[c];
+                pr[c] += dzr[c] * xr[c];
               }
             }
+            if (++rows == kRowBlock) {
+              fold();
+              rows = 0;
+            }
           }
+        fold();
         for (int64_t c = lo; c < hi; ++c)
           for (int64_t j = 0; j < K; ++j) pdw[c * K + j] = static_cast<scalar_t>(acc[j * n + (c - lo)]);
       });
