@@ -218,6 +218,9 @@ std::vector<ConfigKey> build_schema() {
       field("checkpoint.every", &C::checkpoint, &K::every, at_least(0), "steps between checkpoints (0: only at the end)"),
       field("checkpoint.keep", &C::checkpoint, &K::keep, at_least(1), "newest checkpoints kept"),
       field("checkpoint.dir", &C::checkpoint, &K::dir, any(), "checkpoint folder (\"\": <run_dir>/checkpoints)"),
+      field("checkpoint.dtype", &C::checkpoint, &K::dtype, one_of({"f32", "bf16"}),
+            "model weights stored as f32 (resume is bit-exact) or bf16 (half the size; resume starts from the rounded "
+            "weights); optimizer state stays f32"),
       // log
       field("log.jsonl", &C::log, &L::jsonl, any(), "write <run_dir>/metrics.jsonl"),
       field("log.tensorboard", &C::log, &L::tensorboard, any(), "write <run_dir>/tb/events.out.tfevents.*"),
