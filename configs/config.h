@@ -89,6 +89,10 @@ struct ParallelConfig {
   int64_t tp = 1;
   std::string softmax_sp = "ring";  // ring | lasp2h
   bool zero1 = false;
+  bool overlap = true;              // communication overlapped with compute (launch/parallel_options.h)
+  double bucket_mb = 25;            // data-parallel gradient bucket size, MiB
+  bool bench_skip_comm = false;     // benchmark only: skip gradient / LASP-2 communication
+  std::string backend = "auto";     // auto | mpi | nccl
 };
 
 struct CheckpointConfig {

@@ -214,6 +214,13 @@ std::vector<ConfigKey> build_schema() {
       field("parallel.softmax_sp", &C::parallel, &P::softmax_sp, one_of({"ring", "lasp2h"}),
             "sequence parallelism of S layers"),
       field("parallel.zero1", &C::parallel, &P::zero1, any(), "shard optimizer state across data-parallel ranks"),
+      field("parallel.overlap", &C::parallel, &P::overlap, any(),
+            "overlap gradient all-reduces with backward and LASP-2's state all-gather with the intra-chunk pass"),
+      field("parallel.bucket_mb", &C::parallel, &P::bucket_mb, positive(), "data-parallel gradient bucket size (MiB)"),
+      field("parallel.bench_skip_comm", &C::parallel, &P::bench_skip_comm, any(),
+            "benchmark only: skip the gradient all-reduce and LASP-2 all-gather (results are wrong)"),
+      field("parallel.backend", &C::parallel, &P::backend, one_of({"auto", "mpi", "nccl"}),
+            "communication backend (auto: NCCL for GPU tensors when every rank has its own GPU)"),
       // checkpoint
       field("checkpoint.every", &C::checkpoint, &K::every, at_least(0), "steps between checkpoints (0: only at the end)"),
       field("checkpoint.keep", &C::checkpoint, &K::keep, at_least(1), "newest checkpoints kept"),
