@@ -5,7 +5,9 @@
 // those ids and for random ids; decode(encode(x)) == x where HF round-trips. No Python needed.
 #include <gtest/gtest.h>
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include "core/error.h"
@@ -182,6 +184,83 @@ TEST(UnicodeText, RepairAndRegex) {
   EXPECT_EQ(unicode_normalize("e\xCC\x81", "NFC"), "\xC3\xA9");
   EXPECT_EQ(unicode_normalize("\xEF\xAC\x81", "NFKC"), "fi");
   EXPECT_EQ(unicode_lowercase("\xD0\x81" "Ab"), "\xD1\x91" "ab");
+}
+
+// Random strings over many scripts, whitespace, digits, contractions, combining marks and the
+// families' special tokens; code point ranges assigned before Unicode 14 (PCRE2 10.42's tables).
+std::string random_text(std::mt19937& rng) {
+  static const std::vector<std::pair<char32_t, char32_t>> ranges = {
+      {'a', 'z'}, {'A', 'Z'}, {'0', '9'}, {0x21, 0x2F}, {0xC0, 0x17F}, {0x300, 0x36F}, {0x391, 0x3C9},
+      {0x410, 0x44F}, {0x5D0, 0x5EA}, {0x627, 0x64A}, {0x660, 0x669}, {0x905, 0x939}, {0xB85, 0xBB9},
+      {0xE01, 0xE30}, {0x1100, 0x1112}, {0x2000, 0x200B}, {0x2160, 0x2188}, {0x3041, 0x3096},
+      {0x30A1, 0x30FA}, {0x4E00, 0x9FA5}, {0xAC00, 0xD7A3}, {0xFF10, 0xFF5A}, {0x1F300, 0x1F64F},
+      {0x1F900, 0x1F9FF}, {0x20000, 0x2A6D6}};
+  static const std::vector<std::string> bits = {" ", "  ", "   ", "\t", "\n", "\r\n", "\n\n", " \n ", "'s", "'S", "'ll",
+                                                "'T", "'Re", "'VE", "'d", "'M", "'", "12345678", "3.14", "\u00a0",
+                                                "\u3000", "\u0085", "\u200d", "<|endoftext|>", "<|eot_id|>",
+                                                "<|im_start|>", "</s>", "<s>", "\xE2\x96\x81"};
+  std::string s;
+  const int n = std::uniform_int_distribution<int>(0, 40)(rng);
+  for (int i = 0; i < n; ++i) {
+    if (rng() % 3 == 0) {
+      s += bits[rng() % bits.size()];
+      continue;
+    }
+    const auto [lo, hi] = ranges[rng() % ranges.size()];
+    const int len = 1 + static_cast<int>(rng() % 6);
+    for (int k = 0; k < len; ++k) {
+      const char32_t c = lo + static_cast<char32_t>(rng() % (hi - lo + 1));
+      if (c < 0x80) {
+        s += static_cast<char>(c);
+      } else if (c < 0x800) {
+        s += static_cast<char>(0xC0 | (c >> 6));
+        s += static_cast<char>(0x80 | (c & 0x3F));
+      } else if (c < 0x10000) {
+        s += static_cast<char>(0xE0 | (c >> 12));
+        s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        s += static_cast<char>(0x80 | (c & 0x3F));
+      } else {
+        s += static_cast<char>(0xF0 | (c >> 18));
+        s += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+        s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        s += static_cast<char>(0x80 | (c & 0x3F));
+      }
+    }
+  }
+  return s;
+}
+
+// The live comparison: 400 fresh random strings through Hugging Face `tokenizers` (Python) and
+// through skein, every family. Skipped where python3 cannot import tokenizers (as in CI).
+TEST(HfTokenizer, LiveComparisonOnRandomStrings) {
+  if (std::system("python3 -c 'import tokenizers' > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "python3 with tokenizers is not available";
+  std::mt19937 rng(std::random_device{}());
+  json req;
+  for (const char* f : kFamilies) req["files"][f] = (kDir / (std::string(f) + ".json")).string();
+  std::vector<std::string> texts;
+  for (int i = 0; i < 400; ++i) texts.push_back(random_text(rng));
+  req["texts"] = texts;
+  const fs::path dir = fs::temp_directory_path() / ("skein_hf_live_" + std::to_string(rng()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "req.json") << req.dump();
+  const std::string cmd = "python3 " + (fs::path(SKEIN_SOURCE_DIR) / "tests" / "data" / "hf_tokenizer_oracle.py").string() +
+                          " " + (dir / "req.json").string() + " " + (dir / "out.json").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const json out = json::parse(read(dir / "out.json"));
+  fs::remove_all(dir);
+  for (const char* f : kFamilies) {
+    auto tok = HfTokenizer::load((kDir / (std::string(f) + ".json")).string());
+    int bad = 0;
+    for (size_t i = 0; i < texts.size() && bad < 5; ++i) {
+      const std::vector<int64_t> ids = tok->encode(texts[i]);
+      const bool ok = ids == ids_of(out[f]["ids"][i]) && tok->encode_with_template(texts[i]) == ids_of(out[f]["ids_template"][i]) &&
+                      tok->decode(ids, false) == out[f]["decoded"][i].get<std::string>();
+      if (!ok) ++bad;
+      EXPECT_TRUE(ok) << f << ": " << json(texts[i]).dump() << "\n skein " << json(ids).dump() << "\n hf    "
+                      << out[f]["ids"][i].dump();
+    }
+  }
 }
 
 }  // namespace
