@@ -1,6 +1,7 @@
 // precision.cpp — the precision policy (see precision.h): mode, the GEMM dtype rule, and the
 // per-step bf16 weight cache.
 #include "core/precision.h"
+#include <chrono>
 #include <cstdlib>
 #include "core/cpu/gemm_bf16.h"
 
@@ -60,9 +61,12 @@ Tensor PrecisionPolicy::bf16_copy(const Tensor& x) {
     if (it != cache_.end()) return it->second;
   }
   lk.unlock();
+  const auto t0 = std::chrono::steady_clock::now();
   Tensor b = x.detach().to(DType::bf16);  // contiguous, round-to-nearest-even
-  if (!weight) return b;
+  const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
   lk.lock();
+  rounding_ns_ += ns;
+  if (!weight) return b;
   ++conversions_;
   return cache_.emplace(std::move(key), b).first->second;
 }

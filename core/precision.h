@@ -56,6 +56,7 @@ class PrecisionPolicy {
   void begin_step(const std::vector<Tensor>& weights);
   void end_step();
   int64_t cache_conversions() const { return conversions_; }  // weights rounded so far (tests)
+  int64_t rounding_ns() const { return rounding_ns_; }          // time spent rounding (benchmarks)
 
   // The step line's words: "f32", "bf16-mixed (GEMMs: onednn (amx_bf16))", ...
   std::string describe() const;
@@ -71,6 +72,7 @@ class PrecisionPolicy {
   std::set<const void*> weight_storages_;
   std::map<Key, Tensor> cache_;
   int64_t conversions_ = 0;
+  int64_t rounding_ns_ = 0;
 };
 
 // Sets the process policy for a scope and restores the previous one (tests, benchmarks).

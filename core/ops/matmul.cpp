@@ -31,6 +31,7 @@ BlasOperand as_blas(const Tensor& x) {
 // transposed, so the rounding pass reads rows): the policy rounds the stored matrix, or finds
 // it in its weight cache.
 BlasOperand bf16_operand(const BlasOperand& x) {
+  if (x.t.dtype() == DType::bf16) return x;  // rounded by the caller (gemm_operand)
   PrecisionPolicy& policy = PrecisionPolicy::current();
   if (!x.trans) {
     Tensor b = policy.bf16_copy(x.t);
@@ -55,19 +56,21 @@ int64_t batch_stride(const Tensor& x) {
 }
 
 // out[..., M, N] = a[..., M, K] · b[..., K, N] (b may be 2-D); no autograd. One batched GEMM of
-// the operands' device.
+// the operands' device. An operand already bf16 (gemm_operand) makes a bf16 GEMM with f32 out.
 Tensor matmul_forward(const Tensor& a, const Tensor& b) {
   const int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1], N = b.shape()[b.dim() - 1];
   Shape out_shape(a.shape().begin(), a.shape().end() - 2);
   out_shape.push_back(M);
   out_shape.push_back(N);
-  Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
+  const bool pre_rounded = a.dtype() == DType::bf16 || b.dtype() == DType::bf16;
+  const DType out_dtype = pre_rounded ? DType::f32 : a.dtype();
+  Tensor out = Tensor::empty(out_shape, out_dtype, a.device());
   const int64_t batch = shape_numel(Shape(a.shape().begin(), a.shape().end() - 2));
   if (out.numel() == 0) return out;
   if (K == 0) { fill_(out, 0.0); return out; }
   kern::GemmArgs g;
-  g.dtype = PrecisionPolicy::current().gemm_dtype(a.dtype(), a.device());  // bf16: operands only, C stays f32
-  const bool bf16 = g.dtype != a.dtype();
+  g.dtype = pre_rounded ? DType::bf16 : PrecisionPolicy::current().gemm_dtype(a.dtype(), a.device());
+  const bool bf16 = g.dtype == DType::bf16;  // bf16 operands; C stays f32
   g.K = K;
   g.N = N;
   g.C = out.raw_data();
@@ -99,6 +102,24 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
+namespace ops {
+
+Tensor gemm_operand(const Tensor& x) {
+  PrecisionPolicy& policy = PrecisionPolicy::current();
+  if (x.dim() < 2 || policy.gemm_dtype(x.dtype(), x.device()) != DType::bf16) return x;
+  return policy.bf16_copy(x);
+}
+
+Tensor matmul_data(const Tensor& a, const Tensor& b) {
+  SKEIN_CHECK(a.dim() >= 2 && b.dim() >= 2 && a.shape().back() == b.shape()[b.dim() - 2], "matmul_data: shapes ",
+              shape_str(a.shape()), " and ", shape_str(b.shape()), " do not match");
+  SKEIN_CHECK(a.device() == b.device(), "matmul_data: operands on ", device_name(a.device()), " and ",
+              device_name(b.device()));
+  return matmul_forward(a, b);
+}
+
+}  // namespace ops
+
 Tensor matmul(const Tensor& a, const Tensor& b) {
   ops::common_device("matmul", {a, b});
   SKEIN_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: need at least 2-D operands, got ",
@@ -117,8 +138,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (!any_requires_grad({a, b})) return out;
   bool need_a = a.requires_grad(), need_b = b.requires_grad();
   Tensor sa = a.detach(), sb = b.detach();
-  return record("matmul", out, {a, b}, [sa, sb, need_a, need_b](const Tensor& g) {
+  return record("matmul", out, {a, b}, [sa, sb, need_a, need_b](const Tensor& g_in) {
     Tensor ga, gb;
+    const Tensor g = need_a && need_b ? ops::gemm_operand(g_in) : g_in;  // rounded once for both GEMMs
     if (need_a) ga = matmul_forward(g, sb.transpose(-1, -2));           // dA = g · B^T
     if (need_b) {
       if (sb.dim() == 2 && sa.dim() > 2) {                               // dB = Σ_batch A^T · g
