@@ -29,9 +29,9 @@ std::string PrecisionPolicy::set(Precision p, Device device, bool allow_emulatio
   caching_ = false;
   active_ = Precision::f32;
   if (p == Precision::f32) return "";
-  if (device != Device::cpu) {
-    return detail::concat("note: train.precision bf16-mixed: no bf16 GEMM on ", device_name(device),
-                          " yet; the GEMMs run in f32");
+  if (device == Device::cuda) {  // cuBLAS bf16 tensor-core GEMMs (core/cuda/gemm.cu; UNVERIFIED on a GPU)
+    active_ = Precision::bf16_mixed;
+    return "";
   }
   const char* env = std::getenv("SKEIN_BF16_EMULATE");
   if (allow_emulation || (env && std::string(env) == "1") ||
@@ -90,6 +90,7 @@ void PrecisionPolicy::end_step() {
 std::string PrecisionPolicy::describe() const {
   if (requested_ == Precision::f32) return "f32";
   if (active_ == Precision::f32) return "bf16-mixed requested, GEMMs in f32 (no bf16 GEMM here)";
+  if (device_ == Device::cuda) return "bf16-mixed (GEMMs: cublas bf16, f32 accumulate)";
   return detail::concat("bf16-mixed (GEMMs: ", cpu::bf16_gemm_kernel_name(), ")");
 }
 

@@ -4,7 +4,8 @@
 // bf16-mixed, as this policy runs it:
 //  - GEMMs (matmul, hence Linear, the fused LM head's three GEMMs, SwiGLU's down projection and
 //    every backward GEMM) of f32 operands on a device with a bf16 GEMM read bf16 operands and
-//    accumulate and write f32 (kern::GemmArgs with dtype bf16; CPU: core/cpu/gemm_bf16.h).
+//    accumulate and write f32 (kern::GemmArgs with dtype bf16; CPU: core/cpu/gemm_bf16.h; CUDA:
+//    cublasGemmStridedBatchedEx on bf16 tensor cores, UNVERIFIED: no GPU has run it yet).
 //    Activations are rounded per call; weights (the tensors handed to begin_step) are rounded
 //    once per optimizer step into a cache shared by forward, recompute and backward.
 //  - Everything else stays f32: norms, softmax and its statistics, the mixers (linear-attention
