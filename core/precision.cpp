@@ -99,7 +99,7 @@ PrecisionScope::PrecisionScope(Precision p, Device device, bool allow_emulation)
   prev_ = pol.requested_;
   prev_device_ = pol.device_;
   prev_emulation_ = pol.emulation_;
-  pol.set(p, device, allow_emulation);
+  note_ = pol.set(p, device, allow_emulation);
 }
 
 PrecisionScope::~PrecisionScope() { PrecisionPolicy::current().set(prev_, prev_device_, prev_emulation_); }

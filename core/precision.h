@@ -76,11 +76,12 @@ class PrecisionPolicy {
   int64_t rounding_ns_ = 0;
 };
 
-// Sets the process policy for a scope and restores the previous one (tests, benchmarks).
+// Sets the process policy for a scope and restores the previous one (a training run, tests).
 class PrecisionScope {
  public:
   PrecisionScope(Precision p, Device device = Device::cpu, bool allow_emulation = false);
   ~PrecisionScope();
+  const std::string& note() const { return note_; }  // set()'s note
   PrecisionScope(const PrecisionScope&) = delete;
   PrecisionScope& operator=(const PrecisionScope&) = delete;
 
@@ -88,6 +89,7 @@ class PrecisionScope {
   Precision prev_;
   Device prev_device_;
   bool prev_emulation_;
+  std::string note_;
 };
 
 }  // namespace skein

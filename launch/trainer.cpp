@@ -298,9 +298,9 @@ RunSummary train(Config cfg, const std::string& resume) {
   model.to(device);  // parameters first: the optimizer's state is made where they live
   model.set_recompute(parse_recompute(cfg.train.recompute));
   model.fused_head = cfg.train.fused_head;
+  const PrecisionScope precision_scope(parse_precision(cfg.train.precision), device);  // restored on return
   PrecisionPolicy& precision = PrecisionPolicy::current();  // train.precision: which op runs in which dtype
-  const std::string precision_note = precision.set(parse_precision(cfg.train.precision), device);
-  if (rank0 && !precision_note.empty()) std::printf("%s\n", precision_note.c_str());
+  if (rank0 && !precision_scope.note().empty()) std::printf("%s\n", precision_scope.note().c_str());
   // Before optimizer state and activations exist: will one step fit? (names the biggest consumers;
   // host memory: on a GPU the caching allocator's out-of-memory error names the request instead)
   if (device == Device::cpu) check_step_memory(estimate_step_memory(cfg, model.num_parameters()), available_memory_bytes());

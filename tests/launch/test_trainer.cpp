@@ -12,6 +12,7 @@
 #include "data/prep.h"
 #include "launch/checkpoint.h"
 #include "launch/trainer.h"
+#include "core/precision.h"
 
 namespace fs = std::filesystem;
 
@@ -250,6 +251,26 @@ TEST(Trainer, Bf16CheckpointsStoreRoundedWeights) {
   c.train.steps = 6;
   EXPECT_NO_THROW(train(c, "auto"));
   EXPECT_EQ(logged_losses(dir.path / "run").size(), 6u);
+}
+
+}  // namespace
+}  // namespace skein
+
+namespace skein {
+namespace {
+
+// A bf16-mixed run leaves the process's policy as it found it (later work in the process is f32).
+TEST(Trainer, PrecisionIsRestoredAfterARun) {
+  ::setenv("SKEIN_BF16_EMULATE", "1", 1);
+  TempDir dir("bf16_restore");
+  Config c = tiny_config(make_corpus(dir.path), dir.path / "run");
+  c.train.steps = 2;
+  c.checkpoint.every = 0;
+  c.train.precision = "bf16-mixed";
+  train(c);
+  EXPECT_EQ(PrecisionPolicy::current().requested(), Precision::f32);
+  EXPECT_EQ(PrecisionPolicy::current().gemm_dtype(DType::f32, Device::cpu), DType::f32);
+  ::unsetenv("SKEIN_BF16_EMULATE");
 }
 
 }  // namespace
