@@ -68,6 +68,7 @@ struct TrainConfig {
   bool tf32 = false;             // cuda: f32 GEMMs through TF32 tensor cores
   std::string recompute = "none";  // none | mlp | full (activation recomputation, layers/model.h)
   bool fused_head = true;          // LM head + cross-entropy fused and chunked (no [N, V] logits)
+  std::string precision = "f32";   // f32 | bf16-mixed (core/precision.h)
 };
 
 struct OptimConfig {

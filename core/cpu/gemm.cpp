@@ -1,8 +1,10 @@
 // gemm.cpp — the BLAS wrapper and its naive oracle (see gemm.h).
 #include "core/cpu/gemm.h"
 #include "core/cpu/cpu_kernels.h"
+#include "core/cpu/gemm_bf16.h"
 #include <cblas.h>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <limits>
 #include <vector>
@@ -50,7 +52,29 @@ double sgemm_gflops(int64_t M, int64_t N, int64_t K, int runs) {
   return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) / t[t.size() / 2] / 1e9;
 }
 
+namespace {
+std::atomic<int64_t> g_gemm_ns{0};
+struct GemmTimer {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  ~GemmTimer() {
+    g_gemm_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  }
+};
+}  // namespace
+
+int64_t gemm_entry_ns() { return g_gemm_ns.load(); }
+
 void gemm_batched(const GemmArgs& a) {
+  GemmTimer timer;
+  if (a.dtype == DType::bf16) {  // bf16 operands, f32 C (core/cpu/gemm_bf16.h routes the kernel)
+    const auto* A = static_cast<const bf16*>(a.A);
+    const auto* B = static_cast<const bf16*>(a.B);
+    auto* C = static_cast<float*>(a.C);
+    for (int64_t i = 0; i < a.batch; ++i)
+      gemm_bf16(a.trans_a, a.trans_b, a.M, a.N, a.K, static_cast<float>(a.alpha), A + i * a.stride_a, a.lda,
+                B + i * a.stride_b, a.ldb, static_cast<float>(a.beta), C + i * a.stride_c, a.ldc);
+    return;
+  }
   SKEIN_DISPATCH_FLOAT(a.dtype, "gemm", [&] {
     const auto* A = static_cast<const scalar_t*>(a.A);
     const auto* B = static_cast<const scalar_t*>(a.B);

@@ -16,6 +16,11 @@ template <typename T>
 void gemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
+// Wall time spent in the kernel table's CPU gemm entry (the matmul op's GEMMs: projections,
+// MLP, LM head; not the GEMMs inside the fused mixers), in ns since the process started
+// (benchmarks read it before and after a step to split a step's time).
+int64_t gemm_entry_ns();
+
 // sgemm GFLOP/s through gemm() at [M, K]·[K, N] on this machine now: one warm-up call,
 // then the median of `runs` timed calls (the "% of sgemm peak" that logs and benchmarks
 // set their achieved GFLOP/s against, measured in the same process).

@@ -113,6 +113,12 @@ void gemm_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 void gemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A, int64_t lda,
                  const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   using namespace dnnl;
+  // Debian's oneDNN threads with OpenMP: the pool's thread count, set again when it changes.
+  static int omp_threads = 0;
+  if (omp_threads != num_threads()) {
+    omp_threads = num_threads();
+    if (auto omp = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"))) omp(omp_threads);
+  }
   static engine eng(engine::kind::cpu, 0);
   static stream strm(eng);
   const memory::desc a_md({M, K}, memory::data_type::bf16, ta ? memory::dims{1, lda} : memory::dims{lda, 1});

@@ -77,15 +77,16 @@ Tensor lm_head_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor
   for (int64_t r0 = 0; r0 < N; r0 += rows) {
     NoGradGuard no_grad;
     const int64_t n = std::min(rows, N - r0);
-    Tensor hc = hd.narrow(0, r0, n);
-    Tensor x = matmul(hc, wd.transpose(0, 1)).contiguous();  // [n, V]: this chunk's logits
+    const Tensor hc = ops::gemm_operand(hd.narrow(0, r0, n));  // bf16-mixed: rounded once, for logits and dW
+    Tensor x = ops::matmul_data(hc, wd.transpose(0, 1)).contiguous();  // [n, V]: this chunk's logits
     SKEIN_DISPATCH_FLOAT(x.dtype(), op, [&] {
       chunk_rows(x.data<scalar_t>(), n, V, pt + r0, ignore_index, grad, inv_count, row_loss.data() + r0);
     });
     if (!grad) continue;
     Tensor dh_c = dh.narrow(0, r0, n);
-    copy_(dh_c, matmul(x, wd));                // [n, V] x [V, D]
-    add_(dw, matmul(x.transpose(0, 1), hc));  // [V, n] x [n, D]
+    const Tensor xg = ops::gemm_operand(x);          // bf16-mixed: rounded once for both GEMMs
+    copy_(dh_c, ops::matmul_data(xg, wd));                // [n, V] x [V, D]
+    add_(dw, ops::matmul_data(xg.transpose(0, 1), hc));  // [V, n] x [n, D]
   }
   double total = 0;  // in row order, as cross_entropy sums
   for (int64_t r = 0; r < N; ++r)

@@ -25,6 +25,14 @@ Shape broadcast_strides(const Tensor& t, const Shape& out_shape);
 void launch_map(kern::MapOp op, const Tensor& out, std::initializer_list<Tensor> ins,
                 double s0 = 0, double s1 = 0);
 
+// out = a · b (matmul's shape rules: a [..., M, K], b [K, N] or [..., K, N]), no autograd,
+// through the precision policy (core/precision.h). a or b may already be bf16 (gemm_operand):
+// the product is f32 then. For ops that feed one operand to several GEMMs.
+Tensor matmul_data(const Tensor& a, const Tensor& b);
+// x as the policy's GEMMs read it: rounded to bf16 (contiguous) when GEMMs of x's dtype run in
+// bf16 on its device, else x itself. Round once, use in several matmul_data calls.
+Tensor gemm_operand(const Tensor& x);
+
 // A contiguous version of t with no history (the input of a kernel that wants [rows, n]).
 inline Tensor contiguous_data(const Tensor& t) { return t.detach().contiguous(); }
 

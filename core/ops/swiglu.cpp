@@ -67,8 +67,9 @@ Tensor swiglu_down(const Tensor& a, const Tensor& b, const Tensor& w2) {
     SKEIN_DISPATCH_FLOAT(ac.dtype(), "swiglu_down backward", [&] {
       glu_forward(ac.data<scalar_t>(), bc.data<scalar_t>(), zb.data<scalar_t>(), M * H);
     });
-    Tensor dw = matmul(dy2.transpose(0, 1), zb);  // [D, M] x [M, H]
-    Tensor da = matmul(dy2, w).contiguous();      // dz: [M, H], becomes da in place
+    const Tensor dyg = ops::gemm_operand(dy2);                 // bf16-mixed: rounded once for both GEMMs
+    Tensor dw = ops::matmul_data(dyg.transpose(0, 1), zb);    // [D, M] x [M, H]
+    Tensor da = ops::matmul_data(dyg, w).contiguous();        // dz: [M, H], becomes da in place
     SKEIN_DISPATCH_FLOAT(ac.dtype(), "swiglu_down backward", [&] {
       glu_backward(da.data<scalar_t>(), zb.data<scalar_t>(), ac.data<scalar_t>(), bc.data<scalar_t>(), M * H);
     });

@@ -26,8 +26,12 @@ same AdamW update), only fewer, larger GEMMs -- the efficient torch idiom.
 
 Usage:
   python3 tests/bench/torch_peer.py --seq 2048 --batch 2 --threads 2 \
-      --steps 7 --warmup 2 [--json out.json]
+      --steps 7 --warmup 2 [--autocast bf16] [--json out.json]
   python3 tests/bench/torch_peer.py --check     # proves the peer correct
+
+--autocast bf16 runs the forward under torch.autocast(bfloat16) (backward follows it): the
+matmuls on oneDNN's bf16 kernels, f32 master weights and AdamW -- the peer of skein's
+train.precision bf16-mixed (tests/bench/bf16_runs.sh runs both).
 
 Install torch with tests/bench/install_torch.sh; CI never runs this file.
 """
@@ -90,6 +94,9 @@ def parse_args(argv):
     p.add_argument("--size", choices=["bench", "gpu"], default="bench",
                    help="gpu: V 32000, d 1024, 16 heads, 12 layers LLLS, hidden 2816")
     p.add_argument("--tf32", action="store_true", help="cuda: allow TF32 matmuls")
+    p.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                   help="bf16: forward (and so backward) under torch.autocast(dtype=bfloat16); "
+                        "f32 master weights and AdamW, as skein's train.precision bf16-mixed")
     p.add_argument("--check", action="store_true",
                    help="verify the chunkwise L layer (and S layer) against "
                    "naive quadratic forms, then exit")
@@ -388,7 +395,8 @@ def bench():
             e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             e0.record()
         opt.zero_grad(set_to_none=True)
-        loss = model(tok[:, :-1], tok[:, 1:])
+        with torch.autocast(device_type=ARGS.device, dtype=torch.bfloat16, enabled=ARGS.autocast == "bf16"):
+            loss = model(tok[:, :-1], tok[:, 1:])
         loss.backward()
         opt.step()
         if cuda:
@@ -408,7 +416,7 @@ def bench():
     gflop = flops_per_step(T, B, d=D_MODEL, h=HIDDEN, vocab=VOCAB, pattern=PATTERN) / 1e9
     res = {
         "seq": T, "batch": B, "threads": ARGS.threads, "steps": ARGS.steps,
-        "device": ARGS.device, "size": ARGS.size, "tf32": ARGS.tf32,
+        "device": ARGS.device, "size": ARGS.size, "tf32": ARGS.tf32, "autocast": ARGS.autocast,
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 1048576.0 if cuda else 0.0,
         "median_step_s": med,
         "tokens_per_s": B * T / med,
@@ -421,7 +429,7 @@ def bench():
         "median_cpu_s": statistics.median(cpu),  # CPU seconds, all threads
         "load_avg_1min": os.getloadavg()[0],      # machine is shared: noise
     }
-    print(f"torch {res['torch_version']} peer: seq {T} batch {B} threads "
+    print(f"torch {res['torch_version']} peer{' bf16 autocast' if ARGS.autocast == 'bf16' else ''}: seq {T} batch {B} threads "
           f"{ARGS.threads}: median step {med:.3f} s, {res['tokens_per_s']:.0f} "
           f"tokens/s, {gflop:.1f} GFLOP/step, {res['gflops']:.1f} GFLOP/s, "
           f"peak RSS {res['peak_rss_mb']:.0f} MB (AdamW {impl})")

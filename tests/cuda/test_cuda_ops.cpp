@@ -2,6 +2,8 @@
 // random inputs (contiguous, broadcast, permuted and sliced), outputs and gradients, f64 and f32.
 // Skipped where no GPU is visible.
 #include "tests/cuda/cuda_compare.h"
+#include "core/precision.h"
+#include "core/rng.h"
 
 namespace skein::cudatest {
 namespace {
@@ -217,6 +219,34 @@ TEST(CudaOps, MixersWithoutFusedKernels) {
             {plain({2, 7, 5}, 145, dt), plain({5, 4}, 146, dt), plain({2, 3, 5}, 147, dt)});
     compare("short_conv_tail", [](const V& a) { return short_conv_tail(a[0], a[1], 3); },
             {plain({2, 2, 5}, 148, dt), plain({2, 3, 5}, 149, dt)});
+  }
+}
+
+}  // namespace
+}  // namespace skein::cudatest
+
+namespace skein::cudatest {
+namespace {
+
+// train.precision bf16-mixed on CUDA (cuBLAS bf16 GEMMs, f32 accumulation): the same rounded
+// operands as the CPU's bf16-mixed matmul, so the two agree to f32-accumulation accuracy,
+// values and gradients.
+TEST(CudaOps, Bf16MixedMatmulMatchesTheCpu) {
+  SKEIN_REQUIRE_GPU();
+  const Tensor a = randn({3, 33, 70}, 1), b = randn({21, 70}, 2);
+  auto run = [&](Device d) {
+    PrecisionScope mixed(Precision::bf16_mixed, d, /*allow_emulation=*/true);
+    Tensor x = a.to(d).detach().requires_grad_(), w = b.to(d).detach().requires_grad_();
+    Tensor y = matmul(x, w.transpose(0, 1));
+    sum(mul(y, y)).backward();
+    return std::vector<Tensor>{y.to(Device::cpu), x.grad().to(Device::cpu), w.grad().to(Device::cpu)};
+  };
+  const auto cpu = run(Device::cpu), gpu = run(Device::cuda);
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    const std::vector<double> c = cpu[i].to_vector(), g = gpu[i].to_vector();
+    double diff = 0, big = 0;
+    for (size_t j = 0; j < c.size(); ++j) diff = std::max(diff, std::fabs(c[j] - g[j])), big = std::max(big, std::fabs(c[j]));
+    EXPECT_LE(diff, 1e-4 * big) << "output " << i;
   }
 }
 
