@@ -167,6 +167,19 @@ Request MpiComm::do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp
   return Request(std::move(r));
 }
 
+Request MpiComm::do_reduce(const Tensor& in, const Tensor& out, int root, ReduceOp op, bool blocking) {
+  const int n = mpi_count(in.numel(), "reduce");
+  const MPI_Datatype ty = mpi_type(in.dtype());
+  if (blocking) {
+    check_mpi(MPI_Reduce(in.raw_data(), out.raw_data(), n, ty, mpi_op(op), root, comm_), "MPI_Reduce");
+    return Request();
+  }
+  auto r = std::make_unique<MpiRequest>("MPI_Ireduce");
+  r->keep = {in, out};
+  check_mpi(MPI_Ireduce(in.raw_data(), out.raw_data(), n, ty, mpi_op(op), root, comm_, &r->req), "MPI_Ireduce");
+  return Request(std::move(r));
+}
+
 Request MpiComm::do_broadcast(const Tensor& t, int root, bool blocking) {
   const int n = mpi_count(t.numel(), "broadcast");
   if (blocking) {

@@ -181,6 +181,14 @@ Request NcclComm::do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceO
   return finish({in, out}, blocking, "ncclReduceScatter");
 }
 
+Request NcclComm::do_reduce(const Tensor& in, const Tensor& out, int root, ReduceOp op, bool blocking) {
+  after_compute();
+  check_nccl(ncclReduce(in.raw_data(), out.raw_data(), count(in), nccl_type(in.dtype()), nccl_op(op), root,
+                        impl_->comm, impl_->stream),
+             "ncclReduce");
+  return finish({in, out}, blocking, "ncclReduce");
+}
+
 Request NcclComm::do_broadcast(const Tensor& t, int root, bool blocking) {
   after_compute();
   check_nccl(ncclBroadcast(t.raw_data(), t.raw_data(), count(t), nccl_type(t.dtype()), root, impl_->comm,
