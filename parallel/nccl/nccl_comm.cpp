@@ -122,6 +122,14 @@ NcclComm::NcclComm(MpiComm& mpi, int device) : impl_(std::make_unique<Impl>()) {
   check_nccl(ncclCommInitRank(&impl_->comm, impl_->size, id, impl_->rank), "ncclCommInitRank");
 }
 
+NcclComm::NcclComm(int device) : impl_(std::make_unique<Impl>()) {
+  impl_->device = device;
+  impl_->make_stream();
+  ncclUniqueId id;
+  check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+  check_nccl(ncclCommInitRank(&impl_->comm, 1, id, 0), "ncclCommInitRank");
+}
+
 NcclComm::NcclComm(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 NcclComm::~NcclComm() = default;
 

@@ -22,6 +22,8 @@ class NcclComm final : public Communicator {
   // Collective over `mpi`: selects CUDA device `device`, rank 0 makes the NCCL unique id,
   // MPI broadcasts it, and every rank joins with its MPI rank.
   NcclComm(MpiComm& mpi, int device);
+  // A world of one on CUDA device `device`, without MPI (the unique id made locally): tests.
+  explicit NcclComm(int device);
   ~NcclComm() override;
 
   int rank() const override;

@@ -35,7 +35,9 @@ TEST(Nccl, CollectivesOnDeviceTensors) {
   EXPECT_EQ(to_host(rs).at({2}), p);
   Tensor red = to_device(zeros({3}, DType::f32));
   c.ireduce_into(to_device(full({3}, r + 1.0, DType::f32)), red, p - 1).wait();  // ZeRO-1's overlapped reduce
-  if (r == p - 1) EXPECT_EQ(to_host(red).at({2}), p * (p + 1) / 2.0);
+  if (r == p - 1) {
+    EXPECT_EQ(to_host(red).at({2}), p * (p + 1) / 2.0);
+  }
   Tensor b = to_device(full({4}, r, DType::i64));
   c.broadcast(b, p - 1);
   EXPECT_EQ(to_host(b).at({0}), p - 1);
