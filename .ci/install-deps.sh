@@ -15,6 +15,7 @@ PKGS=(
   libdnnl-dev
   nlohmann-json3-dev
   zlib1g-dev libzstd-dev
+  libpcre2-dev libutf8proc-dev
   "$@"
 )
 missing=()

@@ -99,6 +99,7 @@ struct CheckpointConfig {
   int64_t every = 0;   // steps between checkpoints (0: only at the end)
   int64_t keep = 3;    // newest K kept
   std::string dir = "";  // default <run_dir>/checkpoints
+  std::string dtype = "f32";  // f32 | bf16: how model weights are stored (optimizer state stays f32)
 };
 
 struct LogConfig {

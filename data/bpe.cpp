@@ -59,54 +59,6 @@ std::shared_ptr<const BpeTables> build_tables(const BpeTokenizer& tok) {
   return t;
 }
 
-// Hugging Face's Word::merge_all over one piece, symbols given as ids (overwritten by the result).
-struct WordMerger {
-  struct Symbol {
-    int32_t id, prev, next;
-    bool alive;
-  };
-  struct Merge {
-    int32_t rank, pos, new_id;
-    bool operator<(const Merge& o) const {  // priority_queue pops the lowest rank, then pos
-      return rank != o.rank ? rank > o.rank : pos > o.pos;
-    }
-  };
-  std::vector<Symbol> sym;
-  std::vector<Merge> heap;
-
-  void run(const BpeTables& t, std::vector<int32_t>& ids) {
-    const int32_t n = static_cast<int32_t>(ids.size());
-    sym.resize(n);
-    heap.clear();
-    for (int32_t i = 0; i < n; ++i) sym[i] = {ids[i], i - 1, i + 1 < n ? i + 1 : -1, true};
-    const auto push = [&](int32_t pos, int32_t a, int32_t b) {
-      const auto it = t.merge_map.find(pair_key(a, b));
-      if (it == t.merge_map.end()) return;
-      heap.push_back({it->second.first, pos, it->second.second});
-      std::push_heap(heap.begin(), heap.end());
-    };
-    for (int32_t i = 0; i + 1 < n; ++i) push(i, ids[i], ids[i + 1]);
-    while (!heap.empty()) {
-      std::pop_heap(heap.begin(), heap.end());
-      const Merge top = heap.back();
-      heap.pop_back();
-      Symbol& cur = sym[top.pos];
-      if (!cur.alive || cur.next < 0) continue;
-      const int32_t right = cur.next;
-      const auto it = t.merge_map.find(pair_key(cur.id, sym[right].id));
-      if (it == t.merge_map.end() || it->second.second != top.new_id) continue;  // stale entry
-      cur.id = top.new_id;
-      cur.next = sym[right].next;
-      sym[right].alive = false;
-      if (cur.next >= 0) sym[cur.next].prev = top.pos;
-      if (cur.prev >= 0) push(cur.prev, sym[cur.prev].id, cur.id);
-      if (cur.next >= 0) push(top.pos, cur.id, sym[cur.next].id);
-    }
-    ids.clear();
-    for (int32_t i = 0; i >= 0 && i < n; i = sym[i].next) ids.push_back(sym[i].id);
-  }
-};
-
 // The ids of one pre-split piece, through the tables' shared cache for short pieces.
 std::vector<int32_t> encode_piece(const BpeTables& t, std::string_view piece, WordMerger& merger) {
   constexpr size_t kMaxShared = size_t{1} << 18, kMaxSharedLen = 64;
@@ -118,7 +70,7 @@ std::vector<int32_t> encode_piece(const BpeTables& t, std::string_view piece, Wo
   std::vector<int32_t> ids;
   ids.reserve(piece.size());
   for (char ch : piece) ids.push_back(t.byte_id[static_cast<uint8_t>(ch)]);
-  merger.run(t, ids);
+  merger.run(t.merge_map, ids);
   if (shared) {
     std::lock_guard<std::mutex> lock(t.word_mu);
     if (t.word_ids.size() < kMaxShared) t.word_ids.emplace(std::string(piece), ids);

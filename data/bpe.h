@@ -18,6 +18,7 @@ class BpeTokenizer final : public Tokenizer {
   int64_t eos_id() const override;
   std::string identity() const override;  // the tokenizer.json text
   std::string kind() const override { return "bpe"; }
+  bool cut_before_space_is_safe() const override { return true; }
 
   std::string to_json() const;                       // Hugging Face tokenizer.json
   static BpeTokenizer from_json(const std::string& json_text, const std::string& source);

@@ -205,7 +205,7 @@ std::vector<size_t> safe_cuts(std::string_view doc, size_t every) {
   return cuts;
 }
 
-// Tokenizes docs[i] into ids[i] (eos appended) on `threads` threads, each taking the next piece
+// Tokenizes docs[i] into ids[i] (template ids around, eos appended) on `threads` threads, each taking the next piece
 // of work in turn: a document, or with more than one thread, a ~1 MB piece of a long one
 // (cut by safe_cuts; the pieces' ids joined in order are the document's).
 void encode_all(const Tokenizer& tok, const std::vector<std::string>& docs, std::vector<std::vector<int64_t>>& ids,
@@ -214,7 +214,7 @@ void encode_all(const Tokenizer& tok, const std::vector<std::string>& docs, std:
     size_t doc, part;
     std::string_view text;
   };
-  const bool cuttable = threads > 1 && (tok.kind() == "bytes" || tok.kind() == "bpe");
+  const bool cuttable = threads > 1 && tok.cut_before_space_is_safe();
   std::vector<Unit> units;
   std::vector<std::vector<std::vector<int64_t>>> parts(docs.size());
   for (size_t d = 0; d < docs.size(); ++d) {
@@ -239,10 +239,15 @@ void encode_all(const Tokenizer& tok, const std::vector<std::string>& docs, std:
   work();
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);
+  // Each document: the template's prefix (e.g. Llama's BOS), its ids, the template's suffix, and
+  // the end-of-document id unless the suffix already ends with it.
+  const std::vector<int64_t> prefix = tok.prefix_ids(), suffix = tok.suffix_ids();
   ids.assign(docs.size(), {});
   for (size_t d = 0; d < docs.size(); ++d) {
+    ids[d] = prefix;
     for (auto& part : parts[d]) ids[d].insert(ids[d].end(), part.begin(), part.end());
-    ids[d].push_back(tok.eos_id());
+    ids[d].insert(ids[d].end(), suffix.begin(), suffix.end());
+    if (suffix.empty() || suffix.back() != tok.eos_id()) ids[d].push_back(tok.eos_id());
   }
 }
 

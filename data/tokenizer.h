@@ -20,7 +20,16 @@ class Tokenizer {
   // A stable description stored in token files and checked on load: "bytes" or the
   // tokenizer.json text for BPE.
   virtual std::string identity() const = 0;
-  virtual std::string kind() const = 0;  // "bytes" | "bpe"
+  virtual std::string kind() const = 0;  // "bytes" | "bpe" | "hf"
+  // The ids a tokenizer.json's post-processor template puts before / after one sequence (e.g.
+  // Llama's BOS); none for skein's own tokenizers.
+  virtual std::vector<int64_t> prefix_ids() const { return {}; }
+  virtual std::vector<int64_t> suffix_ids() const { return {}; }
+  // prefix_ids + encode(text) + suffix_ids: Hugging Face's encode(text, add_special_tokens=True).
+  std::vector<int64_t> encode_with_template(std::string_view text) const;
+  // True when encoding a text cut just before a space that follows a printable ASCII character
+  // (not a space) gives the same ids, joined, as encoding it whole (prep cuts long documents so).
+  virtual bool cut_before_space_is_safe() const { return false; }
 };
 
 // 256 byte tokens, then <|endoftext|> (id 256); vocab 257.
@@ -32,9 +41,12 @@ class ByteTokenizer final : public Tokenizer {
   int64_t eos_id() const override { return 256; }
   std::string identity() const override { return "bytes"; }
   std::string kind() const override { return "bytes"; }
+  bool cut_before_space_is_safe() const override { return true; }
 };
 
-// "bytes" -> ByteTokenizer; "bpe:<path to tokenizer.json>" -> BPE loaded from that file;
+// "bytes" -> ByteTokenizer; "bpe:<path to tokenizer.json>" -> skein's byte-level BPE loaded
+// from that file; "hf:<path to tokenizer.json>" -> any supported Hugging Face tokenizer.json
+// (HfTokenizer, data/hf_tokenizer.h);
 // the identity string stored in a token file -> the same tokenizer.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 std::unique_ptr<Tokenizer> tokenizer_from_identity(const std::string& identity);

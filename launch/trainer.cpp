@@ -104,7 +104,7 @@ void save(const Config& cfg, const ProcessGrid& grid, HybridLM& model, const Dis
           const BatchSource& data, int64_t step) {
   CheckpointState st;
   st.step = step;
-  st.model = to_host(model.state_dict());  // checkpoints are device-independent
+  st.model = model_tensors_stored_as(to_host(model.state_dict()), cfg.checkpoint.dtype);  // device-independent
   st.optimizer = to_host(opt.state_dict());
   st.counters["data.epoch"] = data.cursor().epoch;
   st.counters["data.position"] = data.cursor().position;
