@@ -132,6 +132,7 @@ Request MpiComm::do_all_gather(const Tensor& in, const Tensor& out, bool blockin
 }
 
 Request MpiComm::do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op, bool blocking) {
+  SKEIN_CHECK(in.dtype() != DType::bf16, "reduce_scatter: dtype bf16 is not supported over MPI (reduce in f32)");
   const int n = mpi_count(out.numel(), "reduce_scatter");
   mpi_count(in.numel(), "reduce_scatter");
   const MPI_Datatype ty = mpi_type(in.dtype());
@@ -170,6 +171,7 @@ Request MpiComm::do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp
 }
 
 Request MpiComm::do_reduce(const Tensor& in, const Tensor& out, int root, ReduceOp op, bool blocking) {
+  SKEIN_CHECK(in.dtype() != DType::bf16, "reduce: dtype bf16 is not supported over MPI (reduce in f32)");
   const int n = mpi_count(in.numel(), "reduce");
   const MPI_Datatype ty = mpi_type(in.dtype());
   if (blocking) {
