@@ -137,6 +137,19 @@ void Communicator::prepare_broadcast(const Tensor& t, int root) {
   stats_.add("broadcast", moves && rank() == root ? nbytes(t) : 0, moves && rank() != root ? nbytes(t) : 0);
 }
 
+void Communicator::prepare_reduce(const Tensor& in, const Tensor& out, int root) {
+  check_tensor(in, "reduce");
+  check_tensor(out, "reduce");
+  check_peer(root, "reduce", "root");
+  SKEIN_CHECK(in.dtype() == out.dtype() && in.numel() == out.numel(), backend_name(), " reduce: output ",
+              shape_str(out.shape()), " ", dtype_name(out.dtype()), " must match input ", shape_str(in.shape()), " ",
+              dtype_name(in.dtype()));
+  SKEIN_CHECK(!in.same_storage(out), backend_name(), " reduce: input and output share storage");
+  const int64_t p = size(), block = (in.numel() + p - 1) / p * static_cast<int64_t>(dtype_size(in.dtype()));
+  const int64_t rs = (p - 1) * block, gathered = p > 1 ? (rank() == root ? (p - 1) * block : block) : 0;
+  stats_.add("reduce", rs + (rank() == root ? 0 : gathered), rs + (rank() == root ? gathered : 0));
+}
+
 void Communicator::prepare_p2p(const Tensor& t, int peer, bool sending) {
   check_tensor(t, sending ? "send" : "recv");
   check_peer(peer, sending ? "send" : "recv", sending ? "destination" : "source");
@@ -191,6 +204,16 @@ void Communicator::reduce_scatter_into(const Tensor& in, const Tensor& out, Redu
 Request Communicator::ireduce_scatter_into(const Tensor& in, const Tensor& out, ReduceOp op) {
   prepare_reduce_scatter(in, out);
   return do_reduce_scatter(in, out, op, false);
+}
+
+void Communicator::reduce_into(const Tensor& in, const Tensor& out, int root, ReduceOp op) {
+  prepare_reduce(in, out, root);
+  do_reduce(in, out, root, op, true).wait();
+}
+
+Request Communicator::ireduce_into(const Tensor& in, const Tensor& out, int root, ReduceOp op) {
+  prepare_reduce(in, out, root);
+  return do_reduce(in, out, root, op, false);
 }
 
 void Communicator::broadcast(const Tensor& t, int root) {
@@ -259,6 +282,11 @@ Request SingleProcessComm::do_all_gather(const Tensor& in, const Tensor& out, bo
 }
 
 Request SingleProcessComm::do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp, bool) {
+  copy_bytes(out, in);
+  return Request();
+}
+
+Request SingleProcessComm::do_reduce(const Tensor& in, const Tensor& out, int, ReduceOp, bool) {
   copy_bytes(out, in);
   return Request();
 }

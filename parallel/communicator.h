@@ -20,6 +20,9 @@
 //      all_reduce of N elements   sent = received = 2 (p - 1) ceil(N / p) e
 //      all_gather, m per rank      sent = received = (p - 1) m e
 //      reduce_scatter, m out       sent = received = (p - 1) m e
+//      reduce of N to a root       sent = (p - 1) ceil(N / p) e (+ ceil(N / p) e off the
+//                                  root), received = the same with the roles swapped
+//                                  (reduce-scatter, then a gather of the blocks to the root)
 //      broadcast of N              root sends N e, every other rank receives N e
 //      send / recv / sendrecv      the message bytes, sent or received
 //      barrier                     0 bytes
@@ -123,6 +126,11 @@ class Communicator {
   // in: size * out.numel() elements; out: this rank's block (elements [r m, (r + 1) m)).
   void reduce_scatter_into(const Tensor& in, const Tensor& out, ReduceOp op = ReduceOp::sum);
   Request ireduce_scatter_into(const Tensor& in, const Tensor& out, ReduceOp op = ReduceOp::sum);
+  // Every rank's in reduced element-wise into root's out (same dtype and numel; only root's
+  // out is written). ZeRO-1's overlapped reduce: one per rank's shard, launched as the
+  // shard's gradients become final.  in: [...], out: [...]
+  void reduce_into(const Tensor& in, const Tensor& out, int root, ReduceOp op = ReduceOp::sum);
+  Request ireduce_into(const Tensor& in, const Tensor& out, int root, ReduceOp op = ReduceOp::sum);
   // root's t copied into every rank's t.  t: [...]
   void broadcast(const Tensor& t, int root);
   Request ibroadcast(const Tensor& t, int root);
@@ -149,6 +157,7 @@ class Communicator {
   virtual Request do_all_reduce(const Tensor& t, ReduceOp op, bool blocking) = 0;
   virtual Request do_all_gather(const Tensor& in, const Tensor& out, bool blocking) = 0;
   virtual Request do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op, bool blocking) = 0;
+  virtual Request do_reduce(const Tensor& in, const Tensor& out, int root, ReduceOp op, bool blocking) = 0;
   virtual Request do_broadcast(const Tensor& t, int root, bool blocking) = 0;
   virtual Request do_send(const Tensor& t, int dst, int tag, bool blocking) = 0;
   virtual Request do_recv(const Tensor& t, int src, int tag, bool blocking) = 0;
@@ -161,6 +170,7 @@ class Communicator {
   void prepare_all_gather(const Tensor& in, const Tensor& out);
   void prepare_reduce_scatter(const Tensor& in, const Tensor& out);
   void prepare_broadcast(const Tensor& t, int root);
+  void prepare_reduce(const Tensor& in, const Tensor& out, int root);
   void prepare_p2p(const Tensor& t, int peer, bool sending);
   void check_peer(int peer, const char* op, const char* what) const;
   CommStats stats_;
@@ -181,6 +191,7 @@ class SingleProcessComm final : public Communicator {
   Request do_all_reduce(const Tensor& t, ReduceOp op, bool blocking) override;
   Request do_all_gather(const Tensor& in, const Tensor& out, bool blocking) override;
   Request do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op, bool blocking) override;
+  Request do_reduce(const Tensor& in, const Tensor& out, int root, ReduceOp op, bool blocking) override;
   Request do_broadcast(const Tensor& t, int root, bool blocking) override;
   Request do_send(const Tensor& t, int dst, int tag, bool blocking) override;
   Request do_recv(const Tensor& t, int src, int tag, bool blocking) override;

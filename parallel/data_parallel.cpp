@@ -38,7 +38,9 @@ GradReducer::GradReducer(Communicator& comm, NamedParams params, DataParallelOpt
   for (size_t k = params_.size(); k-- > 0;) {
     const auto& [name, p] = params_[k];
     SKEIN_CHECK(p.defined() && is_floating(p.dtype()) && p.device() == Device::cpu, "GradReducer: parameter '",
-                name, "' must be a defined f32/f64 cpu tensor");
+                name, "' must be a defined f32/f64 cpu tensor", p.defined() && p.device() != Device::cpu ?
+                " (it is on " + std::string(device_name(p.device())) + ": gradients are reduced through host "
+                "buffers only; data / sequence parallelism of a GPU model is not supported yet)" : "");
     const int64_t bytes = p.numel() * static_cast<int64_t>(dtype_size(p.dtype()));
     const int64_t held = cur_elems * static_cast<int64_t>(dtype_size(cur_dtype));
     const bool full = held > 0 && held + bytes > options.bucket_bytes;

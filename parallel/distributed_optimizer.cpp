@@ -11,7 +11,7 @@ DistributedOptimizer::DistributedOptimizer(const ProcessGrid& grid, const NamedP
   SKEIN_CHECK(!zero1 || grid.tp() == 1, "parallel.zero1 with parallel.tp = ", grid.tp(),
               ": ZeRO-1 shards over dp x sp only; use it with tp = 1");
   if (zero1) {
-    zero_ = std::make_unique<Zero1AdamW>(grid.dp_sp_comm(), params_, adamw);
+    zero_ = std::make_unique<Zero1AdamW>(grid.dp_sp_comm(), params_, adamw, dp);
   } else {
     SKEIN_ASSERT(local_ != nullptr, "DistributedOptimizer: no optimizer for the plain path");
     if (grid.dp() * grid.sp() > 1) reducer_ = std::make_unique<GradReducer>(grid.dp_sp_comm(), params_, dp);
@@ -32,6 +32,7 @@ void DistributedOptimizer::set_lr(double lr) {
 
 void DistributedOptimizer::arm() {
   if (reducer_) reducer_->arm();
+  if (zero_) zero_->arm();
 }
 
 void DistributedOptimizer::reduce() {

@@ -30,7 +30,8 @@ class DistributedOptimizer {
   double lr() const;
   void set_lr(double lr);
   // Right before the backward of the step's last micro-batch: with dp.overlap the gradient
-  // buckets are all-reduced during that backward (GradReducer::arm; ZeRO-1: no overlap yet).
+  // buckets are all-reduced during that backward (GradReducer::arm; ZeRO-1: its shards'
+  // reduces, Zero1AdamW::arm).
   void arm();
   // Averages the gradients over the dp × sp group (ZeRO-1: into this rank's shard).
   void reduce();

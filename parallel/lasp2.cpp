@@ -18,6 +18,7 @@
 // Hybrid", 2025, Algorithm 1 (each rank computes only its memory state M_t = K_tᵀ V_t, one
 // all-gather of the states, then a prefix over ranks).
 #include "parallel/lasp2.h"
+#include <chrono>
 #include <string>
 #include <vector>
 #include "core/autograd.h"
@@ -26,6 +27,12 @@
 namespace skein {
 
 namespace {
+
+double g_gather_wait = 0;  // lasp2_gather_wait_seconds (ranks are single-threaded in MPI)
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 // The incoming state of this rank and the state after the whole sequence, from the gathered
 // packs. gathered: [W, B, H, Dk, Dv + P] with P = 1 (diagonal transition, a column holding
@@ -152,6 +159,9 @@ Tensor incoming_term(const Tensor& q, const Tensor& g, const Tensor& S_in, doubl
 
 }  // namespace
 
+double lasp2_gather_wait_seconds() { return g_gather_wait; }
+void reset_lasp2_gather_wait_seconds() { g_gather_wait = 0; }
+
 std::vector<LinearAttentionResult> lasp2_segments(Communicator& sp, const std::vector<Recurrence>& segments,
                                                   double scale, int64_t chunk, const Lasp2Options& options) {
   SKEIN_CHECK(!segments.empty(), "lasp2_segments: no segments");
@@ -170,7 +180,9 @@ std::vector<LinearAttentionResult> lasp2_segments(Communicator& sp, const std::v
       if (!r.beta.defined() && r.q.size(2) > 0)
         intra[i] = linear_attention(r.q, r.k, r.v, r.gate, Tensor(), scale, chunk).out;
     }
+  const double t0 = now_seconds();
   Tensor gathered = pending.finish();
+  g_gather_wait += now_seconds() - t0;
   // (3) per segment: incoming state, final state, and the piece's output from its incoming state.
   std::vector<LinearAttentionResult> out;
   int64_t offset = 0;

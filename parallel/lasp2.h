@@ -45,6 +45,12 @@ struct Lasp2Options {
   bool skip_comm = false;
 };
 
+// Seconds this process spent waiting for LASP-2's state all-gathers (forward) since the last
+// reset: the communication on the critical path (with overlap, what the intra-slice passes
+// did not hide). For benchmarks (test_parallel --bench-overlap).
+double lasp2_gather_wait_seconds();
+void reset_lasp2_gather_wait_seconds();
+
 // linear_attention (core/ops.h) over a sequence split across `sp`:
 // q, k: [B, H, T, Dk], v: [B, H, T, Dv] — this rank's slice (T = its length);
 // log_gate: undefined (plain) | [H] (fixed decay, the same tensor on every rank) |

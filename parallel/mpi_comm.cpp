@@ -132,6 +132,7 @@ Request MpiComm::do_all_gather(const Tensor& in, const Tensor& out, bool blockin
 }
 
 Request MpiComm::do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op, bool blocking) {
+  SKEIN_CHECK(in.dtype() != DType::bf16, "reduce_scatter: dtype bf16 is not supported over MPI (reduce in f32)");
   const int n = mpi_count(out.numel(), "reduce_scatter");
   mpi_count(in.numel(), "reduce_scatter");
   const MPI_Datatype ty = mpi_type(in.dtype());
@@ -166,6 +167,20 @@ Request MpiComm::do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp
   r->keep = {in, out};
   check_mpi(MPI_Ireduce_scatter_block(in.raw_data(), out.raw_data(), n, ty, mpi_op(op), comm_, &r->req),
             "MPI_Ireduce_scatter_block");
+  return Request(std::move(r));
+}
+
+Request MpiComm::do_reduce(const Tensor& in, const Tensor& out, int root, ReduceOp op, bool blocking) {
+  SKEIN_CHECK(in.dtype() != DType::bf16, "reduce: dtype bf16 is not supported over MPI (reduce in f32)");
+  const int n = mpi_count(in.numel(), "reduce");
+  const MPI_Datatype ty = mpi_type(in.dtype());
+  if (blocking) {
+    check_mpi(MPI_Reduce(in.raw_data(), out.raw_data(), n, ty, mpi_op(op), root, comm_), "MPI_Reduce");
+    return Request();
+  }
+  auto r = std::make_unique<MpiRequest>("MPI_Ireduce");
+  r->keep = {in, out};
+  check_mpi(MPI_Ireduce(in.raw_data(), out.raw_data(), n, ty, mpi_op(op), root, comm_, &r->req), "MPI_Ireduce");
   return Request(std::move(r));
 }
 

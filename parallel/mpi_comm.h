@@ -37,6 +37,7 @@ class MpiComm final : public Communicator {
   Request do_all_reduce(const Tensor& t, ReduceOp op, bool blocking) override;
   Request do_all_gather(const Tensor& in, const Tensor& out, bool blocking) override;
   Request do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op, bool blocking) override;
+  Request do_reduce(const Tensor& in, const Tensor& out, int root, ReduceOp op, bool blocking) override;
   Request do_broadcast(const Tensor& t, int root, bool blocking) override;
   Request do_send(const Tensor& t, int dst, int tag, bool blocking) override;
   Request do_recv(const Tensor& t, int src, int tag, bool blocking) override;

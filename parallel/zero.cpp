@@ -16,8 +16,8 @@ namespace {
 const char* const kSlots[] = {"exp_avg", "exp_avg_sq"};
 }
 
-Zero1AdamW::Zero1AdamW(Communicator& comm, NamedParams params, AdamWOptions options)
-    : comm_(comm), params_(std::move(params)) {
+Zero1AdamW::Zero1AdamW(Communicator& comm, NamedParams params, AdamWOptions options, const DataParallelOptions& dp)
+    : comm_(comm), params_(std::move(params)), skip_comm_(dp.skip_comm) {
   SKEIN_CHECK(comm_.device() == Device::cpu, "Zero1AdamW: the ", comm_.backend_name(), " communicator works on ",
               device_name(comm_.device()), "; Zero1AdamW shards cpu parameters");
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -53,14 +53,78 @@ Zero1AdamW::Zero1AdamW(Communicator& comm, NamedParams params, AdamWOptions opti
   AdamWOptions shard_options = options;
   shard_options.decay = [decays](const std::string& name, const Tensor&) { return decays.at(name); };
   shard_opt_ = std::make_unique<AdamW>(std::move(named_pieces), shard_options);
+
+  // Overlap: which parameters overlap each rank's shard.
+  reported_.assign(params_.size(), 0);
+  shard_params_.resize(static_cast<size_t>(world));
+  shard_ready_.assign(static_cast<size_t>(world), 0);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    index_[params_[i].second.impl()] = i;
+    const int64_t n = params_[i].second.numel();
+    if (n == 0) continue;
+    for (int64_t j = offsets_[i] / shard_numel_; j <= (offsets_[i] + n - 1) / shard_numel_; ++j)
+      shard_params_[static_cast<size_t>(j)].push_back(i);
+  }
+  if (dp.overlap && world > 1) own_ = comm_.split(0, comm_.rank());
+}
+
+Zero1AdamW::~Zero1AdamW() = default;
+
+void Zero1AdamW::arm() {
+  if (!own_) return;
+  SKEIN_CHECK(launched_ == 0, "Zero1AdamW.arm: the previous step's gradients were never reduced");
+  hook_.reset();
+  std::fill(reported_.begin(), reported_.end(), 0);
+  std::fill(shard_ready_.begin(), shard_ready_.end(), 0);
+  hook_ = std::make_unique<GradReadyHookGuard>([this](TensorImpl* leaf) { on_ready(leaf); });
+}
+
+void Zero1AdamW::on_ready(TensorImpl* leaf) {
+  auto it = index_.find(leaf);
+  if (it == index_.end()) return;
+  const size_t i = it->second;
+  SKEIN_CHECK(!reported_[i], "Zero1AdamW: the gradient of '", params_[i].first, "' was finished twice after arm() "
+              "(arm() belongs right before the LAST backward of the step)");
+  reported_[i] = 1;
+  pack_grad(params_[i].second, flat_grad_, offsets_[i]);
+  const int64_t n = params_[i].second.numel();
+  if (n > 0)
+    for (int64_t j = offsets_[i] / shard_numel_; j <= (offsets_[i] + n - 1) / shard_numel_; ++j)
+      ++shard_ready_[static_cast<size_t>(j)];
+  const int W = comm_.size();
+  while (launched_ < W) {
+    const size_t j = static_cast<size_t>(W - 1 - launched_);
+    if (shard_ready_[j] < shard_params_[j].size()) break;
+    launch_next();
+  }
+  for (Request& r : pending_) r.test();  // MPI progress
+}
+
+void Zero1AdamW::launch_next() {
+  const int j = comm_.size() - 1 - launched_;
+  pending_.push_back(own_->ireduce_into(flat_grad_.narrow(0, j * shard_numel_, shard_numel_), shard_grad_, j));
+  ++launched_;
 }
 
 void Zero1AdamW::reduce_grads() {
+  const bool armed = hook_ != nullptr;
+  hook_.reset();  // backward is over
+  launched_in_backward_ = launched_;
   NoGradGuard no_grad;
   Tensor present = grad_presence(params_);
-  Request presence_req = comm_.iall_reduce(present);
-  for (size_t i = 0; i < params_.size(); ++i) pack_grad(params_[i].second, flat_grad_, offsets_[i]);
-  comm_.reduce_scatter_into(flat_grad_, shard_grad_);
+  Request presence_req = skip_comm_ ? Request() : comm_.iall_reduce(present);
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (!armed || !reported_[i]) pack_grad(params_[i].second, flat_grad_, offsets_[i]);
+  if (skip_comm_) {  // benchmark only: this rank's own gradients, unreduced
+    copy_bytes(shard_grad_, flat_grad_.narrow(0, comm_.rank() * shard_numel_, shard_numel_));
+  } else if (own_) {
+    while (launched_ < comm_.size()) launch_next();
+    wait_all(pending_);
+    pending_.clear();
+  } else {
+    comm_.reduce_scatter_into(flat_grad_, shard_grad_);
+  }
+  launched_ = 0;
   presence_req.wait();
   // The same arithmetic as GradReducer's unpack: sum * (1 / p) in the parameter dtype.
   SKEIN_DISPATCH_FLOAT(dtype_, "Zero1AdamW", [&] {

@@ -8,7 +8,14 @@
 //                   2·numel/p instead of 2·numel) -> all_gather of the updated shards into
 //                   every parameter.
 // The parameters then equal those of GradReducer + AdamW on every rank (up to the order MPI
-// sums in: bit-equal with 2 ranks). Clipping uses the global norm, an all-reduce of the
+// sums in: bit-equal with 2 ranks).
+// Overlap (DataParallelOptions::overlap, arm() before the last backward): the reduce-scatter
+// is cut at the shard boundaries into one reduce per rank's shard (rank j is the root of
+// elements [j S, (j + 1) S)), launched on a private communicator from the autograd
+// gradient-ready hook as soon as every parameter overlapping that shard is final, last shard
+// first (backward finishes the last-registered parameters first), the same order on every
+// rank. The same sums (bit-equal with 2 ranks); the bytes are a reduce-scatter's plus the
+// small gather step of each reduce. Clipping uses the global norm, an all-reduce of the
 // shards' squared norms (each element owned by one rank).
 // reference: ../shared/research/parallel_distill.md §3.2 (Megatron distributed optimizer,
 // nanotron ZeroDistributedOptimizer); Rajbhandari et al., "ZeRO", SC 2020.
@@ -17,8 +24,11 @@
 #include <memory>
 #include <string>
 #include <vector>
+#include <unordered_map>
+#include "core/autograd.h"
 #include "optim/adamw.h"
 #include "parallel/communicator.h"
+#include "parallel/data_parallel.h"
 
 namespace skein {
 
@@ -27,7 +37,16 @@ class Zero1AdamW {
   // params: this rank's replica (the same list, same dtype, on every rank of comm, which
   // must outlive the optimizer). Decay is decided per whole parameter by options.decay,
   // as plain AdamW does.
-  Zero1AdamW(Communicator& comm, NamedParams params, AdamWOptions options = {});
+  // dp: overlap and skip_comm as for GradReducer (bucket_bytes unused: the shards are the
+  // buckets). Collective over comm.
+  Zero1AdamW(Communicator& comm, NamedParams params, AdamWOptions options = {}, const DataParallelOptions& dp = {});
+  ~Zero1AdamW();
+
+  // Overlap only (a no-op otherwise): right before the backward of the step's last
+  // micro-batch; shard reduces start from the gradient-ready hook until reduce_grads().
+  void arm();
+  // Shard reduces the last reduce_grads() found already started from backward (overlap).
+  int launched_in_backward() const { return launched_in_backward_; }
 
   // Reduce-scatters the parameters' gradients into this rank's averaged shard. step() and
   // clip_grad_norm() call it when it has not run since the last step. The parameters' own
@@ -81,6 +100,18 @@ class Zero1AdamW {
   std::vector<Tensor> piece_tensors_;
   std::unique_ptr<AdamW> shard_opt_;
   bool reduced_ = false;
+  // overlap
+  void on_ready(TensorImpl* leaf);
+  void launch_next();  // the reduce of shard size - 1 - launched_
+  std::unique_ptr<Communicator> own_;               // private duplicate of comm_
+  bool skip_comm_ = false;
+  std::vector<std::vector<size_t>> shard_params_;   // per shard: the parameters overlapping it
+  std::vector<size_t> shard_ready_;                 // per shard: of those, reported since arm()
+  std::vector<char> reported_;                      // per parameter
+  std::unordered_map<TensorImpl*, size_t> index_;
+  std::vector<Request> pending_;
+  int launched_ = 0, launched_in_backward_ = 0;
+  std::unique_ptr<GradReadyHookGuard> hook_;
 };
 
 }  // namespace skein

@@ -10,6 +10,11 @@ Clusters:
   a100      A100 80GB SXM datasheet peaks (named in DATASHEET_A100) times assumed achieved
             fractions, links = DGX A100 fabric (NVLink inside a node, one HDR InfiniBand NIC
             per GPU between nodes), bf16 activations and f32 states, as in the LASP-2 paper
+  h200      the same for H200 SXM / HGX H200 datasheet peaks (DATASHEET_H200: NVLink 4, one
+            NDR 400 Gb/s InfiniBand NIC per GPU) with the A100's assumed fractions. The GPU
+            kernel rates are NOT measured (no GPU was available): assumed fractions of peaks.
+--overlap: LASP-2's forward state all-gather runs under the intra-chunk forward (parallel.overlap)
+and the gradient all-reduce under backward (DDP-style buckets); only what exceeds them counts.
 
 Models (--model): paper = the LASP-2 paper's Linear-Llama3 1B-like setting (16 layers, d 2048,
 16 heads of 128, SwiGLU 8192, vocab 128256, B 1); bench = skein's benchmark model
@@ -18,7 +23,8 @@ Models (--model): paper = the LASP-2 paper's Linear-Llama3 1B-like setting (16 l
 zigzag Ring), hybrid (the pattern's L layers by LASP-2, S layers by Ring) and single (one rank).
 
 Usage: python3 tools/cost_model.py [--rates rates.json] [--model paper|bench] [--world 64]
-                                   [--tokens 2097152] [--cluster measured|a100|both] [--pattern LLLS]
+                                   [--tokens 2097152] [--cluster measured|a100|h200|both|all]
+                                   [--pattern LLLS] [--overlap]
 """
 import argparse
 import json
@@ -34,6 +40,13 @@ DATASHEET_A100 = {
     "bf16_tensor_flops": 312e12,  # dense BF16 tensor-core FLOP/s
     "nvlink_bytes_per_s": 300e9,  # NVLink 3: 600 GB/s total, 300 GB/s each direction
     "ib_bytes_per_s": 25e9,       # one ConnectX-6 HDR 200 Gb/s NIC per GPU (8 per DGX node)
+    "gpus_per_node": 8,
+}
+# H200 SXM (NVIDIA H200 datasheet) and HGX / DGX H200: peaks.
+DATASHEET_H200 = {
+    "bf16_tensor_flops": 989e12,  # dense BF16 tensor-core FLOP/s (1979 with 2:4 sparsity)
+    "nvlink_bytes_per_s": 450e9,  # NVLink 4: 900 GB/s total, 450 GB/s each direction
+    "ib_bytes_per_s": 50e9,       # one ConnectX-7 NDR 400 Gb/s NIC per GPU (8 per node)
     "gpus_per_node": 8,
 }
 # Assumed fractions of the peaks that the kernels reach (assumptions, not datasheet values).
@@ -59,6 +72,14 @@ def a100_cluster():
     ib = DATASHEET_A100["ib_bytes_per_s"] * a["link"]  # a 64-rank ring crosses nodes: its slowest hop is InfiniBand
     return dict(name="A100 cluster (datasheet peaks x assumed fractions)", gemm=peak * a["gemm"],
                 linear_attention=peak * a["linear_attention"], attention=peak * a["attention"],
+                p2p_latency=A100_LATENCY_S, p2p_bw=ib, coll_latency=A100_LATENCY_S, coll_bw=ib, act_bytes=2, state_bytes=4)
+
+
+def h200_cluster():
+    peak, a = DATASHEET_H200["bf16_tensor_flops"], A100_ACHIEVED  # the same assumed fractions
+    ib = DATASHEET_H200["ib_bytes_per_s"] * a["link"]  # 64 GPUs = 8 nodes: the ring's slowest hop is InfiniBand
+    return dict(name="H200 cluster (datasheet peaks x assumed fractions; GPU kernel rates not measured)",
+                gemm=peak * a["gemm"], linear_attention=peak * a["linear_attention"], attention=peak * a["attention"],
                 p2p_latency=A100_LATENCY_S, p2p_bw=ib, coll_latency=A100_LATENCY_S, coll_bw=ib, act_bytes=2, state_bytes=4)
 
 
@@ -95,7 +116,10 @@ def lasp2_layer(m, W, C, cl):
     t_state = 6 * C * m["heads"] * m["head_dim"] ** 2 / cl["gemm"]
     state = m["heads"] * m["head_dim"] * (m["head_dim"] + 1) * cl["state_bytes"]
     t_coll = (W - 1) * (cl["coll_latency"] + state / cl["coll_bw"])
-    return dict(compute=t_mix + t_state, comm=2 * t_coll, step=t_mix + t_state + 2 * t_coll)
+    # --overlap: the forward all-gather runs under the intra-chunk forward (a third of t_mix);
+    # the backward reduce-scatter stays exposed (skein does not overlap it).
+    fwd_coll = max(0.0, t_coll - t_mix / 3) if cl.get("overlap") else t_coll
+    return dict(compute=t_mix + t_state, comm=fwd_coll + t_coll, step=t_mix + t_state + fwd_coll + t_coll)
 
 
 def hop_time(m, C, cl):
@@ -158,6 +182,8 @@ def step(m, method, W, C, cl):
     grads = grad_allreduce_time(m, W, cl)
     mixer = sum(x["compute"] for x in layers)
     comm = sum(x["comm"] for x in layers)
+    if cl.get("overlap"):  # buckets reduced under backward (2/3 of the compute); the excess shows
+        grads = max(0.0, grads - 2 / 3 * (dense + mixer))
     return dict(dense=dense, mixer=mixer, comm=comm, grads=grads, total=dense + grads + sum(x["step"] for x in layers))
 
 
@@ -191,15 +217,19 @@ def main():
     ap.add_argument("--model", default="paper", choices=sorted(MODELS))
     ap.add_argument("--world", type=int, default=64)
     ap.add_argument("--tokens", type=int, default=2048 * 1024)
-    ap.add_argument("--cluster", default="both", choices=["measured", "a100", "both"])
+    ap.add_argument("--cluster", default="both", choices=["measured", "a100", "h200", "both", "all"])
+    ap.add_argument("--overlap", action="store_true", help="LASP-2 forward all-gather and gradient all-reduce overlapped")
     ap.add_argument("--pattern", default="", help="override the model's layer pattern (e.g. LLLL)")
     a = ap.parse_args()
     m = dict(MODELS[a.model], pattern=a.pattern or MODELS[a.model]["pattern"])
     clusters = []
-    if a.cluster in ("measured", "both"):
+    if a.cluster in ("measured", "both", "all"):
         clusters.append(measured_cluster(a.rates))
-    if a.cluster in ("a100", "both"):
+    if a.cluster in ("a100", "both", "all"):
         clusters.append(a100_cluster())
+    if a.cluster in ("h200", "all"):
+        clusters.append(h200_cluster())
+    clusters = [dict(cl, overlap=a.overlap) for cl in clusters]
     for cl in clusters:
         if a.model == "bench":  # weak scaling: W ranks at C tokens each against one rank at C
             C = a.tokens // a.world

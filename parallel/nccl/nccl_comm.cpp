@@ -1,8 +1,18 @@
 // nccl_comm.cpp — NcclComm: each Communicator call as one NCCL call on the comm's stream.
 // NCCL has no message tags: point-to-point messages between two ranks match in order.
+// Ordering: skein's compute stream (core/cuda/runtime.h) is a non-blocking stream, so nothing
+// orders it against other streams implicitly: every call first makes the communication
+// stream wait for an event recorded on the compute stream (the tensors it reads are written
+// there); its completion is observed through the stream / an event, and wait() returns only
+// when the result is in place. While waiting, the communicator's asynchronous error is
+// polled (ncclCommGetAsyncError): a peer that died or a network error becomes ncclCommAbort
+// and a skein::Error naming the call and NCCL's last error, instead of a hang (the launcher's
+// abort_on_exception then takes the job down). UNVERIFIED: compiled, never run on a GPU.
 #include "parallel/nccl/nccl_comm.h"
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <thread>
+#include "core/cuda/runtime.h"
 
 namespace skein {
 
@@ -31,9 +41,33 @@ ncclRedOp_t nccl_op(ReduceOp op) { return op == ReduceOp::sum ? ncclSum : ncclMa
 
 size_t count(const Tensor& t) { return static_cast<size_t>(t.numel()); }
 
+// Throws (after aborting the communicator) when NCCL reports an asynchronous error on comm.
+void check_async(ncclComm_t comm, const char* what) {
+  ncclResult_t async = ncclSuccess;
+  check_nccl(ncclCommGetAsyncError(comm, &async), "ncclCommGetAsyncError");
+  if (async == ncclSuccess || async == ncclInProgress) return;
+  const std::string last = ncclGetLastError(comm);
+  ncclCommAbort(comm);  // frees its resources; the job is going down
+  throw Error(detail::concat("nccl: ", what, " failed asynchronously: ", ncclGetErrorString(async),
+                             last.empty() ? "" : " (" + last + ")"));
+}
+
+// Polls `ready` (a cudaEventQuery / cudaStreamQuery) until it is not cudaErrorNotReady,
+// checking the communicator's asynchronous error in between.
+template <typename Query>
+void poll_until_done(ncclComm_t comm, const char* what, Query ready) {
+  for (;;) {
+    const cudaError_t e = ready();
+    if (e != cudaErrorNotReady) return check_cuda(e, what);
+    check_async(comm, what);
+    std::this_thread::yield();
+  }
+}
+
 // An enqueued operation: the event recorded after it, and the tensors it uses.
 struct EventRequest final : RequestImpl {
   cudaEvent_t event = nullptr;
+  ncclComm_t comm = nullptr;
   std::vector<Tensor> keep;
   const char* what;
   explicit EventRequest(const char* w) : what(w) {}
@@ -42,11 +76,16 @@ struct EventRequest final : RequestImpl {
   }
   bool test() override {
     const cudaError_t e = cudaEventQuery(event);
-    if (e == cudaErrorNotReady) return false;
+    if (e == cudaErrorNotReady) {
+      check_async(comm, what);
+      return false;
+    }
     check_cuda(e, what);
     return true;
   }
-  void wait() override { check_cuda(cudaEventSynchronize(event), what); }
+  void wait() override {
+    poll_until_done(comm, what, [&] { return cudaEventQuery(event); });
+  }
 };
 
 }  // namespace
@@ -56,15 +95,18 @@ struct NcclComm::Impl {
   cudaStream_t stream = nullptr;
   int device = 0, rank = 0, size = 1;
   void* scratch = nullptr;  // one float on the device, for barrier()
+  cudaEvent_t compute_done = nullptr;  // recorded on the compute stream before each call
 
   ~Impl() {
     if (scratch) cudaFree(scratch);
     if (comm) ncclCommDestroy(comm);
+    if (compute_done) cudaEventDestroy(compute_done);
     if (stream) cudaStreamDestroy(stream);
   }
   void make_stream() {
     check_cuda(cudaSetDevice(device), "cudaSetDevice");
-    check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");
+    check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    check_cuda(cudaEventCreateWithFlags(&compute_done, cudaEventDisableTiming), "cudaEventCreate");
     check_cuda(cudaMalloc(&scratch, sizeof(float)), "cudaMalloc");
     check_cuda(cudaMemset(scratch, 0, sizeof(float)), "cudaMemset");
   }
@@ -79,6 +121,14 @@ NcclComm::NcclComm(MpiComm& mpi, int device) : impl_(std::make_unique<Impl>()) {
   if (mpi.rank() == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
   check_mpi(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi.handle()), "MPI_Bcast (NCCL unique id)");
   check_nccl(ncclCommInitRank(&impl_->comm, impl_->size, id, impl_->rank), "ncclCommInitRank");
+}
+
+NcclComm::NcclComm(int device) : impl_(std::make_unique<Impl>()) {
+  impl_->device = device;
+  impl_->make_stream();
+  ncclUniqueId id;
+  check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+  check_nccl(ncclCommInitRank(&impl_->comm, 1, id, 0), "ncclCommInitRank");
 }
 
 NcclComm::NcclComm(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -99,12 +149,18 @@ std::unique_ptr<Communicator> NcclComm::split(int color, int key) {
   return std::unique_ptr<Communicator>(new NcclComm(std::move(child)));
 }
 
+void NcclComm::after_compute() {
+  check_cuda(cudaEventRecord(impl_->compute_done, cuda::stream()), "cudaEventRecord (compute stream)");
+  check_cuda(cudaStreamWaitEvent(impl_->stream, impl_->compute_done, 0), "cudaStreamWaitEvent");
+}
+
 Request NcclComm::finish(std::vector<Tensor> keep, bool blocking, const char* what) {
   if (blocking) {
-    check_cuda(cudaStreamSynchronize(impl_->stream), what);
+    poll_until_done(impl_->comm, what, [&] { return cudaStreamQuery(impl_->stream); });
     return Request();
   }
   auto r = std::make_unique<EventRequest>(what);
+  r->comm = impl_->comm;
   r->keep = std::move(keep);
   check_cuda(cudaEventCreateWithFlags(&r->event, cudaEventDisableTiming), "cudaEventCreate");
   check_cuda(cudaEventRecord(r->event, impl_->stream), "cudaEventRecord");
@@ -112,6 +168,7 @@ Request NcclComm::finish(std::vector<Tensor> keep, bool blocking, const char* wh
 }
 
 Request NcclComm::do_all_reduce(const Tensor& t, ReduceOp op, bool blocking) {
+  after_compute();
   check_nccl(ncclAllReduce(t.raw_data(), t.raw_data(), count(t), nccl_type(t.dtype()), nccl_op(op), impl_->comm,
                            impl_->stream),
              "ncclAllReduce");
@@ -119,19 +176,30 @@ Request NcclComm::do_all_reduce(const Tensor& t, ReduceOp op, bool blocking) {
 }
 
 Request NcclComm::do_all_gather(const Tensor& in, const Tensor& out, bool blocking) {
+  after_compute();
   check_nccl(ncclAllGather(in.raw_data(), out.raw_data(), count(in), nccl_type(in.dtype()), impl_->comm, impl_->stream),
              "ncclAllGather");
   return finish({in, out}, blocking, "ncclAllGather");
 }
 
 Request NcclComm::do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op, bool blocking) {
+  after_compute();
   check_nccl(ncclReduceScatter(in.raw_data(), out.raw_data(), count(out), nccl_type(in.dtype()), nccl_op(op),
                                impl_->comm, impl_->stream),
              "ncclReduceScatter");
   return finish({in, out}, blocking, "ncclReduceScatter");
 }
 
+Request NcclComm::do_reduce(const Tensor& in, const Tensor& out, int root, ReduceOp op, bool blocking) {
+  after_compute();
+  check_nccl(ncclReduce(in.raw_data(), out.raw_data(), count(in), nccl_type(in.dtype()), nccl_op(op), root,
+                        impl_->comm, impl_->stream),
+             "ncclReduce");
+  return finish({in, out}, blocking, "ncclReduce");
+}
+
 Request NcclComm::do_broadcast(const Tensor& t, int root, bool blocking) {
+  after_compute();
   check_nccl(ncclBroadcast(t.raw_data(), t.raw_data(), count(t), nccl_type(t.dtype()), root, impl_->comm,
                            impl_->stream),
              "ncclBroadcast");
@@ -139,16 +207,19 @@ Request NcclComm::do_broadcast(const Tensor& t, int root, bool blocking) {
 }
 
 Request NcclComm::do_send(const Tensor& t, int dst, int, bool blocking) {
+  after_compute();
   check_nccl(ncclSend(t.raw_data(), count(t), nccl_type(t.dtype()), dst, impl_->comm, impl_->stream), "ncclSend");
   return finish({t}, blocking, "ncclSend");
 }
 
 Request NcclComm::do_recv(const Tensor& t, int src, int, bool blocking) {
+  after_compute();
   check_nccl(ncclRecv(t.raw_data(), count(t), nccl_type(t.dtype()), src, impl_->comm, impl_->stream), "ncclRecv");
   return finish({t}, blocking, "ncclRecv");
 }
 
 void NcclComm::do_sendrecv(const Tensor& send_t, int dst, const Tensor& recv_t, int src, int) {
+  after_compute();
   // Grouped, so neither side waits for the other's send to be posted first.
   check_nccl(ncclGroupStart(), "ncclGroupStart");
   check_nccl(ncclSend(send_t.raw_data(), count(send_t), nccl_type(send_t.dtype()), dst, impl_->comm, impl_->stream),
@@ -160,6 +231,7 @@ void NcclComm::do_sendrecv(const Tensor& send_t, int dst, const Tensor& recv_t, 
 }
 
 void NcclComm::do_barrier() {
+  after_compute();
   check_nccl(ncclAllReduce(impl_->scratch, impl_->scratch, 1, ncclFloat32, ncclSum, impl_->comm, impl_->stream),
              "ncclAllReduce (barrier)");
   finish({}, true, "barrier");

@@ -1,10 +1,13 @@
 // nccl_comm.h — NcclComm: the Communicator over NCCL for CUDA tensors (built only when
 // CMake finds CUDA and NCCL; SKEIN_HAVE_NCCL is then defined). One NCCL communicator and
-// one CUDA stream per NcclComm; every call is enqueued on that stream. Blocking calls
-// synchronise the stream; non-blocking ones record a CUDA event, and the Request's test()
-// is cudaEventQuery, wait() cudaEventSynchronize. The stream is created blocking (not
-// cudaStreamNonBlocking), so it orders itself after work on the legacy default stream,
-// where skein's CUDA kernels run.
+// one CUDA stream per NcclComm (the communication stream); every call is enqueued on that
+// stream after an event recorded on skein's compute stream (core/cuda/runtime.h), so it
+// reads what the kernels before it wrote. Blocking calls wait for the stream; non-blocking
+// ones record a CUDA event, and the Request's test() is cudaEventQuery, wait() polls it.
+// Every wait polls ncclCommGetAsyncError: an asynchronous failure (a peer gone, a network
+// error) aborts the communicator and throws skein::Error naming the call and NCCL's last
+// error. Byte counts are the front end's (CommStats), as for every backend.
+// UNVERIFIED: compiles and links; no GPU has run it (tests/parallel/test_nccl.cpp skips).
 // reference: https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/examples.html
 // ("Example 2: One Device per Process or Thread": the unique id broadcast over MPI).
 #pragma once
@@ -19,6 +22,8 @@ class NcclComm final : public Communicator {
   // Collective over `mpi`: selects CUDA device `device`, rank 0 makes the NCCL unique id,
   // MPI broadcasts it, and every rank joins with its MPI rank.
   NcclComm(MpiComm& mpi, int device);
+  // A world of one on CUDA device `device`, without MPI (the unique id made locally): tests.
+  explicit NcclComm(int device);
   ~NcclComm() override;
 
   int rank() const override;
@@ -35,6 +40,7 @@ class NcclComm final : public Communicator {
   Request do_all_reduce(const Tensor& t, ReduceOp op, bool blocking) override;
   Request do_all_gather(const Tensor& in, const Tensor& out, bool blocking) override;
   Request do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op, bool blocking) override;
+  Request do_reduce(const Tensor& in, const Tensor& out, int root, ReduceOp op, bool blocking) override;
   Request do_broadcast(const Tensor& t, int root, bool blocking) override;
   Request do_send(const Tensor& t, int dst, int tag, bool blocking) override;
   Request do_recv(const Tensor& t, int src, int tag, bool blocking) override;
@@ -43,6 +49,8 @@ class NcclComm final : public Communicator {
 
  private:
   explicit NcclComm(std::unique_ptr<Impl> impl);
+  // Makes the communication stream wait for the work queued so far on the compute stream.
+  void after_compute();
   // Completes the call just enqueued: synchronises (blocking) or returns an event request.
   Request finish(std::vector<Tensor> keep, bool blocking, const char* what);
   std::unique_ptr<Impl> impl_;

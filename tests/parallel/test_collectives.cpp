@@ -62,6 +62,32 @@ TEST(Collectives, AllGatherStacksByRank) {
   }
 }
 
+// reduce_into: every rank's input summed (or maxed) into the root's output only; the others'
+// outputs untouched. Blocking and non-blocking, every root, and the byte count.
+TEST(Collectives, ReduceIntoTheRootOnly) {
+  const int p = world().size(), r = world().rank();
+  for (DType dt : kDtypes)
+    for (int root = 0; root < p; ++root) {
+      Tensor in = make(r, 5, dt), out = full({5}, -7.0, dt), out2 = full({5}, -7.0, dt);
+      world().reduce_into(in, out, root);
+      world().ireduce_into(in, out2, root, ReduceOp::max).wait();
+      for (int64_t j = 0; j < 5; ++j) {
+        double sum = 0, mx = -1e9;
+        for (int q = 0; q < p; ++q) {
+          sum += value(q, j);
+          mx = std::max(mx, value(q, j));
+        }
+        EXPECT_EQ(out.at({j}), r == root ? sum : -7.0) << dtype_name(dt) << " root " << root;
+        EXPECT_EQ(out2.at({j}), r == root ? mx : -7.0) << dtype_name(dt) << " root " << root;
+      }
+    }
+  SingleProcessComm one;
+  Tensor a = from_vector({1.0, 2.0}, {2}), b = zeros({2});
+  one.reduce_into(a, b, 0);
+  EXPECT_EQ(b.at({1}), 2.0);
+  EXPECT_EQ(one.stats().get("reduce").bytes_sent, 0);
+}
+
 TEST(Collectives, ReduceScatterGivesEachRankItsBlock) {
   const int p = world().size(), r = world().rank();
   for (DType dt : kDtypes) {

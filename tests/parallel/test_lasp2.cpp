@@ -75,9 +75,11 @@ LinearAttentionResult run_single(Kind kind, const Inputs& in) {
   return linear_attention(in.q, in.k, in.v, in.gate, Tensor(), kScale, kChunk);
 }
 
+Lasp2Options g_options;  // the overlap tests turn overlap on
+
 LinearAttentionResult run_lasp2(Kind kind, const Inputs& in) {
-  if (is_delta(kind)) return lasp2_delta_rule(world(), in.q, in.k, in.v, in.beta, in.gate, kScale, kChunk);
-  return lasp2_linear_attention(world(), in.q, in.k, in.v, in.gate, kScale, kChunk);
+  if (is_delta(kind)) return lasp2_delta_rule(world(), in.q, in.k, in.v, in.beta, in.gate, kScale, kChunk, g_options);
+  return lasp2_linear_attention(world(), in.q, in.k, in.v, in.gate, kScale, kChunk, g_options);
 }
 
 // Rank q's slice has n + extra * q rows (extra = 0: equal slices); they tile the sequence in
@@ -182,6 +184,19 @@ TEST(Lasp2, MatchesSingleProcessF32) {
 // (decay) and e^-6 (GLA) inside one slice, and stay accurate in f32.
 TEST(Lasp2, LongSlicesF32) {
   for (Kind kind : {Kind::decay, Kind::gla}) check_lasp2(kind, {40, 0}, DType::f32, 1e-5);
+}
+
+// Overlap (the all-gather in flight during each slice's pass from a zero state, the incoming
+// state added as scale (q ⊙ Λ) S_in): the same outputs and gradients, every layout above.
+TEST(Lasp2, OverlappedAllGatherMatchesSingleProcess) {
+  g_options.overlap = true;
+  for (Kind kind : kKinds) {
+    check_lasp2(kind, {11, 0}, DType::f64, 1e-10);
+    check_lasp2(kind, {0, 3}, DType::f64, 1e-10);
+  }
+  check_lasp2(Kind::gla, {3, 2}, DType::f64, 1e-10, false);
+  for (Kind kind : {Kind::decay, Kind::gla}) check_lasp2(kind, {40, 0}, DType::f32, 1e-5);
+  g_options.overlap = false;
 }
 
 // Rank 0 holds no rows (slices of 0, 3, 6, 9 rows): its piece contributes S_loc = 0 and

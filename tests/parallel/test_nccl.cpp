@@ -1,6 +1,7 @@
 // test_nccl.cpp — NcclComm on CUDA tensors (built only with SKEIN_HAVE_NCCL; skipped unless
-// every rank can have a GPU of its own): all-reduce, all-gather, reduce-scatter, broadcast,
-// sendrecv and a split, against the values the MPI tests use.
+// every rank can have a GPU of its own): all-reduce, all-gather, reduce-scatter, reduce,
+// broadcast, sendrecv and a split, against the values the MPI tests use. UNVERIFIED: no
+// GPU has run it.
 #include <gtest/gtest.h>
 #ifdef SKEIN_HAVE_NCCL
 #include <cuda_runtime.h>
@@ -32,6 +33,11 @@ TEST(Nccl, CollectivesOnDeviceTensors) {
   Tensor rs = to_device(zeros({3}, DType::f32));
   c.ireduce_scatter_into(to_device(full({3 * p}, 1.0, DType::f32)), rs).wait();
   EXPECT_EQ(to_host(rs).at({2}), p);
+  Tensor red = to_device(zeros({3}, DType::f32));
+  c.ireduce_into(to_device(full({3}, r + 1.0, DType::f32)), red, p - 1).wait();  // ZeRO-1's overlapped reduce
+  if (r == p - 1) {
+    EXPECT_EQ(to_host(red).at({2}), p * (p + 1) / 2.0);
+  }
   Tensor b = to_device(full({4}, r, DType::i64));
   c.broadcast(b, p - 1);
   EXPECT_EQ(to_host(b).at({0}), p - 1);

@@ -31,19 +31,23 @@ void backward_local(HybridLM& m, int step) {
   mul(m.loss(b.ids, b.targets).total, s.scale).backward();
 }
 
-void expect_zero_equals_dp(DType dt, double tol) {
-  SCOPED_TRACE(dtype_name(dt));
+void expect_zero_equals_dp(DType dt, double tol, bool overlap = false) {
+  SCOPED_TRACE(testing::Message() << dtype_name(dt) << (overlap ? " overlap" : ""));
   if (test::kBatch % world().size()) GTEST_SKIP() << "needs a rank count dividing " << test::kBatch;
   HybridLM a(test::tiny_model(dt)), b(test::tiny_model(dt));
   GradReducer reducer(world(), a.named_parameters(), {4096});
   AdamW adamw(a.named_parameters(), options());
-  Zero1AdamW zero(world(), b.named_parameters(), options());
+  Zero1AdamW zero(world(), b.named_parameters(), options(), {4096, overlap});
   const double max_norm = 1e-2;  // below the gradient norm: step 2 really clips
   for (int step = 0; step < 3; ++step) {
     backward_local(a, step);
     reducer.reduce();
+    zero.arm();  // overlap: each shard's reduce starts as soon as its gradients are final
     backward_local(b, step);
     zero.reduce_grads();
+    if (overlap && world().size() > 1) {
+      EXPECT_GT(zero.launched_in_backward(), 0) << "no shard reduce started during backward";
+    }
     if (step == 1) {
       const double na = clip_grad_norm(adamw.params(), max_norm), nb = zero.clip_grad_norm(max_norm);
       EXPECT_GT(na, max_norm);
@@ -75,6 +79,10 @@ void expect_zero_equals_dp(DType dt, double tol) {
 
 TEST(Zero1, EqualsDataParallelAdamWF64) { expect_zero_equals_dp(DType::f64, 1e-12); }
 TEST(Zero1, EqualsDataParallelAdamWF32) { expect_zero_equals_dp(DType::f32, 1e-6); }
+TEST(Zero1, OverlappedShardReducesEqualDataParallelAdamW) {
+  expect_zero_equals_dp(DType::f64, 1e-12, true);
+  expect_zero_equals_dp(DType::f32, 1e-6, true);
+}
 
 TEST(Zero1, ShardsPartitionTheParameters) {
   HybridLM m(test::tiny_model(DType::f32));
