@@ -37,7 +37,7 @@ struct DistillSummary {
 // The teacher named by cfg.distill.teacher: a Hugging Face Llama folder (config.json), a
 // checkpoint folder, or a checkpoints root or run folder whose newest checkpoint is taken;
 // cfg.model becomes the teacher's model section.
-std::unique_ptr<HybridLM> load_teacher(Config& cfg);
+std::unique_ptr<HybridLM> load_teacher(Config& cfg, bool verbose = true);  // verbose: print what it loaded
 // A copy of `teacher` with the layers of cfg.distill.layers converted by cfg.distill.method
 // (no adapters yet); `converted` receives their indices.
 std::unique_ptr<HybridLM> make_student(const HybridLM& teacher, const Config& cfg, std::vector<int64_t>* converted);

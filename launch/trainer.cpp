@@ -90,6 +90,8 @@ LrSchedule make_schedule(const Config& cfg) {
   s.warmup = cfg.optim.warmup;
   s.total = cfg.train.steps;
   s.decay = parse_lr_decay(cfg.optim.schedule);
+  SKEIN_CHECK(s.decay != LrDecay::plateau, "optim.schedule=plateau: ReduceLROnPlateau steps on the validation loss "
+              "of skein distill's LoRA stage; skein train supports cosine, linear and constant");
   return s;
 }
 

@@ -81,11 +81,14 @@ class SwiGLU : public Module {
  public:
   SwiGLU(int64_t d, int64_t hidden, Generator& gen, double init_std = 0.02, double out_std = 0.02,
          DType dtype = DType::f32, const ModelParallel* par = nullptr);
-  Tensor forward(const Tensor& x) const;  // x: [..., d]
-  std::shared_ptr<Linear> w1, w2, w3;
+  virtual Tensor forward(const Tensor& x) const;  // x: [..., d]
+  std::shared_ptr<Linear> w1, w2, w3;  // null in a subclass with its own projections
+
+ protected:
+  SwiGLU() = default;  // for LoRASwiGLU (layers/lora.h), which registers w1 / w2 / w3 itself
 
  private:
-  const ModelParallel* par_;
+  const ModelParallel* par_ = nullptr;
 };
 
 }  // namespace skein

@@ -155,7 +155,7 @@ TEST(HfHybrid, ConfigNamesEveryLayersMixerAndShipsTheRemoteCode) {
   const std::string py_model = slurp(kRepo / "launch" / "hf" / "modeling_skein.py");
   ASSERT_FALSE(py_model.empty());
   std::map<std::string, std::string> kinds = {{"linear_gla", "linear"}, {"mom_delta", "mom"}, {"liger", "liger"},
-                                              {"lolcats", "lolcats"}, {"softmax_window_gqa", "softmax"}};
+                                              {"lolcats", "lolcats"}};
   for (const Case& c : cases()) {
     if (!kinds.count(c.name)) continue;
     SCOPED_TRACE(c.name);
@@ -187,6 +187,22 @@ TEST(HfHybrid, ConfigNamesEveryLayersMixerAndShipsTheRemoteCode) {
   EXPECT_EQ(mixers[0]["window"], 6);
   EXPECT_EQ(mixers[1]["kind"], "softmax");
   EXPECT_EQ(mixers[1]["window"], 0);
+}
+
+// Softmax attention with a window is Mistral: transformers computes it without remote code.
+TEST(HfHybrid, WindowedSoftmaxIsMistral) {
+  for (const Case& c : cases()) {
+    if (c.name != "softmax_window_gqa") continue;
+    auto model = c.make();
+    const std::string dir = temp_dir(c.name);
+    save_hf_llama(*model, dir);
+    const json cfg = read_json(fs::path(dir) / "config.json");
+    EXPECT_EQ(cfg["model_type"], "mistral");
+    EXPECT_EQ(cfg["sliding_window"], model->cfg.window);
+    EXPECT_FALSE(cfg.contains("auto_map"));
+    EXPECT_FALSE(fs::exists(fs::path(dir) / "modeling_skein.py"));
+    fs::remove_all(dir);
+  }
 }
 
 TEST(HfHybrid, PlainLlamaStaysLlamaWithoutRemoteCode) {
