@@ -68,6 +68,7 @@ struct TrainConfig {
   bool tf32 = false;             // cuda: f32 GEMMs through TF32 tensor cores
   std::string recompute = "none";  // none | mlp | full (activation recomputation, layers/model.h)
   bool fused_head = true;          // LM head + cross-entropy fused and chunked (no [N, V] logits)
+  std::string precision = "f32";   // f32 | bf16-mixed (core/precision.h)
 };
 
 struct OptimConfig {
@@ -100,6 +101,7 @@ struct CheckpointConfig {
   int64_t every = 0;   // steps between checkpoints (0: only at the end)
   int64_t keep = 3;    // newest K kept
   std::string dir = "";  // default <run_dir>/checkpoints
+  std::string dtype = "f32";  // f32 | bf16: how model weights are stored (optimizer state stays f32)
 };
 
 struct LogConfig {

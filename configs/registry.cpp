@@ -208,6 +208,9 @@ std::vector<ConfigKey> build_schema() {
       field("train.tf32", &C::train, &T::tf32, any(), "cuda: f32 GEMMs through TF32 tensor cores"),
       field("train.recompute", &C::train, &T::recompute, one_of({"none", "mlp", "full"}),
             "activation recomputation: keep each block's input (full) or MLP input (mlp) and re-run it in backward"),
+      field("train.precision", &C::train, &T::precision, one_of({"f32", "bf16-mixed"}),
+            "bf16-mixed: GEMMs read bf16 operands (weights rounded once per step) and accumulate in f32; norms, "
+            "mixers, loss, optimizer and gradients stay f32 (f32 where the CPU has no AMX / AVX512-BF16)"),
       field("train.fused_head", &C::train, &T::fused_head, any(),
             "LM head + cross-entropy fused and chunked, never holding [tokens, vocab] logits (unfused under tp)"),
       // optim
@@ -241,6 +244,9 @@ std::vector<ConfigKey> build_schema() {
       field("checkpoint.every", &C::checkpoint, &K::every, at_least(0), "steps between checkpoints (0: only at the end)"),
       field("checkpoint.keep", &C::checkpoint, &K::keep, at_least(1), "newest checkpoints kept"),
       field("checkpoint.dir", &C::checkpoint, &K::dir, any(), "checkpoint folder (\"\": <run_dir>/checkpoints)"),
+      field("checkpoint.dtype", &C::checkpoint, &K::dtype, one_of({"f32", "bf16"}),
+            "model weights stored as f32 (resume is bit-exact) or bf16 (half the size; resume starts from the rounded "
+            "weights); optimizer state stays f32"),
       // log
       field("log.jsonl", &C::log, &L::jsonl, any(), "write <run_dir>/metrics.jsonl"),
       field("log.tensorboard", &C::log, &L::tensorboard, any(), "write <run_dir>/tb/events.out.tfevents.*"),

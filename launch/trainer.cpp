@@ -12,6 +12,7 @@
 #include "launch/device_setup.h"
 #include "core/allocator.h"
 #include "core/cpu/gemm.h"
+#include "core/precision.h"
 #include "core/threadpool.h"
 #include "data/synthetic.h"
 #include "data/tokenizer.h"
@@ -105,7 +106,7 @@ void save(const Config& cfg, const ProcessGrid& grid, HybridLM& model, const Dis
           const BatchSource& data, int64_t step) {
   CheckpointState st;
   st.step = step;
-  st.model = to_host(model.state_dict());  // checkpoints are device-independent
+  st.model = model_tensors_stored_as(to_host(model.state_dict()), cfg.checkpoint.dtype);  // device-independent
   st.optimizer = to_host(opt.state_dict());
   st.counters["data.epoch"] = data.cursor().epoch;
   st.counters["data.position"] = data.cursor().position;
@@ -299,6 +300,9 @@ RunSummary train(Config cfg, const std::string& resume) {
   model.to(device);  // parameters first: the optimizer's state is made where they live
   model.set_recompute(parse_recompute(cfg.train.recompute));
   model.fused_head = cfg.train.fused_head;
+  PrecisionPolicy& precision = PrecisionPolicy::current();  // train.precision: which op runs in which dtype
+  const std::string precision_note = precision.set(parse_precision(cfg.train.precision), device);
+  if (rank0 && !precision_note.empty()) std::printf("%s\n", precision_note.c_str());
   // Before optimizer state and activations exist: will one step fit? (names the biggest consumers;
   // host memory: on a GPU the caching allocator's out-of-memory error names the request instead)
   if (device == Device::cpu) check_step_memory(estimate_step_memory(cfg, model.num_parameters()), available_memory_bytes());
@@ -325,9 +329,9 @@ RunSummary train(Config cfg, const std::string& resume) {
   const double tokens_per_step = static_cast<double>(cfg.data.batch_size * cfg.data.seq_len * cfg.train.grad_accum);
   const double flops_per_step = lm ? 3 * model_flops_per_token(cfg.model, cfg.data.seq_len) * tokens_per_step : 0;
   if (rank0)
-    std::printf("model: %lld parameters on this rank, %d ranks (dp %d x sp %d x tp %d) x %d threads, sgemm %.1f GFLOP/s\n",
+    std::printf("model: %lld parameters on this rank, %d ranks (dp %d x sp %d x tp %d) x %d threads, sgemm %.1f GFLOP/s, %s\n",
                 static_cast<long long>(model.num_parameters()), world->size(), grid.dp(), grid.sp(), grid.tp(),
-                num_threads(), peak);
+                num_threads(), peak, precision.describe().c_str());
 
   RunSummary out;
   out.run_dir = cfg.train.run_dir;
@@ -350,12 +354,14 @@ RunSummary train(Config cfg, const std::string& resume) {
     }
     const TokenScale ts = global_token_scale(dp, local_count);
     double local_loss = 0;
+    precision.begin_step(model.parameters());  // bf16-mixed: weights rounded once for this step
     for (size_t m = 0; m < micro.size(); ++m) {
       LossParts parts = model.loss(micro[m].inputs, micro[m].targets);
       const double weight = ts.local ? ts.scale * static_cast<double>(counts[m]) / static_cast<double>(ts.local) : 0.0;
       backward_weighted(parts, weight, dp.size(), cfg);
       if (ts.local) local_loss += parts.lm.item() * static_cast<double>(counts[m]) / static_cast<double>(ts.local);
     }
+    precision.end_step();  // before the optimizer changes the weights
     opt->reduce();  // average the gradients over the dp x sp ranks
     const double loss = global_mean_loss(dp, local_loss, local_count);
     const double grad_norm = opt->clip(cfg.train.clip_grad_norm);
@@ -372,8 +378,10 @@ RunSummary train(Config cfg, const std::string& resume) {
     out.loss = loss;
     if (rank0 && ((step + 1) % cfg.train.log_every == 0 || step == 0)) {
       const StepStats s = step_stats(flops_per_step / (grid.sp() * grid.tp()) / bar.seconds_per_step(), peak, device);  // per rank
-      bar.line(fmt("step %6lld | loss %.4f | lr %.2e | grad norm %.3f | %s | eta %s", static_cast<long long>(step + 1), loss,
-                   opt->lr(), grad_norm, s.text(tokens_per_s).c_str(), ProgressLine::duration(bar.eta_seconds()).c_str()));
+      const std::string mixed = precision.requested() == Precision::f32 ? "" : " | " + precision.describe();
+      bar.line(fmt("step %6lld | loss %.4f | lr %.2e | grad norm %.3f | %s%s | eta %s", static_cast<long long>(step + 1),
+                   loss, opt->lr(), grad_norm, s.text(tokens_per_s).c_str(), mixed.c_str(),
+                   ProgressLine::duration(bar.eta_seconds()).c_str()));
       metrics.write(step + 1, s.scalars({{"loss", loss}, {"lr", opt->lr()}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}}));
     }
     if (data.val && cfg.train.eval_every > 0 && (step + 1) % cfg.train.eval_every == 0 && step + 1 < cfg.train.steps) {

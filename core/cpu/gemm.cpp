@@ -1,6 +1,7 @@
 // gemm.cpp — the BLAS wrapper and its naive oracle (see gemm.h).
 #include "core/cpu/gemm.h"
 #include "core/cpu/cpu_kernels.h"
+#include "core/cpu/gemm_bf16.h"
 #include <cblas.h>
 #include <algorithm>
 #include <chrono>
@@ -51,6 +52,15 @@ double sgemm_gflops(int64_t M, int64_t N, int64_t K, int runs) {
 }
 
 void gemm_batched(const GemmArgs& a) {
+  if (a.dtype == DType::bf16) {  // bf16 operands, f32 C (core/cpu/gemm_bf16.h routes the kernel)
+    const auto* A = static_cast<const bf16*>(a.A);
+    const auto* B = static_cast<const bf16*>(a.B);
+    auto* C = static_cast<float*>(a.C);
+    for (int64_t i = 0; i < a.batch; ++i)
+      gemm_bf16(a.trans_a, a.trans_b, a.M, a.N, a.K, static_cast<float>(a.alpha), A + i * a.stride_a, a.lda,
+                B + i * a.stride_b, a.ldb, static_cast<float>(a.beta), C + i * a.stride_c, a.ldc);
+    return;
+  }
   SKEIN_DISPATCH_FLOAT(a.dtype, "gemm", [&] {
     const auto* A = static_cast<const scalar_t*>(a.A);
     const auto* B = static_cast<const scalar_t*>(a.B);

@@ -61,7 +61,8 @@ struct MapArgs {
 enum class ReduceOp : uint8_t { sum, max, logsumexp };
 
 // C[b] = alpha * op(A[b]) · op(B[b]) + beta * C[b] for b < batch, row-major; op = transpose when
-// the flag is set (never a copy). A stride of 0 shares one matrix across the batch.
+// the flag is set (never a copy). A stride of 0 shares one matrix across the batch. dtype bf16:
+// A and B are bf16, C is f32 and the products accumulate in f32 (mixed precision).
 struct GemmArgs {
   DType dtype = DType::f32;
   bool trans_a = false, trans_b = false;

@@ -1,8 +1,11 @@
 // matmul.cpp — matmul and batched matmul over the gemm kernel of the operands' device (BLAS or
 // cuBLAS). Operands whose last two dims are row- or column-major go as they are (a transposed view
-// becomes a transpose flag); anything else is made contiguous first.
+// becomes a transpose flag); anything else is made contiguous first. The precision policy
+// (core/precision.h) picks the GEMM's operand dtype: under bf16-mixed, f32 operands are rounded
+// to bf16 (weights once per step, from its cache) and the GEMM accumulates and writes f32.
 #include "core/ops.h"
 #include "core/ops/op_util.h"
+#include "core/precision.h"
 
 namespace skein {
 namespace {
@@ -22,6 +25,19 @@ BlasOperand as_blas(const Tensor& x) {
   if ((sr == 1 || rows == 1) && sc >= std::max<int64_t>(1, rows)) return {x, true, sc};
   Tensor c = x.detach().contiguous();
   return {c, false, std::max<int64_t>(1, cols)};
+}
+
+// The operand rounded to bf16 with its memory layout kept (a transposed operand stays
+// transposed, so the rounding pass reads rows): the policy rounds the stored matrix, or finds
+// it in its weight cache.
+BlasOperand bf16_operand(const BlasOperand& x) {
+  PrecisionPolicy& policy = PrecisionPolicy::current();
+  if (!x.trans) {
+    Tensor b = policy.bf16_copy(x.t);
+    return {b, false, std::max<int64_t>(1, b.size(-1))};
+  }
+  Tensor b = policy.bf16_copy(x.t.transpose(-1, -2));
+  return {b.transpose(-1, -2), true, std::max<int64_t>(1, b.size(-1))};
 }
 
 // The one stride that steps through every batch matrix of x (its dims before the last two), or
@@ -50,7 +66,8 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
   if (out.numel() == 0) return out;
   if (K == 0) { fill_(out, 0.0); return out; }
   kern::GemmArgs g;
-  g.dtype = a.dtype();
+  g.dtype = PrecisionPolicy::current().gemm_dtype(a.dtype(), a.device());  // bf16: operands only, C stays f32
+  const bool bf16 = g.dtype != a.dtype();
   g.K = K;
   g.N = N;
   g.C = out.raw_data();
@@ -60,12 +77,14 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
     // one big GEMM: fold the batch into M
     A = as_blas(a.detach().reshape({batch * M, K}));
     B = as_blas(b);
+    if (bf16) A = bf16_operand(A), B = bf16_operand(B);
     g.M = batch * M;
   } else {
     A = as_blas(a);
     B = as_blas(b);
     if (batch_stride(A.t) < 0) A = as_blas(A.t.contiguous());
     if (B.t.dim() > 2 && batch_stride(B.t) < 0) B = as_blas(B.t.contiguous());
+    if (bf16) A = bf16_operand(A), B = bf16_operand(B);
     g.M = M;
     g.batch = batch;
     g.stride_a = batch_stride(A.t);
