@@ -163,6 +163,17 @@ std::vector<ConfigKey> build_schema() {
                   c.model.dtype = name == "f64" ? DType::f64 : DType::f32;
                 },
                 one_of({"f32", "f64"}).ok},
+      ConfigKey{"model.weight_dtype", KeyType::String,
+                "storage of S layers' and the LM head's Linear weights (bf16: frozen, e.g. a bf16 checkpoint's teacher)",
+                "must be one of f32, f64, bf16",
+                [](const Config& c) { return ConfigValue(std::string(dtype_name(c.model.weight_dtype))); },
+                [](Config& c, const ConfigValue& v) {
+                  const auto& name = std::get<std::string>(v);
+                  SKEIN_CHECK(name == "f32" || name == "f64" || name == "bf16", "model.weight_dtype: invalid value '",
+                              name, "' (f32, f64 or bf16)");
+                  c.model.weight_dtype = name == "f64" ? DType::f64 : name == "bf16" ? DType::bf16 : DType::f32;
+                },
+                one_of({"f32", "f64", "bf16"}).ok},
       // data
       field("data.source", &C::data, &D::source, one_of({"hdf5", "mqar", "icl_regression"}),
             "hdf5 (token file from skein prep), mqar or icl_regression (synthetic)"),

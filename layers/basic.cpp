@@ -57,9 +57,15 @@ Linear::Linear(int64_t in, int64_t out, Generator& gen, double init_std, bool wi
 Tensor Linear::forward(const Tensor& x) const {
   SKEIN_CHECK(x.dim() >= 1 && x.shape().back() == weight.shape()[1], "Linear: input ", shape_str(x.shape()),
               " does not end in the layer's in-features ", weight.shape()[1]);
-  Tensor y = matmul(x, weight.transpose(0, 1));  // the transpose reaches BLAS as a flag
+  Tensor y = matmul(x, compute_weight(x.dtype()).transpose(0, 1));  // the transpose reaches BLAS as a flag
   if (mode == TpMode::row) y = par_->tp_sum(y);
   return bias.defined() ? add(y, bias) : y;
+}
+
+void Linear::store_weight_as(DType dtype) {
+  if (weight.dtype() == dtype) return;
+  SKEIN_CHECK(dtype == DType::bf16, "Linear: weights can be stored as bf16 (frozen), not ", dtype_name(dtype));
+  weight = replace_parameter("weight", weight.to(dtype), false);
 }
 
 Embedding::Embedding(int64_t vocab, int64_t dim, Generator& gen, double init_std, DType dtype,
@@ -112,7 +118,8 @@ SwiGLU::SwiGLU(int64_t d, int64_t hidden, Generator& gen, double init_std, doubl
 Tensor SwiGLU::forward(const Tensor& x) const {
   Tensor xc = par_->tp_copy(x);  // Megatron f: the input gradient is summed over tp ranks
   // w2's GEMM fused with silu(a) * b, whose [..., hidden] result is not kept for backward.
-  Tensor y = swiglu_down(w1->forward(xc), w3->forward(xc), w2->weight);
+  Tensor a = w1->forward(xc);
+  Tensor y = swiglu_down(a, w3->forward(xc), w2->compute_weight(a.dtype()));
   if (w2->mode == TpMode::row) y = par_->tp_sum(y);
   return w2->bias.defined() ? add(y, w2->bias) : y;
 }

@@ -21,8 +21,9 @@ void LoRALinear::add_adapter(int64_t rank, double alpha, double dropout, uint64_
   const int64_t out = weight.size(0), in = weight.size(1);
   Generator gen(seed);
   const double bound = 1.0 / std::sqrt(static_cast<double>(in));  // kaiming-uniform with a = √5
-  lora_A = register_parameter("lora_A", uniform({rank, in}, gen, -bound, bound, weight.dtype()));
-  lora_B = register_parameter("lora_B", zeros({out, rank}, weight.dtype()));
+  const DType dt = weight.dtype() == DType::bf16 ? DType::f32 : weight.dtype();  // adapters train in f32
+  lora_A = register_parameter("lora_A", uniform({rank, in}, gen, -bound, bound, dt));
+  lora_B = register_parameter("lora_B", zeros({out, rank}, dt));
   scaling = alpha / static_cast<double>(rank);
   dropout_p = dropout;
   dropout_gen_ = Generator(seed + 1);
@@ -33,7 +34,8 @@ void LoRALinear::add_adapter(int64_t rank, double alpha, double dropout, uint64_
 Tensor LoRALinear::forward(const Tensor& x) const {
   SKEIN_CHECK(x.dim() >= 1 && x.shape().back() == weight.size(1), "LoRALinear: input ", shape_str(x.shape()),
               " does not end in the layer's in-features ", weight.size(1));
-  Tensor y = matmul(x, weight.transpose(0, 1));
+  Tensor w = weight.dtype() == x.dtype() ? weight : weight.to(x.dtype());  // a bf16-stored base
+  Tensor y = matmul(x, w.transpose(0, 1));
   if (bias.defined()) y = add(y, bias);
   if (!has_adapter()) return y;
   Tensor h = dropout(x, dropout_p, dropout_gen_, is_training());
@@ -44,8 +46,10 @@ Tensor LoRALinear::forward(const Tensor& x) const {
 std::shared_ptr<LoRALinear> LoRALinear::merged() const {
   NoGradGuard no_grad;
   if (!has_adapter()) return std::make_shared<LoRALinear>(weight.clone(), bias.defined() ? bias.clone() : Tensor());
-  Tensor w = add(weight, mul(matmul(lora_B, lora_A), scaling));  // [out, in]
-  return std::make_shared<LoRALinear>(w, bias.defined() ? bias.clone() : Tensor());
+  const DType dt = lora_A.dtype();  // merged in the adapter's dtype, stored as the base was
+  Tensor w = add(weight.dtype() == dt ? weight : weight.to(dt), mul(matmul(lora_B, lora_A), scaling));  // [out, in]
+  return std::make_shared<LoRALinear>(w.dtype() == weight.dtype() ? w : w.to(weight.dtype()),
+                                      bias.defined() ? bias.clone() : Tensor());
 }
 
 LoRASwiGLU::LoRASwiGLU(const SwiGLU& base) {
@@ -58,7 +62,7 @@ LoRASwiGLU::LoRASwiGLU(const SwiGLU& base) {
 Tensor LoRASwiGLU::forward(const Tensor& x) const {
   Tensor a = gate->forward(x), b = up->forward(x);  // [..., hidden]
   if (!down->has_adapter()) {  // w2's GEMM fused with silu(a) * b, as SwiGLU does
-    Tensor y = swiglu_down(a, b, down->weight);
+    Tensor y = swiglu_down(a, b, down->weight.dtype() == a.dtype() ? down->weight : down->weight.to(a.dtype()));
     return down->bias.defined() ? add(y, down->bias) : y;
   }
   return down->forward(mul(silu(a), b));

@@ -25,6 +25,10 @@ void ModelConfig::validate() const {
   SKEIN_CHECK(head_dim() % 2 == 0 || layer_pattern.find('S') == std::string::npos,
               "model: softmax layers need an even head dim for RoPE, got ", head_dim());
   validate_rope(*this);
+  SKEIN_CHECK(weight_dtype != DType::bf16 || (dtype == DType::f32 &&
+                                        layer_pattern.find_first_not_of('S') == std::string::npos && input_dim == 0),
+              "model.weight_dtype ", dtype_name(weight_dtype), ": bf16 weight storage is for f32 softmax-only (S) "
+              "language models (model.dtype ", dtype_name(dtype), ", layer_pattern ", layer_pattern, ")");
 }
 
 Block::Block(const ModelConfig& cfg, int64_t layer, Generator& gen, const ModelParallel* par)
@@ -38,6 +42,13 @@ Block::Block(const ModelConfig& cfg, int64_t layer, Generator& gen, const ModelP
   norm2 = register_module("norm2", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, cfg.dtype));
   mlp = register_module("mlp", std::make_shared<SwiGLU>(cfg.d_model, cfg.mlp_hidden, gen, cfg.init_std, out_std,
                                                         cfg.dtype, par));
+  if (cfg.weight_dtype == DType::bf16) {  // bf16 storage, block by block (the f32 draws are transient)
+    auto* attn = dynamic_cast<SoftmaxAttention*>(mixer.get());
+    SKEIN_ASSERT(attn, "validate() admits weight_dtype bf16 for S layers only");
+    for (Linear* l : {attn->q_proj.get(), attn->k_proj.get(), attn->v_proj.get(), attn->o_proj.get(), mlp->w1.get(),
+                      mlp->w2.get(), mlp->w3.get()})
+      l->store_weight_as(cfg.weight_dtype);
+  }
 }
 
 Recompute parse_recompute(const std::string& name, const std::string& key) {
@@ -99,6 +110,7 @@ HybridLM::HybridLM(const ModelConfig& c, std::shared_ptr<const ModelParallel> pa
   else if (!cfg.tie_embeddings)  // vocabulary-parallel: this rank's rows of the padded vocabulary
     lm_head = register_module("lm_head", std::make_shared<Linear>(cfg.d_model, cfg.vocab_size, gen, cfg.init_std,
                                                                   false, cfg.dtype, TpMode::column, p));
+  if (lm_head && cfg.weight_dtype == DType::bf16) lm_head->store_weight_as(DType::bf16);
 }
 
 void HybridLM::set_recompute(Recompute mode, int64_t rows) {
@@ -159,7 +171,7 @@ LossParts HybridLM::loss(const Tensor& ids, const Tensor& targets, int64_t ignor
   LossParts out;
   if (fused_head && par_->tp_size() == 1) {
     Tensor h = hidden(ids, nullptr);  // [B, T, d]
-    out.lm = lm_head_cross_entropy(h.reshape({-1, cfg.d_model}), lm_head ? lm_head->weight : embed->weight,
+    out.lm = lm_head_cross_entropy(h.reshape({-1, cfg.d_model}), lm_head ? lm_head->compute_weight(h.dtype()) : embed->weight,
                                    targets.reshape({-1}), ignore_index);
   } else {
     Tensor logits = logits_shard(ids, nullptr);  // [B, T, V_shard]

@@ -32,6 +32,18 @@ Device Module::device() const {
   return ps.empty() ? Device::cpu : ps.front().second.device();
 }
 
+Tensor Module::replace_parameter(const std::string& name, const Tensor& t, bool requires_grad) {
+  for (auto& [n, p] : params_) {
+    if (n != name) continue;
+    SKEIN_CHECK(t.shape() == p.shape(), "replace_parameter: '", name, "' ", shape_str(p.shape()), " cannot become ",
+                shape_str(t.shape()));
+    p = t.detach();
+    p.requires_grad_(requires_grad);
+    return p;
+  }
+  throw Error(detail::concat("replace_parameter: no parameter '", name, "'"));
+}
+
 Tensor Module::register_parameter(const std::string& name, Tensor t, TpSplit split) {
   SKEIN_CHECK(name.find('.') == std::string::npos, "register_parameter: name '", name,
               "' must not contain '.'");
