@@ -196,6 +196,18 @@ Tensor read_entry(const Entry& e, uint64_t data_start, const ReadAt& read_at, co
                   Tensor into = Tensor()) {
   const DType file = skein_dtype(e.dtype, {true});
   const bool direct = into.defined() && into.dtype() == file && into.is_contiguous() && into.device() == Device::cpu;
+  if (into.defined() && (e.dtype == "BF16" || e.dtype == "F16") && into.dtype() == DType::f32 && into.is_contiguous() &&
+      into.device() == Device::cpu) {  // into f32 in chunks of 1 M values: no temporary of the whole tensor
+    constexpr uint64_t kChunk = 1 << 20;
+    std::vector<uint16_t> half;
+    float* dst = into.data<float>();
+    for (uint64_t i = 0, n = (e.end - e.begin) / 2; i < n; i += kChunk) {
+      half.resize(std::min(kChunk, n - i));
+      read_at(data_start + e.begin + 2 * i, 2 * half.size(), reinterpret_cast<char*>(half.data()));
+      for (size_t j = 0; j < half.size(); ++j) dst[i + j] = e.dtype == "F16" ? f16_to_f32(half[j]) : bf16_to_f32(half[j]);
+    }
+    return into;
+  }
   Tensor t = direct ? into : Tensor::empty(e.shape, skein_dtype(e.dtype, opts));
   const uint64_t bytes = e.end - e.begin, at = data_start + e.begin;
   if (bytes == 0) {

@@ -288,8 +288,6 @@ std::unique_ptr<HybridLM> load_hf_llama_model(const std::string& dir, Config* co
   bool from_skein = false;
   HfModel m = read_hf_config(dir, &llama, &from_skein);
   auto model = std::make_unique<HybridLM>(m.config.model);
-  // bf16 storage: the f32 draws of construction are freed; give them back before the weights come
-  if (m.config.model.weight_dtype == DType::bf16) cpu_allocator::empty_cache();
   // Each tensor is read straight into its parameter (bf16 into bf16): no second copy of the model.
   std::map<std::string, Tensor> params;
   for (auto& [name, p] : model->named_parameters()) params.emplace(name, p);

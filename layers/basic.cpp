@@ -51,7 +51,9 @@ Linear::Linear(int64_t in, int64_t out, Generator& gen, double init_std, bool wi
   }
   weight = register_parameter("weight", tp_shard(init_normal({out, in}, init_std, gen, dtype), weight_split, rank, size),
                               weight_split);
-  if (with_bias) bias = register_parameter("bias", tp_shard(zeros({out}, dtype), bias_split, rank, size), bias_split);
+  if (dtype == DType::bf16) weight.requires_grad_(false);  // bf16 storage is frozen
+  const DType bias_dtype = dtype == DType::bf16 ? DType::f32 : dtype;
+  if (with_bias) bias = register_parameter("bias", tp_shard(zeros({out}, bias_dtype), bias_split, rank, size), bias_split);
 }
 
 Tensor Linear::forward(const Tensor& x) const {
@@ -60,12 +62,6 @@ Tensor Linear::forward(const Tensor& x) const {
   Tensor y = matmul(x, compute_weight(x.dtype()).transpose(0, 1));  // the transpose reaches BLAS as a flag
   if (mode == TpMode::row) y = par_->tp_sum(y);
   return bias.defined() ? add(y, bias) : y;
-}
-
-void Linear::store_weight_as(DType dtype) {
-  if (weight.dtype() == dtype) return;
-  SKEIN_CHECK(dtype == DType::bf16, "Linear: weights can be stored as bf16 (frozen), not ", dtype_name(dtype));
-  weight = replace_parameter("weight", weight.to(dtype), false);
 }
 
 Embedding::Embedding(int64_t vocab, int64_t dim, Generator& gen, double init_std, DType dtype,

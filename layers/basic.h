@@ -39,14 +39,13 @@ enum class TpMode { replicated, column, row };
 // parallelism this rank's shard: [out / tp, in] (column) or [out, in / tp] (row).
 class Linear : public Module {
  public:
-  // par: the model's split over ranks (null: one process); must outlive the layer.
+  // par: the model's split over ranks (null: one process); must outlive the layer. dtype bf16:
+  // the weight is stored bf16 and frozen (drawn in chunks, never whole in f32), the bias f32.
   Linear(int64_t in, int64_t out, Generator& gen, double init_std = 0.02, bool bias = false,
          DType dtype = DType::f32, TpMode mode = TpMode::replicated, const ModelParallel* par = nullptr);
   Tensor forward(const Tensor& x) const;  // x: [..., in (this rank's slice when row)] -> [..., out]
-  // Stores the weight as `dtype` (bf16: half the memory of f32), frozen: the GEMM reads it
-  // converted to the input's dtype, one weight at a time (ModelConfig::weight_dtype).
-  void store_weight_as(DType dtype);
-  // The weight as the GEMM of an input of dtype `dt` reads it.
+  // The weight as the GEMM of an input of dtype `dt` reads it: a bf16-stored weight
+  // (ModelConfig::weight_dtype) converted, one weight at a time.
   Tensor compute_weight(DType dt) const { return weight.dtype() == dt ? weight : weight.to(dt); }
   Tensor weight, bias;
   TpMode mode;

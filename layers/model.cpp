@@ -40,15 +40,9 @@ Block::Block(const ModelConfig& cfg, int64_t layer, Generator& gen, const ModelP
   else mixer = std::make_shared<LinearAttention>(cfg, cfg.variant_of(layer), gen, out_std, par);
   register_module("mixer", mixer);
   norm2 = register_module("norm2", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, cfg.dtype));
-  mlp = register_module("mlp", std::make_shared<SwiGLU>(cfg.d_model, cfg.mlp_hidden, gen, cfg.init_std, out_std,
-                                                        cfg.dtype, par));
-  if (cfg.weight_dtype == DType::bf16) {  // bf16 storage, block by block (the f32 draws are transient)
-    auto* attn = dynamic_cast<SoftmaxAttention*>(mixer.get());
-    SKEIN_ASSERT(attn, "validate() admits weight_dtype bf16 for S layers only");
-    for (Linear* l : {attn->q_proj.get(), attn->k_proj.get(), attn->v_proj.get(), attn->o_proj.get(), mlp->w1.get(),
-                      mlp->w2.get(), mlp->w3.get()})
-      l->store_weight_as(cfg.weight_dtype);
-  }
+  // model.weight_dtype bf16: the MLP's (and S layers') weights are drawn and stored bf16 (frozen)
+  const DType wdt = cfg.weight_dtype == DType::bf16 ? DType::bf16 : cfg.dtype;
+  mlp = register_module("mlp", std::make_shared<SwiGLU>(cfg.d_model, cfg.mlp_hidden, gen, cfg.init_std, out_std, wdt, par));
 }
 
 Recompute parse_recompute(const std::string& name, const std::string& key) {
@@ -109,8 +103,9 @@ HybridLM::HybridLM(const ModelConfig& c, std::shared_ptr<const ModelParallel> pa
     read_out = register_module("read_out", std::make_shared<Linear>(cfg.d_model, 1, gen, cfg.init_std, false, cfg.dtype));
   else if (!cfg.tie_embeddings)  // vocabulary-parallel: this rank's rows of the padded vocabulary
     lm_head = register_module("lm_head", std::make_shared<Linear>(cfg.d_model, cfg.vocab_size, gen, cfg.init_std,
-                                                                  false, cfg.dtype, TpMode::column, p));
-  if (lm_head && cfg.weight_dtype == DType::bf16) lm_head->store_weight_as(DType::bf16);
+                                                                  false,
+                                                                  cfg.weight_dtype == DType::bf16 ? DType::bf16 : cfg.dtype,
+                                                                  TpMode::column, p));
 }
 
 void HybridLM::set_recompute(Recompute mode, int64_t rows) {

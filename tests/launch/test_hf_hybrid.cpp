@@ -126,6 +126,34 @@ std::vector<Case> cases() {
                    convert_to_lolcats(*m, "", o, 7);
                    return m;
                  }});
+  // scaled RoPE and Qwen2's q/k/v biases through the remote code (converted and kept layers)
+  out.push_back({"liger_llama3_rope_qkv_bias", [] {
+                   auto m = with(small("SS"), [](ModelConfig& c) {
+                     c.n_kv_heads = 2;
+                     c.qkv_bias = true;
+                     c.rope_type = "llama3";
+                     c.rope_factor = 8;
+                     c.rope_original_max_positions = 8;
+                   });
+                   LigerOptions o;
+                   o.window = 6;
+                   o.chunk = 4;
+                   convert_to_liger(*m, "LS", o);
+                   return m;
+                 }});
+  out.push_back({"lolcats_yarn", [] {
+                   auto m = with(small("SS"), [](ModelConfig& c) {
+                     c.rope_type = "yarn";
+                     c.rope_factor = 4;
+                     c.rope_original_max_positions = 8;
+                   });
+                   LolcatsOptions o;
+                   o.window = 5;
+                   o.feature_dim = 6;
+                   o.chunk = 4;
+                   convert_to_lolcats(*m, "", o, 7);
+                   return m;
+                 }});
   return out;
 }
 
