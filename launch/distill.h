@@ -8,7 +8,11 @@
 // exporting the student (<run_dir>/student/ckpt-NNNNNN, loadable with load_student), and
 // printing validation perplexity, recovery (teacher ppl / student ppl) and generation tokens/s
 // and memory at distill.eval_context tokens for teacher and student (<run_dir>/distill.json).
-// The teacher is a skein checkpoint or a Hugging Face Llama folder (launch/hf_llama.h).
+// The teacher is a skein checkpoint or a Hugging Face Llama / Mistral / Qwen2 folder
+// (launch/hf_llama.h). Under mpirun with parallel.dp > 1 every rank holds teacher and student,
+// draws its shard of each global batch and the gradients are averaged (rank 0 logs, checkpoints
+// and exports); train.device picks the device. LoRA targets may include the MLP
+// (gate/up/down_proj); optim.schedule=plateau runs ReduceLROnPlateau on stage 2's val loss.
 #pragma once
 #include <memory>
 #include <string>
