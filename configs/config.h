@@ -75,7 +75,12 @@ struct OptimConfig {
   std::string name = "adamw";    // adamw | sgd
   double lr = 3e-4;
   double min_lr = 3e-5;
-  std::string schedule = "cosine";  // cosine | linear | constant
+  std::string schedule = "cosine";  // cosine | linear | constant | plateau (skein distill)
+  // plateau: ReduceLROnPlateau on the validation loss (optim/plateau.h), LoLCATs' settings
+  double plateau_factor = 0.1;
+  int64_t plateau_patience = 10;
+  double plateau_threshold = 1e-4;
+  int64_t plateau_cooldown = 0;
   int64_t warmup = 100;
   double beta1 = 0.9;
   double beta2 = 0.95;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include "core/error.h"
+#include "layers/lora.h"
 
 namespace skein {
 namespace {
@@ -162,6 +163,17 @@ std::vector<ConfigKey> build_schema() {
                   c.model.dtype = name == "f64" ? DType::f64 : DType::f32;
                 },
                 one_of({"f32", "f64"}).ok},
+      ConfigKey{"model.weight_dtype", KeyType::String,
+                "storage of S layers' and the LM head's Linear weights (bf16: frozen, e.g. a bf16 checkpoint's teacher)",
+                "must be one of f32, f64, bf16",
+                [](const Config& c) { return ConfigValue(std::string(dtype_name(c.model.weight_dtype))); },
+                [](Config& c, const ConfigValue& v) {
+                  const auto& name = std::get<std::string>(v);
+                  SKEIN_CHECK(name == "f32" || name == "f64" || name == "bf16", "model.weight_dtype: invalid value '",
+                              name, "' (f32, f64 or bf16)");
+                  c.model.weight_dtype = name == "f64" ? DType::f64 : name == "bf16" ? DType::bf16 : DType::f32;
+                },
+                one_of({"f32", "f64", "bf16"}).ok},
       // data
       field("data.source", &C::data, &D::source, one_of({"hdf5", "mqar", "icl_regression"}),
             "hdf5 (token file from skein prep), mqar or icl_regression (synthetic)"),
@@ -216,7 +228,16 @@ std::vector<ConfigKey> build_schema() {
       field("optim.name", &C::optim, &O::name, one_of({"adamw", "sgd"}), "optimizer"),
       field("optim.lr", &C::optim, &O::lr, positive(), "peak learning rate"),
       field("optim.min_lr", &C::optim, &O::min_lr, non_negative(), "learning rate at the end of the decay"),
-      field("optim.schedule", &C::optim, &O::schedule, one_of({"cosine", "linear", "constant"}), "decay after warm-up"),
+      field("optim.schedule", &C::optim, &O::schedule, one_of({"cosine", "linear", "constant", "plateau"}),
+            "decay after warm-up (plateau: ReduceLROnPlateau on the validation loss, skein distill)"),
+      field("optim.plateau_factor", &C::optim, &O::plateau_factor,
+            rule<double>("must lie in (0, 1)", [](const double& v) { return v > 0 && v < 1; }),
+            "plateau: the rate is multiplied by it after patience evaluations without improvement"),
+      field("optim.plateau_patience", &C::optim, &O::plateau_patience, at_least(0), "plateau: evaluations tolerated"),
+      field("optim.plateau_threshold", &C::optim, &O::plateau_threshold, below_one(),
+            "plateau: relative improvement that counts"),
+      field("optim.plateau_cooldown", &C::optim, &O::plateau_cooldown, at_least(0),
+            "plateau: evaluations ignored after a cut"),
       field("optim.warmup", &C::optim, &O::warmup, at_least(0), "linear warm-up steps"),
       field("optim.beta1", &C::optim, &O::beta1, below_one(), "AdamW first-moment decay"),
       field("optim.beta2", &C::optim, &O::beta2, below_one(), "AdamW second-moment decay"),
@@ -266,13 +287,14 @@ std::vector<ConfigKey> build_schema() {
       field("distill.lora_alpha", &C::distill, &X::lora_alpha, positive(), "LoRA alpha (update scaled by alpha / r)"),
       field("distill.lora_dropout", &C::distill, &X::lora_dropout, below_one(), "dropout on the LoRA input"),
       field("distill.lora_targets", &C::distill, &X::lora_targets,
-            rule<std::vector<std::string>>("must be a non-empty list of q_proj, k_proj, v_proj, o_proj",
+            rule<std::vector<std::string>>("must be a non-empty list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, "
+                                           "down_proj",
                                            [](const std::vector<std::string>& vs) {
                                              for (const auto& v : vs)
-                                               if (v != "q_proj" && v != "k_proj" && v != "v_proj" && v != "o_proj") return false;
+                                               if (!is_lora_target(v)) return false;
                                              return !vs.empty();
                                            }),
-            "projections of the converted layers that get adapters"),
+            "Linear layers of the converted blocks that get adapters (attention q/k/v/o_proj, MLP gate/up/down_proj)"),
       field("distill.eval_context", &C::distill, &X::eval_context, at_least(1), "prompt length of the generation benchmark"),
       field("distill.eval_tokens", &C::distill, &X::eval_tokens, at_least(1), "tokens decoded in the generation benchmark"),
   };

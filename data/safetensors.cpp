@@ -1,6 +1,7 @@
 // safetensors.cpp — the safetensors reader and writer, and model folders of shards (see
 // safetensors.h).
 #include "data/safetensors.h"
+#include "core/ops.h"
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -189,8 +190,45 @@ std::vector<Entry> parse_header(const std::string& text, uint64_t buffer_size, c
 // Reads `n` bytes of the file at `offset` into dst; throws when it cannot.
 using ReadAt = std::function<void(uint64_t offset, uint64_t n, char* dst)>;
 
-TensorMap read_safetensors(uint64_t file_size, const ReadAt& read_at, const std::string& source, StringMap* metadata,
-                           const SafetensorsRead& opts) {
+// One tensor of the file: `into` when given (same shape; BF16 into bf16 and same-dtype reads go
+// straight into it, others through a temporary), else a new tensor.
+Tensor read_entry(const Entry& e, uint64_t data_start, const ReadAt& read_at, const SafetensorsRead& opts,
+                  Tensor into = Tensor()) {
+  const DType file = skein_dtype(e.dtype, {true});
+  const bool direct = into.defined() && into.dtype() == file && into.is_contiguous() && into.device() == Device::cpu;
+  if (into.defined() && (e.dtype == "BF16" || e.dtype == "F16") && into.dtype() == DType::f32 && into.is_contiguous() &&
+      into.device() == Device::cpu) {  // into f32 in chunks of 1 M values: no temporary of the whole tensor
+    constexpr uint64_t kChunk = 1 << 20;
+    std::vector<uint16_t> half;
+    float* dst = into.data<float>();
+    for (uint64_t i = 0, n = (e.end - e.begin) / 2; i < n; i += kChunk) {
+      half.resize(std::min(kChunk, n - i));
+      read_at(data_start + e.begin + 2 * i, 2 * half.size(), reinterpret_cast<char*>(half.data()));
+      for (size_t j = 0; j < half.size(); ++j) dst[i + j] = e.dtype == "F16" ? f16_to_f32(half[j]) : bf16_to_f32(half[j]);
+    }
+    return into;
+  }
+  Tensor t = direct ? into : Tensor::empty(e.shape, skein_dtype(e.dtype, opts));
+  const uint64_t bytes = e.end - e.begin, at = data_start + e.begin;
+  if (bytes == 0) {
+    // a zero-size tensor: nothing to read
+  } else if (t.dtype() == DType::bf16) {
+    read_at(at, bytes, static_cast<char*>(t.raw_data()));  // the bits as they are: no f32 detour
+  } else if (e.dtype == "F16" || e.dtype == "BF16") {
+    std::vector<uint16_t> half(bytes / 2);
+    read_at(at, bytes, reinterpret_cast<char*>(half.data()));
+    float* dst = t.data<float>();
+    for (size_t i = 0; i < half.size(); ++i) dst[i] = e.dtype == "F16" ? f16_to_f32(half[i]) : bf16_to_f32(half[i]);
+  } else {
+    read_at(at, bytes, static_cast<char*>(t.raw_data()));
+  }
+  if (into.defined() && !direct) copy_(into, t);
+  return into.defined() ? into : t;
+}
+
+// The header's entries and where the data starts.
+std::vector<Entry> read_header(uint64_t file_size, const ReadAt& read_at, const std::string& source,
+                               StringMap* metadata, uint64_t* data_start) {
   if (file_size < 8) fail(source, "the file has ", file_size, " bytes, fewer than the 8 of the header length");
   uint64_t n = 0;
   read_at(0, 8, reinterpret_cast<char*>(&n));
@@ -198,25 +236,16 @@ TensorMap read_safetensors(uint64_t file_size, const ReadAt& read_at, const std:
   if (n > file_size - 8) fail(source, "header length ", n, " runs past the end of the file (", file_size, " bytes)");
   std::string text(n, '\0');
   read_at(8, n, text.data());
-  const uint64_t data_start = 8 + n;
+  *data_start = 8 + n;
+  return parse_header(text, file_size - *data_start, source, metadata);
+}
+
+TensorMap read_safetensors(uint64_t file_size, const ReadAt& read_at, const std::string& source, StringMap* metadata,
+                           const SafetensorsRead& opts) {
+  uint64_t data_start = 0;
   TensorMap out;
-  for (const Entry& e : parse_header(text, file_size - data_start, source, metadata)) {
-    Tensor t = Tensor::empty(e.shape, skein_dtype(e.dtype, opts));
-    const uint64_t bytes = e.end - e.begin, at = data_start + e.begin;
-    if (bytes == 0) {
-      // a zero-size tensor: nothing to read
-    } else if (t.dtype() == DType::bf16) {
-      read_at(at, bytes, static_cast<char*>(t.raw_data()));  // the bits as they are: no f32 detour
-    } else if (e.dtype == "F16" || e.dtype == "BF16") {
-      std::vector<uint16_t> half(bytes / 2);
-      read_at(at, bytes, reinterpret_cast<char*>(half.data()));
-      float* dst = t.data<float>();
-      for (size_t i = 0; i < half.size(); ++i) dst[i] = e.dtype == "F16" ? f16_to_f32(half[i]) : bf16_to_f32(half[i]);
-    } else {
-      read_at(at, bytes, static_cast<char*>(t.raw_data()));
-    }
-    out.emplace(e.name, t);
-  }
+  for (const Entry& e : read_header(file_size, read_at, source, metadata, &data_start))
+    out.emplace(e.name, read_entry(e, data_start, read_at, opts));
   return out;
 }
 
@@ -242,6 +271,27 @@ TensorMap load_safetensors(const std::string& path, StringMap* metadata, const S
     SKEIN_CHECK(in, "safetensors ", path, ": read of ", n, " bytes at ", offset, " failed");
   };
   return read_safetensors(size, read_at, path, metadata, opts);
+}
+
+void read_safetensors_into(const std::string& path, const SafetensorsDest& dest) {
+  std::ifstream in(path, std::ios::binary);
+  SKEIN_CHECK(in, "safetensors ", path, ": cannot open the file");
+  std::error_code ec;
+  const uint64_t size = fs::file_size(path, ec);
+  SKEIN_CHECK(!ec, "safetensors ", path, ": cannot read its size (", ec.message(), ")");
+  auto read_at = [&](uint64_t offset, uint64_t n, char* dst) {
+    in.seekg(static_cast<std::streamoff>(offset));
+    in.read(dst, static_cast<std::streamsize>(n));
+    SKEIN_CHECK(in, "safetensors ", path, ": read of ", n, " bytes at ", offset, " failed");
+  };
+  uint64_t data_start = 0;
+  for (const Entry& e : read_header(size, read_at, path, nullptr, &data_start)) {
+    Tensor into = dest(e.name, e.shape);
+    if (!into.defined()) continue;
+    SKEIN_CHECK(into.shape() == e.shape, "safetensors ", path, ": tensor '", e.name, "' has shape ", shape_str(e.shape),
+                " but its destination ", shape_str(into.shape()));
+    read_entry(e, data_start, read_at, {}, into);
+  }
 }
 
 TensorMap parse_safetensors(const std::string& bytes, const std::string& source, StringMap* metadata,

@@ -14,6 +14,7 @@
 //   Write: f32 → F32, f64 → F64, i64 → I64, i32 → I32, bf16 → BF16.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include "core/tensor.h"
@@ -29,6 +30,12 @@ struct SafetensorsRead {
 
 // Reads every tensor of a .safetensors file; `metadata` (if given) receives "__metadata__".
 TensorMap load_safetensors(const std::string& path, StringMap* metadata = nullptr, const SafetensorsRead& opts = {});
+// Reads each tensor of the file straight into the tensor dest(name, shape) returns (same
+// shape; BF16 into a bf16 tensor and same-dtype reads without a copy, other dtypes through one
+// temporary tensor); an undefined result skips the tensor. Memory beyond the destinations: at
+// most one tensor (what loading a checkpoint into an allocated model needs).
+using SafetensorsDest = std::function<Tensor(const std::string& name, const Shape& shape)>;
+void read_safetensors_into(const std::string& path, const SafetensorsDest& dest);
 // The same from the bytes of a file held in memory; `source` names it in errors.
 TensorMap parse_safetensors(const std::string& bytes, const std::string& source, StringMap* metadata = nullptr,
                             const SafetensorsRead& opts = {});

@@ -8,7 +8,11 @@
 // exporting the student (<run_dir>/student/ckpt-NNNNNN, loadable with load_student), and
 // printing validation perplexity, recovery (teacher ppl / student ppl) and generation tokens/s
 // and memory at distill.eval_context tokens for teacher and student (<run_dir>/distill.json).
-// The teacher is a skein checkpoint or a Hugging Face Llama folder (launch/hf_llama.h).
+// The teacher is a skein checkpoint or a Hugging Face Llama / Mistral / Qwen2 folder
+// (launch/hf_llama.h). Under mpirun with parallel.dp > 1 every rank holds teacher and student,
+// draws its shard of each global batch and the gradients are averaged (rank 0 logs, checkpoints
+// and exports); train.device picks the device. LoRA targets may include the MLP
+// (gate/up/down_proj); optim.schedule=plateau runs ReduceLROnPlateau on stage 2's val loss.
 #pragma once
 #include <memory>
 #include <string>
@@ -37,7 +41,7 @@ struct DistillSummary {
 // The teacher named by cfg.distill.teacher: a Hugging Face Llama folder (config.json), a
 // checkpoint folder, or a checkpoints root or run folder whose newest checkpoint is taken;
 // cfg.model becomes the teacher's model section.
-std::unique_ptr<HybridLM> load_teacher(Config& cfg);
+std::unique_ptr<HybridLM> load_teacher(Config& cfg, bool verbose = true);  // verbose: print what it loaded
 // A copy of `teacher` with the layers of cfg.distill.layers converted by cfg.distill.method
 // (no adapters yet); `converted` receives their indices.
 std::unique_ptr<HybridLM> make_student(const HybridLM& teacher, const Config& cfg, std::vector<int64_t>* converted);

@@ -7,10 +7,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <typeinfo>
 #include <variant>
 #include "configs/loader.h"
 #include "configs/registry.h"
+#include "core/allocator.h"
 #include "launch/checkpoint.h"
 #include "launch/distill.h"
 #include "data/token_file.h"
@@ -186,7 +188,12 @@ std::string skein_tensor_name(const std::string& name) {
   throw Error(detail::concat("hf tensor '", name, "' has no skein counterpart (see docs/HF_FORMAT.md)"));
 }
 
-HfModel load_hf_llama(const std::string& dir) {
+namespace {
+
+// config.json of an HF folder as skein's config: the family keys, or the embedded skein config
+// checked against them. *llama receives the family keys' ModelConfig. A checkpoint whose dtype
+// (torch_dtype) is bfloat16 keeps its Linear weights bf16 (model.weight_dtype) when skein can.
+HfModel read_hf_config(const std::string& dir, ModelConfig* llama, bool* from_skein) {
   const fs::path config_path = fs::path(dir) / "config.json";
   const std::string src = config_path.string();
   SKEIN_CHECK(fs::exists(config_path), "hf folder ", dir, ": config.json is missing");
@@ -197,25 +204,69 @@ HfModel load_hf_llama(const std::string& dir) {
     throw Error(detail::concat(src, ": not valid JSON (", e.what(), ")"));
   }
   HfModel out;
-  const ModelConfig llama = hf_model_config(c, src, &out.max_position_embeddings);
-  const bool from_skein = c.contains("skein");
-  if (from_skein) {
+  *llama = hf_model_config(c, src, &out.max_position_embeddings);
+  *from_skein = c.contains("skein");
+  if (*from_skein) {
     const json& s = c["skein"];
     SKEIN_CHECK(s.is_object() && s.value("format_version", json()) == 1 && s.contains("config"), src,
                 ": \"skein\" must be {\"format_version\": 1, \"config\": {...}}");
     out.config = config_from_json(s["config"], src + ": skein.config");
-    check_agrees(llama, out.config.model, src);
+    check_agrees(*llama, out.config.model, src);
   } else {
-    out.config.model = llama;
+    out.config.model = *llama;
+    const std::string dtype = c.contains("dtype") && c["dtype"].is_string() ? c["dtype"].get<std::string>()
+                              : c.contains("torch_dtype") && c["torch_dtype"].is_string() ? c["torch_dtype"].get<std::string>()
+                                                                                        : "float32";
+    if (dtype == "bfloat16") out.config.model.weight_dtype = DType::bf16;
     validate_config(out.config);
   }
-  TensorMap hf = load_safetensors_folder(dir);
-  for (auto it = hf.begin(); it != hf.end();) {  // derived from rope_theta / aliased by the tie
-    const bool drop = it->first.ends_with(".rotary_emb.inv_freq") || (llama.tie_embeddings && it->first == "lm_head.weight");
-    it = drop ? hf.erase(it) : std::next(it);
+  return out;
+}
+
+// The parameters model.weight_dtype applies to (layers/model.cpp): S layers' q/k/v/o_proj, the
+// MLPs and the LM head.
+bool stored_as_weight_dtype(const std::string& sk) {
+  for (const char* tail : {".mixer.q_proj.weight", ".mixer.k_proj.weight", ".mixer.v_proj.weight", ".mixer.o_proj.weight",
+                           ".mlp.w1.weight", ".mlp.w2.weight", ".mlp.w3.weight"})
+    if (sk.ends_with(tail)) return true;
+  return sk == "lm_head.weight";
+}
+
+bool dropped_tensor(const std::string& name, const ModelConfig& llama) {  // derived from rope_theta / aliased by the tie
+  return name.ends_with(".rotary_emb.inv_freq") || (llama.tie_embeddings && name == "lm_head.weight");
+}
+
+// The safetensors files of an HF folder (model.safetensors, or the index's shards).
+std::vector<std::string> hf_weight_files(const std::string& dir) {
+  const fs::path index = fs::path(dir) / "model.safetensors.index.json";
+  if (!fs::exists(index)) return {(fs::path(dir) / "model.safetensors").string()};
+  json j;
+  try {
+    j = json::parse(read_text(index));
+  } catch (const json::exception& e) {
+    throw Error(detail::concat(index.string(), ": not valid JSON (", e.what(), ")"));
   }
+  SKEIN_CHECK(j.contains("weight_map") && j["weight_map"].is_object(), index.string(), ": needs a \"weight_map\" object");
+  std::set<std::string> files;
+  for (const auto& [name, file] : j["weight_map"].items()) {
+    SKEIN_CHECK(file.is_string() && file.get<std::string>().find('/') == std::string::npos, index.string(),
+                ": weight_map['", name, "'] must be a file name in the folder");
+    files.insert((fs::path(dir) / file.get<std::string>()).string());
+  }
+  return {files.begin(), files.end()};
+}
+
+}  // namespace
+
+HfModel load_hf_llama(const std::string& dir) {
+  ModelConfig llama;
+  bool from_skein = false;
+  HfModel out = read_hf_config(dir, &llama, &from_skein);
+  SafetensorsRead read;
+  read.keep_bf16 = out.config.model.weight_dtype == DType::bf16;
+  TensorMap hf = load_safetensors_folder(dir, read);
+  for (auto it = hf.begin(); it != hf.end();) it = dropped_tensor(it->first, llama) ? hf.erase(it) : std::next(it);
   if (!from_skein) check_llama_tensors(hf, llama, dir);
-  const DType dtype = out.config.model.dtype;
   for (auto& [name, t] : hf) {
     std::string sk;
     try {
@@ -223,20 +274,50 @@ HfModel load_hf_llama(const std::string& dir) {
     } catch (const Error& e) {
       throw Error(detail::concat("hf folder ", dir, ": ", e.what()));
     }
-    SKEIN_CHECK(out.state.emplace(sk, t.dtype() == dtype ? t : t.to(dtype)).second, "hf folder ", dir,
+    // bf16 stays bf16 where the model stores it so (model.weight_dtype), the rest is model.dtype
+    const ModelConfig& mc = out.config.model;
+    const DType want = mc.weight_dtype == DType::bf16 && stored_as_weight_dtype(sk) ? DType::bf16 : mc.dtype;
+    SKEIN_CHECK(out.state.emplace(sk, t.dtype() == want ? t : t.to(want)).second, "hf folder ", dir,
                 ": two tensors map to the skein name '", sk, "'");
   }
   return out;
 }
 
 std::unique_ptr<HybridLM> load_hf_llama_model(const std::string& dir, Config* config) {
-  HfModel m = load_hf_llama(dir);
+  ModelConfig llama;
+  bool from_skein = false;
+  HfModel m = read_hf_config(dir, &llama, &from_skein);
   auto model = std::make_unique<HybridLM>(m.config.model);
-  try {
-    model->load_state_dict(m.state);
-  } catch (const Error& e) {
-    throw Error(detail::concat("hf folder ", dir, ": ", e.what()));
+  // Each tensor is read straight into its parameter (bf16 into bf16): no second copy of the model.
+  std::map<std::string, Tensor> params;
+  for (auto& [name, p] : model->named_parameters()) params.emplace(name, p);
+  std::set<std::string> loaded;
+  const std::map<std::string, Shape> want = from_skein ? std::map<std::string, Shape>{} : llama_shapes(llama);
+  for (const std::string& file : hf_weight_files(dir)) {
+    SKEIN_CHECK(fs::exists(file), "hf folder ", dir, ": ", fs::path(file).filename().string(), " does not exist");
+    read_safetensors_into(file, [&](const std::string& name, const Shape& shape) -> Tensor {
+      if (dropped_tensor(name, llama)) return Tensor();
+      SKEIN_CHECK(from_skein || want.count(name), "hf folder ", dir, ": tensor '", name, "' is not part of a ",
+                  llama.qkv_bias ? "Qwen2" : "Llama", " model as config.json describes it");
+      std::string sk;
+      try {
+        sk = skein_tensor_name(name);
+      } catch (const Error& e) {
+        throw Error(detail::concat("hf folder ", dir, ": ", e.what()));
+      }
+      auto it = params.find(sk);
+      SKEIN_CHECK(it != params.end(), "hf folder ", dir, ": tensor '", name, "' (skein '", sk, "') is not a parameter of the model");
+      SKEIN_CHECK(shape == it->second.shape(), "hf folder ", dir, ": tensor '", name, "' has shape ", shape_str(shape),
+                  " but the model's '", sk, "' is ", shape_str(it->second.shape()));
+      SKEIN_CHECK(loaded.insert(sk).second, "hf folder ", dir, ": two tensors map to the skein name '", sk, "'");
+      NoGradGuard no_grad;
+      return it->second;
+    });
   }
+  for (const auto& [name, p] : params)
+    SKEIN_CHECK(loaded.count(name), "hf folder ", dir, ": the model's tensor '", name, "' is missing (",
+                hf_tensor_name(name, true), ")");
+  if (m.config.model.weight_dtype == DType::bf16) cpu_allocator::empty_cache();  // the conversion temporaries
   if (config) *config = m.config;
   return model;
 }
@@ -259,7 +340,8 @@ void save_hf_llama(const HybridLM& model, const std::string& dir, const HfSaveOp
     int64_t i = 0;
     std::string rest;
     const bool attention = split_layer(name, "blocks.", i, rest) && llama_layer.at(i);
-    tensors.emplace(hf_tensor_name(name, attention), t.dtype() == DType::f32 ? t.detach() : t.detach().to(DType::f32));
+    const bool keep = t.dtype() == DType::f32 || t.dtype() == DType::bf16;  // bf16 weights are written as BF16
+    tensors.emplace(hf_tensor_name(name, attention), keep ? t.detach() : t.detach().to(DType::f32));
   }
   Config cfg = opts.config.value_or(Config{});
   if (!opts.config) cfg.model = m;

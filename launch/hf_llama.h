@@ -27,12 +27,15 @@ struct HfModel {
   int64_t max_position_embeddings = 2048;  // config.json's (skein has no such limit)
 };
 
-// Reads an HF Llama folder. Errors name the folder, the key or tensor: config keys skein does
-// not implement (rope_scaling, attention_bias, mlp_bias, hidden_act other than silu, a head_dim
-// other than hidden_size / num_attention_heads), and for a plain Llama every missing, extra or
-// misshapen tensor. F32, F16, BF16 and F64 weights load as config.model.dtype.
+// Reads an HF Llama / Mistral / Qwen2 folder (config keys: launch/hf_llama_config.h). Errors
+// name the folder, the key or tensor: config keys skein does not implement, and for a plain
+// family model every missing, extra or misshapen tensor. F32, F16, BF16 and F64 weights load as
+// config.model.dtype, except that a bfloat16 checkpoint keeps the Linear weights bf16
+// (model.weight_dtype).
 HfModel load_hf_llama(const std::string& dir);
-// load_hf_llama, then HybridLM(config.model) with the weights loaded strictly.
+// The model of an HF folder: HybridLM(config.model) built first, then each tensor read straight
+// into its parameter (no second copy of the weights: a bf16 checkpoint needs about its file
+// size); every parameter must be in the files and every tensor must be a parameter.
 std::unique_ptr<HybridLM> load_hf_llama_model(const std::string& dir, Config* config = nullptr);
 
 struct HfSaveOptions {
@@ -44,10 +47,11 @@ struct HfSaveOptions {
   std::string tokenizer_identity;
 };
 
-// Writes `model` (one process, tp_size 1) as an HF Llama folder: config.json and the weights
-// as F32. `dir` must not exist or be empty. architectures is ["LlamaForCausalLM"] when every
-// mixer is a plain SoftmaxAttention without a window (transformers then computes the same
-// logits), else model_type "skein_hybrid" with ["SkeinForCausalLM"], layer_mixers and the
+// Writes `model` (one process, tp_size 1) as an HF folder: config.json and the weights as the
+// model holds them (F32, bf16 Linear weights as BF16). `dir` must not exist or be empty. The
+// architecture is the family's (Llama / Mistral / Qwen2: hf_config_json) when every mixer is a
+// plain SoftmaxAttention (transformers then computes the same logits), else model_type
+// "skein_hybrid" with ["SkeinForCausalLM"], layer_mixers and the
 // remote-code files (launch/hf_export.h), which transformers runs with trust_remote_code=True.
 // opts.tokenizer_identity: the tokenizer files too.
 void save_hf_llama(const HybridLM& model, const std::string& dir, const HfSaveOptions& opts = {});

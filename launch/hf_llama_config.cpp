@@ -137,7 +137,8 @@ int64_t read_window(const json& c, const std::string& src, const std::string& ty
 std::string hf_dtype_name(DType dt) {
   switch (dt) {
     case DType::f64: return "float64";
-    default: return std::string(dtype_name(dt)) == "bf16" ? "bfloat16" : "float32";
+    case DType::bf16: return "bfloat16";
+    default: return "float32";
   }
 }
 
@@ -216,7 +217,8 @@ json hf_config_json(const ModelConfig& m, bool llama, int64_t max_position_embed
             {"rope_parameters", rope},
             {"tie_word_embeddings", m.tie_embeddings},
             {"initializer_range", m.init_std},
-            {"torch_dtype", hf_dtype_name(m.dtype)}};
+            {"torch_dtype", hf_dtype_name(m.weight_dtype == DType::bf16 ? DType::bf16 : m.dtype)},
+            {"dtype", hf_dtype_name(m.weight_dtype == DType::bf16 ? DType::bf16 : m.dtype)}};
   if (family == "llama") {
     c["attention_bias"] = false;
     c["mlp_bias"] = false;

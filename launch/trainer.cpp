@@ -92,6 +92,10 @@ LrSchedule make_schedule(const Config& cfg) {
   s.warmup = cfg.optim.warmup;
   s.total = cfg.train.steps;
   s.decay = parse_lr_decay(cfg.optim.schedule);
+  SKEIN_CHECK(cfg.model.weight_dtype != DType::bf16, "model.weight_dtype=bf16 stores frozen weights (a distillation "
+              "teacher, eval, generate); skein train needs trainable weights (train.precision=bf16-mixed computes in bf16)");
+  SKEIN_CHECK(s.decay != LrDecay::plateau, "optim.schedule=plateau: ReduceLROnPlateau steps on the validation loss "
+              "of skein distill's LoRA stage; skein train supports cosine, linear and constant");
   return s;
 }
 

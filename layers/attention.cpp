@@ -30,10 +30,11 @@ SoftmaxAttention::SoftmaxAttention(const ModelConfig& cfg, Generator& gen, doubl
   validate_rope(cfg);
   const ModelParallel* p = &this->par();
   const bool b = cfg.qkv_bias;
-  q_proj = register_module("q_proj", std::make_shared<Linear>(d, H * head_dim, gen, cfg.init_std, b, cfg.dtype, TpMode::column, p));
-  k_proj = register_module("k_proj", std::make_shared<Linear>(d, Hkv * head_dim, gen, cfg.init_std, b, cfg.dtype, TpMode::column, p));
-  v_proj = register_module("v_proj", std::make_shared<Linear>(d, Hkv * head_dim, gen, cfg.init_std, b, cfg.dtype, TpMode::column, p));
-  o_proj = register_module("o_proj", std::make_shared<Linear>(H * head_dim, d, gen, out_std, false, cfg.dtype, TpMode::row, p));
+  const DType wdt = cfg.weight_dtype == DType::bf16 ? DType::bf16 : cfg.dtype;  // bf16: stored frozen
+  q_proj = register_module("q_proj", std::make_shared<Linear>(d, H * head_dim, gen, cfg.init_std, b, wdt, TpMode::column, p));
+  k_proj = register_module("k_proj", std::make_shared<Linear>(d, Hkv * head_dim, gen, cfg.init_std, b, wdt, TpMode::column, p));
+  v_proj = register_module("v_proj", std::make_shared<Linear>(d, Hkv * head_dim, gen, cfg.init_std, b, wdt, TpMode::column, p));
+  o_proj = register_module("o_proj", std::make_shared<Linear>(H * head_dim, d, gen, out_std, false, wdt, TpMode::row, p));
 }
 
 Tensor SoftmaxAttention::forward(const Tensor& x, MixerCache* cache) {

@@ -51,13 +51,15 @@ Linear::Linear(int64_t in, int64_t out, Generator& gen, double init_std, bool wi
   }
   weight = register_parameter("weight", tp_shard(init_normal({out, in}, init_std, gen, dtype), weight_split, rank, size),
                               weight_split);
-  if (with_bias) bias = register_parameter("bias", tp_shard(zeros({out}, dtype), bias_split, rank, size), bias_split);
+  if (dtype == DType::bf16) weight.requires_grad_(false);  // bf16 storage is frozen
+  const DType bias_dtype = dtype == DType::bf16 ? DType::f32 : dtype;
+  if (with_bias) bias = register_parameter("bias", tp_shard(zeros({out}, bias_dtype), bias_split, rank, size), bias_split);
 }
 
 Tensor Linear::forward(const Tensor& x) const {
   SKEIN_CHECK(x.dim() >= 1 && x.shape().back() == weight.shape()[1], "Linear: input ", shape_str(x.shape()),
               " does not end in the layer's in-features ", weight.shape()[1]);
-  Tensor y = matmul(x, weight.transpose(0, 1));  // the transpose reaches BLAS as a flag
+  Tensor y = matmul(x, compute_weight(x.dtype()).transpose(0, 1));  // the transpose reaches BLAS as a flag
   if (mode == TpMode::row) y = par_->tp_sum(y);
   return bias.defined() ? add(y, bias) : y;
 }
@@ -112,7 +114,8 @@ SwiGLU::SwiGLU(int64_t d, int64_t hidden, Generator& gen, double init_std, doubl
 Tensor SwiGLU::forward(const Tensor& x) const {
   Tensor xc = par_->tp_copy(x);  // Megatron f: the input gradient is summed over tp ranks
   // w2's GEMM fused with silu(a) * b, whose [..., hidden] result is not kept for backward.
-  Tensor y = swiglu_down(w1->forward(xc), w3->forward(xc), w2->weight);
+  Tensor a = w1->forward(xc);
+  Tensor y = swiglu_down(a, w3->forward(xc), w2->compute_weight(a.dtype()));
   if (w2->mode == TpMode::row) y = par_->tp_sum(y);
   return w2->bias.defined() ? add(y, w2->bias) : y;
 }

@@ -39,10 +39,14 @@ enum class TpMode { replicated, column, row };
 // parallelism this rank's shard: [out / tp, in] (column) or [out, in / tp] (row).
 class Linear : public Module {
  public:
-  // par: the model's split over ranks (null: one process); must outlive the layer.
+  // par: the model's split over ranks (null: one process); must outlive the layer. dtype bf16:
+  // the weight is stored bf16 and frozen (drawn in chunks, never whole in f32), the bias f32.
   Linear(int64_t in, int64_t out, Generator& gen, double init_std = 0.02, bool bias = false,
          DType dtype = DType::f32, TpMode mode = TpMode::replicated, const ModelParallel* par = nullptr);
   Tensor forward(const Tensor& x) const;  // x: [..., in (this rank's slice when row)] -> [..., out]
+  // The weight as the GEMM of an input of dtype `dt` reads it: a bf16-stored weight
+  // (ModelConfig::weight_dtype) converted, one weight at a time.
+  Tensor compute_weight(DType dt) const { return weight.dtype() == dt ? weight : weight.to(dt); }
   Tensor weight, bias;
   TpMode mode;
 
@@ -81,11 +85,14 @@ class SwiGLU : public Module {
  public:
   SwiGLU(int64_t d, int64_t hidden, Generator& gen, double init_std = 0.02, double out_std = 0.02,
          DType dtype = DType::f32, const ModelParallel* par = nullptr);
-  Tensor forward(const Tensor& x) const;  // x: [..., d]
-  std::shared_ptr<Linear> w1, w2, w3;
+  virtual Tensor forward(const Tensor& x) const;  // x: [..., d]
+  std::shared_ptr<Linear> w1, w2, w3;  // null in a subclass with its own projections
+
+ protected:
+  SwiGLU() = default;  // for LoRASwiGLU (layers/lora.h), which registers w1 / w2 / w3 itself
 
  private:
-  const ModelParallel* par_;
+  const ModelParallel* par_ = nullptr;
 };
 
 }  // namespace skein

@@ -61,6 +61,9 @@ struct ModelConfig {
   bool scaled_residual_init = false;  // output projections std / sqrt(2 n_layers)
   uint64_t seed = 1234;
   DType dtype = DType::f32;
+  // Storage of the Linear weights of S layers, their MLPs and the LM head: bf16, or (f32, f64) as dtype
+  // (frozen, half the memory, converted per GEMM: a bf16 checkpoint's teacher, eval, generate).
+  DType weight_dtype = DType::f32;
   // > 0: continuous inputs [B, T, input_dim] through a read-in layer instead of token ids, and
   // one scalar out per position (in-context regression); 0: a language model.
   int64_t input_dim = 0;  // parameters and activations (f64 for gradient checks)

@@ -21,8 +21,9 @@ void LoRALinear::add_adapter(int64_t rank, double alpha, double dropout, uint64_
   const int64_t out = weight.size(0), in = weight.size(1);
   Generator gen(seed);
   const double bound = 1.0 / std::sqrt(static_cast<double>(in));  // kaiming-uniform with a = √5
-  lora_A = register_parameter("lora_A", uniform({rank, in}, gen, -bound, bound, weight.dtype()));
-  lora_B = register_parameter("lora_B", zeros({out, rank}, weight.dtype()));
+  const DType dt = weight.dtype() == DType::bf16 ? DType::f32 : weight.dtype();  // adapters train in f32
+  lora_A = register_parameter("lora_A", uniform({rank, in}, gen, -bound, bound, dt));
+  lora_B = register_parameter("lora_B", zeros({out, rank}, dt));
   scaling = alpha / static_cast<double>(rank);
   dropout_p = dropout;
   dropout_gen_ = Generator(seed + 1);
@@ -33,7 +34,8 @@ void LoRALinear::add_adapter(int64_t rank, double alpha, double dropout, uint64_
 Tensor LoRALinear::forward(const Tensor& x) const {
   SKEIN_CHECK(x.dim() >= 1 && x.shape().back() == weight.size(1), "LoRALinear: input ", shape_str(x.shape()),
               " does not end in the layer's in-features ", weight.size(1));
-  Tensor y = matmul(x, weight.transpose(0, 1));
+  Tensor w = weight.dtype() == x.dtype() ? weight : weight.to(x.dtype());  // a bf16-stored base
+  Tensor y = matmul(x, w.transpose(0, 1));
   if (bias.defined()) y = add(y, bias);
   if (!has_adapter()) return y;
   Tensor h = dropout(x, dropout_p, dropout_gen_, is_training());
@@ -44,8 +46,47 @@ Tensor LoRALinear::forward(const Tensor& x) const {
 std::shared_ptr<LoRALinear> LoRALinear::merged() const {
   NoGradGuard no_grad;
   if (!has_adapter()) return std::make_shared<LoRALinear>(weight.clone(), bias.defined() ? bias.clone() : Tensor());
-  Tensor w = add(weight, mul(matmul(lora_B, lora_A), scaling));  // [out, in]
-  return std::make_shared<LoRALinear>(w, bias.defined() ? bias.clone() : Tensor());
+  const DType dt = lora_A.dtype();  // merged in the adapter's dtype, stored as the base was
+  Tensor w = add(weight.dtype() == dt ? weight : weight.to(dt), mul(matmul(lora_B, lora_A), scaling));  // [out, in]
+  return std::make_shared<LoRALinear>(w.dtype() == weight.dtype() ? w : w.to(weight.dtype()),
+                                      bias.defined() ? bias.clone() : Tensor());
+}
+
+LoRASwiGLU::LoRASwiGLU(const SwiGLU& base) {
+  SKEIN_CHECK(base.w1 && base.w2 && base.w3, "LoRASwiGLU: the MLP must be a plain SwiGLU (it already has adapters?)");
+  gate = register_module("w1", std::make_shared<LoRALinear>(base.w1->weight, base.w1->bias));
+  up = register_module("w3", std::make_shared<LoRALinear>(base.w3->weight, base.w3->bias));
+  down = register_module("w2", std::make_shared<LoRALinear>(base.w2->weight, base.w2->bias));
+}
+
+Tensor LoRASwiGLU::forward(const Tensor& x) const {
+  Tensor a = gate->forward(x), b = up->forward(x);  // [..., hidden]
+  if (!down->has_adapter()) {  // w2's GEMM fused with silu(a) * b, as SwiGLU does
+    Tensor y = swiglu_down(a, b, down->weight.dtype() == a.dtype() ? down->weight : down->weight.to(a.dtype()));
+    return down->bias.defined() ? add(y, down->bias) : y;
+  }
+  return down->forward(mul(silu(a), b));
+}
+
+std::shared_ptr<LoRALinear>& LoRASwiGLU::projection(const std::string& name) {
+  if (name == "gate_proj") return gate;
+  if (name == "up_proj") return up;
+  SKEIN_CHECK(name == "down_proj", "LoRA target '", name, "' is not a projection of the MLP (gate_proj, up_proj, down_proj)");
+  return down;
+}
+
+void LoRASwiGLU::merge_adapters() {
+  for (const auto& [name, child] : {std::pair{"gate_proj", "w1"}, {"up_proj", "w3"}, {"down_proj", "w2"}}) {
+    std::shared_ptr<LoRALinear>& slot = projection(name);
+    if (!slot->has_adapter()) continue;
+    slot = slot->merged();
+    replace_module(child, slot);
+  }
+}
+
+bool is_lora_target(const std::string& n) {
+  return n == "q_proj" || n == "k_proj" || n == "v_proj" || n == "o_proj" || n == "gate_proj" || n == "up_proj" ||
+         n == "down_proj";
 }
 
 ConvertedAttention::ConvertedAttention(const SoftmaxAttention& t)
@@ -105,14 +146,31 @@ std::vector<int64_t> convert_attention_layers(HybridLM& model, const std::string
 
 int64_t apply_lora(HybridLM& model, const LoRAConfig& cfg) {
   SKEIN_CHECK(!cfg.targets.empty(), "apply_lora: no target projections given");
+  for (const auto& name : cfg.targets)
+    SKEIN_CHECK(is_lora_target(name), "LoRA target '", name, "' is not one of q_proj, k_proj, v_proj, o_proj, "
+                "gate_proj, up_proj, down_proj");
   int64_t added = 0, layer = 0;
   for (auto& block : model.blocks) {
     auto* conv = dynamic_cast<ConvertedAttention*>(block->mixer.get());
     ++layer;
     if (!conv) continue;
-    for (const auto& name : cfg.targets)  // seeds differ per layer and projection
-      conv->projection(name)->add_adapter(cfg.rank, cfg.alpha, cfg.dropout,
-                                          cfg.seed + 1000003ull * static_cast<uint64_t>(layer) + 7919ull * static_cast<uint64_t>(added));
+    // seeds differ per layer (and per projection through its shape; as before MLP targets existed)
+    const uint64_t seed = cfg.seed + 1000003ull * static_cast<uint64_t>(layer) + 7919ull * static_cast<uint64_t>(added);
+    for (const auto& name : cfg.targets) {
+      if (name == "gate_proj" || name == "up_proj" || name == "down_proj") {
+        auto mlp = std::dynamic_pointer_cast<LoRASwiGLU>(block->mlp);
+        if (!mlp) {
+          SKEIN_CHECK(model.par().tp_size() == 1, "apply_lora: MLP adapters need one process (tp_size ",
+                      model.par().tp_size(), ")");
+          mlp = std::make_shared<LoRASwiGLU>(*block->mlp);
+          block->replace_module("mlp", mlp);
+          block->mlp = mlp;
+        }
+        mlp->projection(name)->add_adapter(cfg.rank, cfg.alpha, cfg.dropout, seed);
+      } else {
+        conv->projection(name)->add_adapter(cfg.rank, cfg.alpha, cfg.dropout, seed);
+      }
+    }
     added += static_cast<int64_t>(cfg.targets.size());
   }
   SKEIN_CHECK(added > 0, "apply_lora: the model has no converted attention layers to adapt");
@@ -120,8 +178,10 @@ int64_t apply_lora(HybridLM& model, const LoRAConfig& cfg) {
 }
 
 void merge_lora(HybridLM& model) {
-  for (auto& block : model.blocks)
+  for (auto& block : model.blocks) {
     if (auto* conv = dynamic_cast<ConvertedAttention*>(block->mixer.get())) conv->merge_adapters();
+    if (auto* mlp = dynamic_cast<LoRASwiGLU*>(block->mlp.get())) mlp->merge_adapters();
+  }
 }
 
 void set_trainable(const Module& m, bool on) {

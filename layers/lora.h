@@ -44,6 +44,23 @@ class LoRALinear : public Module {
   mutable Generator dropout_gen_;
 };
 
+// The SwiGLU MLP of a converted block with each projection able to take an adapter: w1 / w3 /
+// w2 (HF gate_proj / up_proj / down_proj) hold the teacher's tensors under the same names, so
+// the state dict is a plain SwiGLU's plus the adapters'. One process (tp_size 1).
+class LoRASwiGLU : public SwiGLU {
+ public:
+  explicit LoRASwiGLU(const SwiGLU& base);
+  Tensor forward(const Tensor& x) const override;  // x: [..., d]
+  // gate_proj (w1), up_proj (w3) or down_proj (w2); throws naming the valid names otherwise.
+  std::shared_ptr<LoRALinear>& projection(const std::string& name);
+  void merge_adapters();
+  std::shared_ptr<LoRALinear> gate, up, down;
+};
+
+// An adapter target: q_proj, k_proj, v_proj, o_proj (attention) or gate_proj, up_proj,
+// down_proj (MLP) — the module names LoLCATs' and Liger's peft configs list.
+bool is_lora_target(const std::string& name);
+
 // A mixer converted from a teacher SoftmaxAttention. Its q_proj / k_proj / v_proj / o_proj
 // children hold the teacher's tensors under the teacher's names (blocks.i.mixer.q_proj.weight),
 // so a converted layer's parameters are the teacher's plus whatever the subclass adds.
@@ -73,8 +90,8 @@ using ConvertFn = std::function<std::shared_ptr<ConvertedAttention>(const Softma
 std::vector<int64_t> convert_attention_layers(HybridLM& model, const std::string& pattern, const ConvertFn& make);
 
 // Adds an adapter to each projection named in cfg.targets of every converted layer of
-// `model`; returns how many were added. Errors name an unknown target or a model without
-// converted layers.
+// `model` (MLP targets: the block's SwiGLU becomes a LoRASwiGLU); returns how many were added.
+// Errors name an unknown target or a model without converted layers.
 int64_t apply_lora(HybridLM& model, const LoRAConfig& cfg);
 // Merges every adapter of `model` into its base weight (logits unchanged up to rounding).
 void merge_lora(HybridLM& model);

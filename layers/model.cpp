@@ -25,6 +25,10 @@ void ModelConfig::validate() const {
   SKEIN_CHECK(head_dim() % 2 == 0 || layer_pattern.find('S') == std::string::npos,
               "model: softmax layers need an even head dim for RoPE, got ", head_dim());
   validate_rope(*this);
+  SKEIN_CHECK(weight_dtype != DType::bf16 || (dtype == DType::f32 &&
+                                        layer_pattern.find_first_not_of('S') == std::string::npos && input_dim == 0),
+              "model.weight_dtype ", dtype_name(weight_dtype), ": bf16 weight storage is for f32 softmax-only (S) "
+              "language models (model.dtype ", dtype_name(dtype), ", layer_pattern ", layer_pattern, ")");
 }
 
 Block::Block(const ModelConfig& cfg, int64_t layer, Generator& gen, const ModelParallel* par)
@@ -36,8 +40,9 @@ Block::Block(const ModelConfig& cfg, int64_t layer, Generator& gen, const ModelP
   else mixer = std::make_shared<LinearAttention>(cfg, cfg.variant_of(layer), gen, out_std, par);
   register_module("mixer", mixer);
   norm2 = register_module("norm2", std::make_shared<RMSNorm>(cfg.d_model, cfg.norm_eps, cfg.dtype));
-  mlp = register_module("mlp", std::make_shared<SwiGLU>(cfg.d_model, cfg.mlp_hidden, gen, cfg.init_std, out_std,
-                                                        cfg.dtype, par));
+  // model.weight_dtype bf16: the MLP's (and S layers') weights are drawn and stored bf16 (frozen)
+  const DType wdt = cfg.weight_dtype == DType::bf16 ? DType::bf16 : cfg.dtype;
+  mlp = register_module("mlp", std::make_shared<SwiGLU>(cfg.d_model, cfg.mlp_hidden, gen, cfg.init_std, out_std, wdt, par));
 }
 
 Recompute parse_recompute(const std::string& name, const std::string& key) {
@@ -98,7 +103,9 @@ HybridLM::HybridLM(const ModelConfig& c, std::shared_ptr<const ModelParallel> pa
     read_out = register_module("read_out", std::make_shared<Linear>(cfg.d_model, 1, gen, cfg.init_std, false, cfg.dtype));
   else if (!cfg.tie_embeddings)  // vocabulary-parallel: this rank's rows of the padded vocabulary
     lm_head = register_module("lm_head", std::make_shared<Linear>(cfg.d_model, cfg.vocab_size, gen, cfg.init_std,
-                                                                  false, cfg.dtype, TpMode::column, p));
+                                                                  false,
+                                                                  cfg.weight_dtype == DType::bf16 ? DType::bf16 : cfg.dtype,
+                                                                  TpMode::column, p));
 }
 
 void HybridLM::set_recompute(Recompute mode, int64_t rows) {
@@ -159,7 +166,7 @@ LossParts HybridLM::loss(const Tensor& ids, const Tensor& targets, int64_t ignor
   LossParts out;
   if (fused_head && par_->tp_size() == 1) {
     Tensor h = hidden(ids, nullptr);  // [B, T, d]
-    out.lm = lm_head_cross_entropy(h.reshape({-1, cfg.d_model}), lm_head ? lm_head->weight : embed->weight,
+    out.lm = lm_head_cross_entropy(h.reshape({-1, cfg.d_model}), lm_head ? lm_head->compute_weight(h.dtype()) : embed->weight,
                                    targets.reshape({-1}), ignore_index);
   } else {
     Tensor logits = logits_shard(ids, nullptr);  // [B, T, V_shard]

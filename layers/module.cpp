@@ -1,5 +1,6 @@
 // module.cpp — Module bookkeeping (see module.h).
 #include "layers/module.h"
+#include <algorithm>
 
 namespace skein {
 
@@ -30,6 +31,18 @@ void Module::to(Device device) {
 Device Module::device() const {
   NamedTensors ps = named_parameters();
   return ps.empty() ? Device::cpu : ps.front().second.device();
+}
+
+Tensor Module::replace_parameter(const std::string& name, const Tensor& t, bool requires_grad) {
+  for (auto& [n, p] : params_) {
+    if (n != name) continue;
+    SKEIN_CHECK(t.shape() == p.shape(), "replace_parameter: '", name, "' ", shape_str(p.shape()), " cannot become ",
+                shape_str(t.shape()));
+    p = t.detach();
+    p.requires_grad_(requires_grad);
+    return p;
+  }
+  throw Error(detail::concat("replace_parameter: no parameter '", name, "'"));
 }
 
 Tensor Module::register_parameter(const std::string& name, Tensor t, TpSplit split) {
@@ -128,7 +141,22 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool st
 }
 
 Tensor init_normal(const Shape& shape, double std, Generator& gen, DType dtype) {
-  return mul(randn(shape, gen, dtype), std);
+  if (dtype != DType::bf16) {  // scaled in place: one buffer (an 8B model's embedding is 2 GB in f32)
+    Tensor t = randn(shape, gen, dtype);
+    mul_(t, std);
+    return t;
+  }
+  // bf16 (frozen weights about to be loaded): drawn in f32 chunks of 1 M values written straight
+  // into the bf16 tensor, so no f32 copy of the whole matrix ever exists
+  Tensor out = Tensor::empty(shape, DType::bf16);
+  Tensor flat = out.reshape({-1});
+  constexpr int64_t kChunk = 1 << 20;
+  for (int64_t at = 0; at < flat.numel(); at += kChunk) {
+    const int64_t n = std::min(kChunk, flat.numel() - at);
+    Tensor dst = flat.narrow(0, at, n);
+    copy_(dst, mul(randn({n}, gen, DType::f32), std));
+  }
+  return out;
 }
 
 }  // namespace skein

@@ -58,6 +58,9 @@ class Module {
   // A constant tensor the module computes with (not a parameter, not in the state dict) that
   // must follow the module to its device.
   void register_buffer(const std::string& name, const Tensor& t);
+  // Replaces the tensor of parameter `name` (same shape; e.g. its storage dtype) and returns
+  // the new leaf; requires_grad as given.
+  Tensor replace_parameter(const std::string& name, const Tensor& t, bool requires_grad);
   template <typename M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);

@@ -10,6 +10,8 @@
 //   past the end, step > N:   M (cosine and linear); when N == W the decay has no length
 //                             and every step >= W gives M
 //   constant: P for every step >= W (N and M are ignored)
+//   plateau:  P for every step >= W, which the caller multiplies by a ReduceLROnPlateau's
+//             scale (optim/plateau.h: cut on the validation loss)
 // With W == 0 there is no warm-up: step 0 is already P (cosine/linear start at their peak).
 #pragma once
 #include <cstdint>
@@ -17,7 +19,7 @@
 
 namespace skein {
 
-enum class LrDecay { cosine, linear, constant };
+enum class LrDecay { cosine, linear, constant, plateau };
 
 struct LrSchedule {
   double peak_lr = 3e-4;
@@ -30,7 +32,7 @@ struct LrSchedule {
 // The learning rate for update `step` (>= 0). Throws skein::Error on an invalid schedule.
 double lr_at(const LrSchedule& schedule, int64_t step);
 
-// "cosine" | "linear" | "constant" (for configs); throws skein::Error naming the choices.
+// "cosine" | "linear" | "constant" | "plateau" (for configs); throws skein::Error naming the choices.
 LrDecay parse_lr_decay(const std::string& name);
 const char* lr_decay_name(LrDecay decay);
 

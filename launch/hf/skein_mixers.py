@@ -22,12 +22,53 @@ def l2_normalize(x, eps=1e-6):
     return x / torch.sqrt(x.pow(2).sum(-1, keepdim=True) + eps)
 
 
-def rope(x, theta, offset=0):
-    """x: [B, H, T, D]; dims i and i + D/2 rotate by (offset + t) * theta^(-2i/D) (rotate_half)."""
+def rope_freqs(m, D, seq_len):
+    """layers/rope.cpp: inv_freq [D/2] and the cos/sin factor of the model section's rope_type
+    (default, linear, dynamic, llama3, yarn; transformers' modeling_rope_utils), seq_len: the
+    sequence's length (dynamic NTK scales past rope_original_max_positions)."""
+    t, theta = m.get("rope_type", "default"), float(m.get("rope_theta", 10000.0))
+
+    def plain(base):
+        return 1.0 / (base ** (torch.arange(0, D // 2, dtype=torch.float64) * 2.0 / D))
+
+    if t == "default":
+        return plain(theta), 1.0
+    f, L0 = float(m["rope_factor"]), float(m["rope_original_max_positions"])
+    if t == "linear":
+        return plain(theta) / f, 1.0
+    if t == "dynamic":
+        L = max(float(seq_len), L0)
+        return plain(theta * (f * L / L0 - (f - 1)) ** (D / (D - 2))), 1.0
+    inv = plain(theta)
+    if t == "llama3":
+        lo, hi = float(m["rope_low_freq_factor"]), float(m["rope_high_freq_factor"])
+        wl = 2 * math.pi / inv
+        scaled = torch.where(wl > L0 / lo, inv / f, inv)
+        smooth = (L0 / wl - lo) / (hi - lo)
+        medium = ~(wl < L0 / hi) & ~(wl > L0 / lo)
+        return torch.where(medium, (1 - smooth) * scaled / f + smooth * scaled, scaled), 1.0
+    if t == "yarn":
+        def corr(rot):
+            return D * math.log(L0 / (rot * 2 * math.pi)) / (2 * math.log(theta))
+        low, high = corr(float(m["rope_beta_fast"])), corr(float(m["rope_beta_slow"]))
+        if m.get("rope_truncate", True):
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, D - 1)
+        if low == high:
+            high += 0.001
+        extra = 1 - ((torch.arange(D // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+        a = float(m.get("rope_attention_factor", 0)) or (0.1 * math.log(f) + 1 if f > 1 else 1.0)
+        return inv / f * (1 - extra) + inv * extra, a
+    raise ValueError(f"skein_hybrid: rope_type {t!r} is not implemented here")
+
+
+def rope(x, m, offset=0):
+    """x: [B, H, T, D]; dims i and i + D/2 rotate by (offset + t) * inv_freq[i] (rotate_half),
+    scaled by the rope type's factor; m: the skein config's model section."""
     D, T = x.shape[-1], x.shape[-2]
-    inv = 1.0 / (theta ** (torch.arange(0, D // 2, dtype=torch.float64) * 2.0 / D))
+    inv, a = rope_freqs(m, D, offset + T)
     ang = torch.outer(torch.arange(offset, offset + T, dtype=torch.float64), inv)  # [T, D/2]
-    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    cos, sin = (a * ang.cos()).to(x.dtype), (a * ang.sin()).to(x.dtype)
     x1, x2 = x[..., : D // 2], x[..., D // 2:]
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
 
@@ -117,6 +158,19 @@ class Linear(nn.Linear):
         super().__init__(n_in, n_out, bias=bias)
 
 
+def rope_section(cfg):
+    """The skein config's model section (rope_* keys; rope_theta from the HF key as a fallback)."""
+    m = cfg.skein_section("model")
+    m.setdefault("rope_theta", cfg.rope_theta)
+    return m
+
+
+def qkvo(cfg, d, H, Hkv, hd):
+    """q/k/v/o_proj of a softmax-derived mixer; q/k/v with biases when model.qkv_bias (Qwen2)."""
+    b = bool(cfg.skein_section("model").get("qkv_bias", False))
+    return Linear(d, H * hd, b), Linear(d, Hkv * hd, b), Linear(d, Hkv * hd, b), Linear(H * hd, d)
+
+
 # ---- mixers --------------------------------------------------------------------------------
 
 class SoftmaxMixer(nn.Module):
@@ -126,9 +180,8 @@ class SoftmaxMixer(nn.Module):
         super().__init__()
         d, H, Hkv = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads
         self.H, self.Hkv, self.hd = H, Hkv, d // H
-        self.window, self.theta = int(spec.get("window", 0)), cfg.rope_theta
-        self.q_proj, self.k_proj = Linear(d, H * self.hd), Linear(d, Hkv * self.hd)
-        self.v_proj, self.o_proj = Linear(d, Hkv * self.hd), Linear(H * self.hd, d)
+        self.window, self.theta = int(spec.get("window", 0)), rope_section(cfg)
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = qkvo(cfg, d, H, Hkv, self.hd)
 
     def forward(self, x):
         q = rope(split_heads(self.q_proj(x), self.H), self.theta)
@@ -321,12 +374,11 @@ class LigerMixer(nn.Module):
     def __init__(self, cfg, spec):
         super().__init__()
         d, H, Hkv = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads
-        self.H, self.Hkv, self.hd, self.theta = H, Hkv, d // H, cfg.rope_theta
+        self.H, self.Hkv, self.hd, self.theta = H, Hkv, d // H, rope_section(cfg)
         self.attention = bool(spec.get("attention", True))
         self.window, self.mix = int(spec.get("window", 64)), float(spec.get("mix", 0.5))
         self.gate_normalizer = float(spec.get("gate_normalizer", 16.0))
-        self.q_proj, self.k_proj = Linear(d, H * self.hd), Linear(d, Hkv * self.hd)
-        self.v_proj, self.o_proj = Linear(d, Hkv * self.hd), Linear(H * self.hd, d)
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = qkvo(cfg, d, H, Hkv, self.hd)
 
     def forward(self, x):
         H = self.H
@@ -349,11 +401,10 @@ class LolcatsMixer(nn.Module):
     def __init__(self, cfg, spec):
         super().__init__()
         d, H, Hkv = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads
-        self.H, self.Hkv, self.hd, self.theta = H, Hkv, d // H, cfg.rope_theta
+        self.H, self.Hkv, self.hd, self.theta = H, Hkv, d // H, rope_section(cfg)
         self.window, self.linear = int(spec.get("window", 64)), bool(spec.get("linear", True))
         f = int(spec.get("feature_dim", 64))
-        self.q_proj, self.k_proj = Linear(d, H * self.hd), Linear(d, Hkv * self.hd)
-        self.v_proj, self.o_proj = Linear(d, Hkv * self.hd), Linear(H * self.hd, d)
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = qkvo(cfg, d, H, Hkv, self.hd)
         self.q_map, self.k_map = nn.Parameter(torch.zeros(H, self.hd, f)), nn.Parameter(torch.zeros(H, self.hd, f))
         self.window_factors = nn.Parameter(torch.zeros(H))
 

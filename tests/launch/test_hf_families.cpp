@@ -113,6 +113,23 @@ TEST(HfFamilies, Bf16CheckpointMatchesTransformers) {
   const Tensor logits = logits_of(*model, ref.at("input_ids"));
   EXPECT_LT(rel_error(logits, ref.at("logits")), 2e-2);  // transformers computing in bf16
   EXPECT_LT(rel_error(logits, ref.at("logits_f32")), 1e-4);  // the same bf16 weights in f32
+  // the Linear weights stay bf16 in memory (model.weight_dtype), the embedding and norms f32
+  EXPECT_EQ(model->cfg.weight_dtype, DType::bf16);
+  EXPECT_EQ(model->blocks[1]->mlp->w2->weight.dtype(), DType::bf16);
+  EXPECT_EQ(model->lm_head->weight.dtype(), DType::bf16);
+  EXPECT_EQ(model->embed->weight.dtype(), DType::f32);
+  const HfModel m = load_hf_llama((kFixtures / "hf_bf16").string());  // the state map agrees
+  EXPECT_EQ(m.state.at("blocks.0.mixer.q_proj.weight").dtype(), DType::bf16);
+  EXPECT_EQ(m.state.at("blocks.0.norm1.weight").dtype(), DType::f32);
+  // export writes what the model holds: BF16 weights, dtype bfloat16; the re-import is exact
+  const std::string dir = temp_dir("bf16");
+  save_hf_llama(*model, dir, {});
+  EXPECT_EQ(read_json(fs::path(dir) / "config.json")["dtype"], "bfloat16");
+  EXPECT_EQ(load_safetensors((fs::path(dir) / "model.safetensors").string(), nullptr, {true})
+                .at("model.layers.0.mlp.up_proj.weight").dtype(), DType::bf16);
+  auto again = load_hf_llama_model(dir);
+  EXPECT_EQ(logits_of(*again, ref.at("input_ids")).to_vector(), logits.to_vector());
+  fs::remove_all(dir);
 }
 
 // Dynamic NTK scales only past max_position_embeddings: a prefix within it uses the plain

@@ -128,6 +128,34 @@ std::vector<Case> cases() {
                    convert_to_lolcats(*m, "", o, 7);
                    return m;
                  }});
+  // scaled RoPE and Qwen2's q/k/v biases through the remote code (converted and kept layers)
+  out.push_back({"liger_llama3_rope_qkv_bias", [] {
+                   auto m = with(small("SS"), [](ModelConfig& c) {
+                     c.n_kv_heads = 2;
+                     c.qkv_bias = true;
+                     c.rope_type = "llama3";
+                     c.rope_factor = 8;
+                     c.rope_original_max_positions = 8;
+                   });
+                   LigerOptions o;
+                   o.window = 6;
+                   o.chunk = 4;
+                   convert_to_liger(*m, "LS", o);
+                   return m;
+                 }});
+  out.push_back({"lolcats_yarn", [] {
+                   auto m = with(small("SS"), [](ModelConfig& c) {
+                     c.rope_type = "yarn";
+                     c.rope_factor = 4;
+                     c.rope_original_max_positions = 8;
+                   });
+                   LolcatsOptions o;
+                   o.window = 5;
+                   o.feature_dim = 6;
+                   o.chunk = 4;
+                   convert_to_lolcats(*m, "", o, 7);
+                   return m;
+                 }});
   return out;
 }
 
@@ -157,7 +185,7 @@ TEST(HfHybrid, ConfigNamesEveryLayersMixerAndShipsTheRemoteCode) {
   const std::string py_model = slurp(kRepo / "launch" / "hf" / "modeling_skein.py");
   ASSERT_FALSE(py_model.empty());
   std::map<std::string, std::string> kinds = {{"linear_gla", "linear"}, {"mom_delta", "mom"}, {"liger", "liger"},
-                                              {"lolcats", "lolcats"}, {"softmax_window_gqa", "softmax"}};
+                                              {"lolcats", "lolcats"}};
   for (const Case& c : cases()) {
     if (!kinds.count(c.name)) continue;
     SCOPED_TRACE(c.name);
@@ -189,6 +217,22 @@ TEST(HfHybrid, ConfigNamesEveryLayersMixerAndShipsTheRemoteCode) {
   EXPECT_EQ(mixers[0]["window"], 6);
   EXPECT_EQ(mixers[1]["kind"], "softmax");
   EXPECT_EQ(mixers[1]["window"], 0);
+}
+
+// Softmax attention with a window is Mistral: transformers computes it without remote code.
+TEST(HfHybrid, WindowedSoftmaxIsMistral) {
+  for (const Case& c : cases()) {
+    if (c.name != "softmax_window_gqa") continue;
+    auto model = c.make();
+    const std::string dir = temp_dir(c.name);
+    save_hf_llama(*model, dir);
+    const json cfg = read_json(fs::path(dir) / "config.json");
+    EXPECT_EQ(cfg["model_type"], "mistral");
+    EXPECT_EQ(cfg["sliding_window"], model->cfg.window);
+    EXPECT_FALSE(cfg.contains("auto_map"));
+    EXPECT_FALSE(fs::exists(fs::path(dir) / "modeling_skein.py"));
+    fs::remove_all(dir);
+  }
 }
 
 TEST(HfHybrid, PlainLlamaStaysLlamaWithoutRemoteCode) {

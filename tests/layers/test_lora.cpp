@@ -1,6 +1,7 @@
 // test_lora.cpp — LoRA: the adapted linear map in f64 against finite differences (A and B
 // both nonzero), only adapter parameters receive gradients (the base is frozen), and the
-// merged model's logits equal the adapter model's.
+// merged model's logits equal the adapter model's; the same for adapters on the MLP
+// (gate/up/down_proj: LoRASwiGLU), whose forward is checked against finite differences.
 #include <gtest/gtest.h>
 #include <cmath>
 #include "layers/liger.h"
@@ -121,6 +122,52 @@ TEST(LoRA, MergedModelEqualsAdapterModel) {
   for (auto& [name, t] : teacher_names) EXPECT_TRUE(state.count(name)) << name;
   EXPECT_NE(state.at("blocks.0.mixer.q_proj.weight").to_vector(),
             teacher_names.at("blocks.0.mixer.q_proj.weight").to_vector());
+}
+
+// LoRA on the MLP of converted blocks (gate_proj, up_proj, down_proj), as LoLCATs / Liger
+// configure it: gradients reach only the adapters, in f64 they match finite differences,
+// and merging gives the plain SwiGLU's names back with the same logits.
+TEST(LoRA, MlpAdapters) {
+  HybridLM model(tiny());
+  const auto teacher_names = model.state_dict();
+  convert_to_liger(model, "", LigerOptions{});
+  set_trainable(model, false);
+  LoRAConfig lc;
+  lc.rank = 2;
+  lc.targets = {"q_proj", "gate_proj", "up_proj", "down_proj"};
+  EXPECT_EQ(apply_lora(model, lc), 8);
+  auto* mlp = dynamic_cast<LoRASwiGLU*>(model.blocks[1]->mlp.get());
+  ASSERT_NE(mlp, nullptr);
+  EXPECT_TRUE(mlp->down->has_adapter());
+  {
+    NoGradGuard ng;
+    uint64_t seed = 30;
+    for (auto& [name, p] : model.named_parameters())
+      if (name.ends_with("lora_B")) {
+        Tensor t = p;
+        copy_(t, rand64(p.shape(), seed++));
+      }
+  }
+  testing::expect_gradcheck([&](const std::vector<Tensor>& in) { return mlp->forward(in[0]); },
+                            {rand64({2, 3, 16}, 40), mlp->gate->lora_A, mlp->up->lora_B, mlp->down->lora_A, mlp->down->lora_B});
+  Tensor ids = some_ids();
+  model.loss(ids, ids).total.backward();
+  for (auto& [name, p] : model.named_parameters())
+    EXPECT_EQ(p.grad().defined(), name.find(".lora_") != std::string::npos) << name;
+  EXPECT_TRUE(model.named_parameters().size() > teacher_names.size());
+  NoGradGuard ng;
+  const std::vector<double> adapted = model.forward(ids).to_vector();
+  merge_lora(model);
+  const std::vector<double> merged = model.forward(ids).to_vector();
+  for (size_t i = 0; i < adapted.size(); ++i) EXPECT_NEAR(adapted[i], merged[i], 1e-11);
+  auto state = model.state_dict();
+  ASSERT_EQ(state.size(), teacher_names.size());
+  EXPECT_NE(state.at("blocks.0.mlp.w2.weight").to_vector(), teacher_names.at("blocks.0.mlp.w2.weight").to_vector());
+  HybridLM plain(tiny());  // a plain model loads the merged student (what load_student does)
+  EXPECT_NO_THROW(plain.load_state_dict(state));
+  LoRAConfig bad;
+  bad.targets = {"w1"};
+  EXPECT_THROW(apply_lora(model, bad), Error);
 }
 
 }  // namespace
