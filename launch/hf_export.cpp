@@ -7,6 +7,7 @@
 #include <fstream>
 #include <typeinfo>
 #include "core/error.h"
+#include "data/hf_tokenizer.h"
 #include "data/tokenizer.h"
 #include "layers/attention.h"
 #include "layers/liger.h"
@@ -95,7 +96,56 @@ json read_json_file(const fs::path& p) {
 
 }  // namespace
 
+namespace {
+
+// write_hf_tokenizer for data tokenized by a Hugging Face tokenizer.json (HfTokenizer).
+void write_hf_tokenizer_json(const std::string& dir, const HfTokenizer& tok, int64_t model_max_length, json& config) {
+  const std::string identity = tok.identity();
+  const std::string text = identity.substr(identity.find('\n') + 1);  // the tokenizer.json as it came
+  std::ofstream f(fs::path(dir) / "tokenizer.json", std::ios::binary);
+  f << text;
+  f.close();
+  SKEIN_CHECK(f, "hf export: writing ", (fs::path(dir) / "tokenizer.json").string(), " failed (disk full?)");
+  const int64_t eos = tok.eos_id();
+  const std::string eos_text = tok.decode({eos}, false);
+  const std::vector<int64_t> prefix = tok.prefix_ids();
+  const int64_t bos = prefix.size() == 1 ? prefix[0] : eos;
+  write_json(fs::path(dir) / "tokenizer_config.json",
+             {{"tokenizer_class", "PreTrainedTokenizerFast"}, {"bos_token", tok.decode({bos}, false)},
+              {"eos_token", eos_text}, {"clean_up_tokenization_spaces", false}, {"model_max_length", model_max_length}});
+  write_json(fs::path(dir) / "generation_config.json", {{"bos_token_id", bos}, {"eos_token_id", eos}});
+  config["bos_token_id"] = bos;
+  config["eos_token_id"] = eos;
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_hf_folder_tokenizer(const std::string& dir) {
+  const fs::path path = fs::path(dir) / "tokenizer.json";
+  if (!fs::exists(path)) return nullptr;
+  return HfTokenizer::load(path.string());
+}
+
+bool tokenizer_matches_identity(const Tokenizer& tok, const std::string& identity) {
+  if (tok.identity() == identity) return true;
+  if (!HfTokenizer::is_identity(identity) && tok.kind() == "hf") {  // skein's BPE file read by HfTokenizer
+    try {
+      const BpeTokenizer ours = hf_tokenizer_of(identity);
+      const std::string tok_identity = tok.identity();
+      const BpeTokenizer theirs = BpeTokenizer::from_json(tok_identity.substr(tok_identity.find('\n') + 1), "tokenizer.json");
+      return same_tokenizer(ours, theirs);
+    } catch (const Error&) {
+      return false;
+    }
+  }
+  return false;
+}
+
 void write_hf_tokenizer(const std::string& dir, const std::string& identity, int64_t model_max_length, json& config) {
+  if (HfTokenizer::is_identity(identity)) {
+    write_hf_tokenizer_json(dir, *HfTokenizer::from_identity(identity), model_max_length, config);
+    return;
+  }
   const BpeTokenizer tok = hf_tokenizer_of(identity);
   const int64_t eos = tok.eos_id();
   const std::string eos_text = tok.vocab.at(static_cast<size_t>(eos));
