@@ -126,19 +126,34 @@ std::unique_ptr<Tokenizer> load_hf_folder_tokenizer(const std::string& dir) {
   return HfTokenizer::load(path.string());
 }
 
+namespace {
+
+// The tokenizer.json text of an identity ("bytes": none).
+std::string json_text_of(const std::string& identity) {
+  if (HfTokenizer::is_identity(identity)) return identity.substr(identity.find('\n') + 1);
+  return identity == "bytes" ? "" : identity;
+}
+
+}  // namespace
+
 bool tokenizer_matches_identity(const Tokenizer& tok, const std::string& identity) {
-  if (tok.identity() == identity) return true;
-  if (!HfTokenizer::is_identity(identity) && tok.kind() == "hf") {  // skein's BPE file read by HfTokenizer
-    try {
-      const BpeTokenizer ours = hf_tokenizer_of(identity);
-      const std::string tok_identity = tok.identity();
-      const BpeTokenizer theirs = BpeTokenizer::from_json(tok_identity.substr(tok_identity.find('\n') + 1), "tokenizer.json");
-      return same_tokenizer(ours, theirs);
-    } catch (const Error&) {
-      return false;
-    }
+  const std::string a = json_text_of(tok.identity()), b = json_text_of(identity);
+  if (tok.identity() == identity || (!a.empty() && a == b)) return true;
+  try {  // skein's BPE written twice (e.g. by prep and by an export): same vocab, merges, specials
+    return same_tokenizer(BpeTokenizer::from_json(a, "tokenizer"), hf_tokenizer_of(identity));
+  } catch (const Error&) {
+    return false;
   }
-  return false;
+}
+
+void check_hf_folder_tokenizer(const std::string& hf_dir, int64_t model_vocab_size, const std::string& data_identity) {
+  const std::unique_ptr<Tokenizer> tok = load_hf_folder_tokenizer(hf_dir);
+  if (!tok) return;
+  SKEIN_CHECK(tok->vocab_size() <= model_vocab_size, "convert: ", hf_dir, "/tokenizer.json has ", tok->vocab_size(),
+              " tokens, more than the model's vocab_size ", model_vocab_size);
+  if (!data_identity.empty())
+    SKEIN_CHECK(tokenizer_matches_identity(*tok, data_identity), "convert: the run's data was tokenized with another tokenizer than ",
+                hf_dir, "/tokenizer.json (prep the text again with --tokenizer hf:", hf_dir, "/tokenizer.json)");
 }
 
 void write_hf_tokenizer(const std::string& dir, const std::string& identity, int64_t model_max_length, json& config) {

@@ -51,7 +51,12 @@ bool same_tokenizer(const BpeTokenizer& a, const BpeTokenizer& b);
 // Mistral, Qwen2: data/hf_tokenizer.h), its eos from tokenizer_config.json; nullptr when the
 // folder has no tokenizer.json. read_hf_tokenizer above takes skein's own byte-level BPE only.
 std::unique_ptr<Tokenizer> load_hf_folder_tokenizer(const std::string& dir);
-// True when a token file's tokenizer `identity` gives the ids `tok` gives, for every text.
+// True when a token file's tokenizer `identity` gives the ids `tok` gives, for every text (the
+// same tokenizer.json; the eos token prep put between documents is not compared).
 bool tokenizer_matches_identity(const Tokenizer& tok, const std::string& identity);
+// convert --from hf's tokenizer checks, for every supported family: the folder's tokenizer.json
+// (when there is one) fits the model's vocabulary and, unless `data_identity` is empty, is the
+// tokenizer the run's data was made with. Errors name the folder and say how to prep again.
+void check_hf_folder_tokenizer(const std::string& hf_dir, int64_t model_vocab_size, const std::string& data_identity);
 
 }  // namespace skein
