@@ -1,9 +1,11 @@
 // bench_tokenize.cpp — tokenizer throughput alone (no file writing): the documents of a text
 // file (one per line) encoded with the template (Hugging Face's encode(text), BOS included) on
-// 1..N threads, each taking the next document in turn, as `tokenizers`' encode_batch does.
+// 1..N threads, each taking the next block of 64 documents in turn (as skein prep does;
+// `tokenizers`' encode_batch hands documents to its rayon threads).
 // Prints seconds, MB/s and the id count; with an output path, writes all ids as little-endian
 // int32 in document order so that tests/bench/prep_vs_tokenizers.sh can compare them with HF's.
 //   bench_tokenize <spec: hf:tokenizer.json | bpe:tokenizer.json> <text file> <threads> [ids.bin]
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -38,8 +40,17 @@ int main(int argc, char** argv) {
     std::vector<std::vector<int64_t>> ids(docs.size());
     std::atomic<size_t> next{0};
     const auto t0 = std::chrono::steady_clock::now();
-    auto work = [&] {
-      for (size_t i; (i = next.fetch_add(1)) < docs.size();) ids[i] = tok->encode_with_template(docs[i]);
+    const std::vector<int64_t> prefix = tok->prefix_ids(), suffix = tok->suffix_ids();
+    auto work = [&] {  // blocks of 64 documents, as skein prep hands them out
+      for (size_t i0; (i0 = next.fetch_add(64)) < docs.size();) {
+        const size_t i1 = std::min(docs.size(), i0 + 64);
+        std::vector<std::vector<int64_t>> got = tok->encode_batch({docs.begin() + i0, docs.begin() + i1});
+        for (size_t i = i0; i < i1; ++i) {
+          ids[i] = prefix;
+          ids[i].insert(ids[i].end(), got[i - i0].begin(), got[i - i0].end());
+          ids[i].insert(ids[i].end(), suffix.begin(), suffix.end());
+        }
+      }
     };
     std::vector<std::thread> pool;
     for (int t = 1; t < threads; ++t) pool.emplace_back(work);
