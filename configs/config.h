@@ -89,12 +89,17 @@ struct ParallelConfig {
   int64_t tp = 1;
   std::string softmax_sp = "ring";  // ring | lasp2h
   bool zero1 = false;
+  bool overlap = true;              // communication overlapped with compute (launch/parallel_options.h)
+  double bucket_mb = 25;            // data-parallel gradient bucket size, MiB
+  bool bench_skip_comm = false;     // benchmark only: skip gradient / LASP-2 communication
+  std::string backend = "auto";     // auto | mpi | nccl
 };
 
 struct CheckpointConfig {
   int64_t every = 0;   // steps between checkpoints (0: only at the end)
   int64_t keep = 3;    // newest K kept
   std::string dir = "";  // default <run_dir>/checkpoints
+  std::string dtype = "f32";  // f32 | bf16: how model weights are stored (optimizer state stays f32)
 };
 
 struct LogConfig {

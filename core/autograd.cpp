@@ -7,6 +7,22 @@
 namespace skein {
 namespace {
 thread_local bool t_grad_enabled = true;
+thread_local GradReadyHook* t_grad_ready = nullptr;  // GradReadyHookGuard's hook
+thread_local int t_backward_depth = 0;               // nesting of run_backward (recompute)
+
+struct DepthGuard {
+  DepthGuard() { ++t_backward_depth; }
+  ~DepthGuard() { --t_backward_depth; }
+};
+}  // namespace
+
+GradReadyHookGuard::GradReadyHookGuard(GradReadyHook hook) {
+  SKEIN_ASSERT(t_grad_ready == nullptr, "GradReadyHookGuard: guards do not nest");
+  t_grad_ready = new GradReadyHook(std::move(hook));
+}
+GradReadyHookGuard::~GradReadyHookGuard() {
+  delete t_grad_ready;
+  t_grad_ready = nullptr;
 }
 
 bool grad_mode_enabled() { return t_grad_enabled; }
@@ -112,8 +128,11 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
   SKEIN_CHECK(seed.shape() == root.shape(), "backward: gradient shape ", shape_str(seed.shape()),
               " differs from tensor shape ", shape_str(root.shape()));
   NoGradGuard no_grad;
+  DepthGuard depth;
+  GradReadyHook* ready = t_backward_depth == 1 ? t_grad_ready : nullptr;
   if (!root.grad_fn()) {  // a leaf
     accumulate_grad(root.impl()->grad, seed, root.shape(), root.dtype(), "backward", true);
+    if (ready) (*ready)(root.impl());
     return;
   }
   // Reverse topological order by an iterative depth-first post-order walk.
@@ -139,10 +158,24 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     return v;
   };
   slots(root.grad_fn().get())[root.impl()->output_nr] = seed.impl_ptr();
+  // With a ready hook: how many edges of not-yet-run nodes still lead to each leaf.
+  std::unordered_map<TensorImpl*, int> leaf_edges;
+  if (ready)
+    for (Node* n : order)
+      for (const Edge& e : n->inputs)
+        if (e.leaf) ++leaf_edges[e.leaf.get()];
+  auto leaves_done = [&](Node* node) {  // node has run (or was skipped): report final leaves
+    if (!ready) return;
+    for (const Edge& e : node->inputs)
+      if (e.leaf && --leaf_edges[e.leaf.get()] == 0) (*ready)(e.leaf.get());
+  };
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     auto found = pending.find(node);
-    if (found == pending.end()) continue;
+    if (found == pending.end()) {
+      leaves_done(node);
+      continue;
+    }
     std::vector<Tensor> g;
     for (auto& impl : found->second) g.emplace_back(impl);
     pending.erase(found);
@@ -158,6 +191,7 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       if (e.fn) accumulate_grad(slots(e.fn.get())[e.output_nr], grads[i], e.shape, e.dtype, node->name, false);
       else accumulate_grad(e.leaf->grad, grads[i], e.shape, e.dtype, node->name, true);
     }
+    leaves_done(node);
   }
 }
 

@@ -53,6 +53,22 @@ void accumulate_grad(std::shared_ptr<TensorImpl>& slot, const Tensor& g, const S
 // Runs backward from `root` (seeded with `grad`, default ones for a scalar).
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph);
 
+// Gradient-ready hook (data-parallel overlap, parallel/data_parallel.h): while a
+// GradReadyHookGuard lives, the OUTERMOST run_backward of this thread calls hook(leaf) once
+// per leaf of its graph as soon as every node with an edge to that leaf has run, i.e. when
+// nothing later in this backward can add to leaf->grad (which may still be undefined if no
+// node produced a gradient). Leaves reached only inside a nested backward (activation
+// recomputation re-runs a block inside the outer one) are not reported: the outer graph
+// cannot tell when they are final. Guards do not nest.
+using GradReadyHook = std::function<void(TensorImpl* leaf)>;
+class GradReadyHookGuard {
+ public:
+  explicit GradReadyHookGuard(GradReadyHook hook);
+  ~GradReadyHookGuard();
+  GradReadyHookGuard(const GradReadyHookGuard&) = delete;
+  GradReadyHookGuard& operator=(const GradReadyHookGuard&) = delete;
+};
+
 bool grad_mode_enabled();
 // Disables recording in this thread for its lifetime (evaluation, optimizer steps).
 class NoGradGuard {

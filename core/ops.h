@@ -82,8 +82,18 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);
 Tensor scatter_rows(const Tensor& src, const Tensor& idx, int64_t n_rows);
 // x: [..., D], gain: [D] -> x * rsqrt(mean(x^2) + eps) * gain; fused forward and backward.
 Tensor rms_norm(const Tensor& x, const Tensor& gain, double eps = 1e-6);
+// The frequencies of rope(): pair i of a head turns by position * inv_freq[i] ([D/2]) and
+// both outputs are multiplied by attention_factor. RoPE scalings (linear, NTK, Llama 3, YaRN;
+// layers/rope.h) change only these numbers, never the op.
+struct RopeFreqs {
+  std::vector<double> inv_freq;  // [D/2]
+  double attention_factor = 1.0;
+  static RopeFreqs plain(int64_t D, double theta);  // inv_freq[i] = theta^(-2i/D), factor 1
+};
 // x: [..., T, D] (D even) rotated at positions pos_offset + t, half-split pairing
-// (dims i and i + D/2), frequency theta^(-2i/D) — the Llama / GPT-NeoX convention.
+// (dims i and i + D/2) — the Llama / GPT-NeoX convention; y = a (x cos + rotate_half(x) sin).
+Tensor rope(const Tensor& x, const RopeFreqs& freqs, int64_t pos_offset = 0);
+// rope with RopeFreqs::plain(D, theta).
 Tensor rope(const Tensor& x, double theta = 10000.0, int64_t pos_offset = 0);
 // Zeroes each element with probability p and scales the rest by 1/(1-p); identity when
 // !training or p == 0. The mask comes from gen (Philox), so it is reproducible.

@@ -68,6 +68,7 @@ double Tensor::at(const Shape& index) const {
                 " out of range for shape ", shape_str(shape()));
     off += index[i] * strides()[i];
   }
+  if (dtype() == DType::bf16) return bf16_to_f32(static_cast<const bf16*>(impl_->storage->data)[impl_->offset + off]);
   return SKEIN_DISPATCH_ALL(dtype(), "at", [&] {
     return static_cast<double>(static_cast<const scalar_t*>(impl_->storage->data)[impl_->offset + off]);
   });
@@ -81,6 +82,11 @@ double Tensor::item() const {
 std::vector<double> Tensor::to_vector() const {
   Tensor c = contiguous().to(Device::cpu);
   std::vector<double> v(c.numel());
+  if (dtype() == DType::bf16) {
+    const bf16* p = c.data<bf16>();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = bf16_to_f32(p[i]);
+    return v;
+  }
   SKEIN_DISPATCH_ALL(dtype(), "to_vector", [&] {
     const scalar_t* p = c.data<scalar_t>();
     for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(p[i]);
@@ -151,6 +157,11 @@ Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType 
               values.size(), " values for shape ", shape_str(shape));
   if (device != Device::cpu) return from_vector(values, shape, dtype).to(device);
   Tensor t = Tensor::empty(shape, dtype);
+  if (dtype == DType::bf16) {  // through f32, as copy does
+    bf16* p = t.data<bf16>();
+    for (size_t i = 0; i < values.size(); ++i) p[i] = f32_to_bf16(static_cast<float>(values[i]));
+    return t;
+  }
   SKEIN_DISPATCH_ALL(dtype, "from_vector", [&] {
     scalar_t* p = t.data<scalar_t>();
     for (size_t i = 0; i < values.size(); ++i) p[i] = static_cast<scalar_t>(values[i]);

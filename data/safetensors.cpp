@@ -47,10 +47,11 @@ const DtypeInfo* find_dtype(const std::string& name) {
   return nullptr;
 }
 
-DType skein_dtype(const std::string& name) {
+DType skein_dtype(const std::string& name, const SafetensorsRead& opts) {
   if (name == "F64") return DType::f64;
   if (name == "I64") return DType::i64;
   if (name == "I32") return DType::i32;
+  if (name == "BF16" && opts.keep_bf16) return DType::bf16;
   return DType::f32;  // F32, F16, BF16
 }
 
@@ -60,6 +61,7 @@ const char* file_dtype(DType t) {
     case DType::f64: return "F64";
     case DType::i32: return "I32";
     case DType::i64: return "I64";
+    case DType::bf16: return "BF16";
   }
   return "?";
 }
@@ -75,7 +77,6 @@ float f16_to_f32(uint16_t h) {
   return std::bit_cast<float>(bits);
 }
 
-float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 
 struct Entry {
   std::string name, dtype;
@@ -188,7 +189,8 @@ std::vector<Entry> parse_header(const std::string& text, uint64_t buffer_size, c
 // Reads `n` bytes of the file at `offset` into dst; throws when it cannot.
 using ReadAt = std::function<void(uint64_t offset, uint64_t n, char* dst)>;
 
-TensorMap read_safetensors(uint64_t file_size, const ReadAt& read_at, const std::string& source, StringMap* metadata) {
+TensorMap read_safetensors(uint64_t file_size, const ReadAt& read_at, const std::string& source, StringMap* metadata,
+                           const SafetensorsRead& opts) {
   if (file_size < 8) fail(source, "the file has ", file_size, " bytes, fewer than the 8 of the header length");
   uint64_t n = 0;
   read_at(0, 8, reinterpret_cast<char*>(&n));
@@ -199,10 +201,12 @@ TensorMap read_safetensors(uint64_t file_size, const ReadAt& read_at, const std:
   const uint64_t data_start = 8 + n;
   TensorMap out;
   for (const Entry& e : parse_header(text, file_size - data_start, source, metadata)) {
-    Tensor t = Tensor::empty(e.shape, skein_dtype(e.dtype));
+    Tensor t = Tensor::empty(e.shape, skein_dtype(e.dtype, opts));
     const uint64_t bytes = e.end - e.begin, at = data_start + e.begin;
     if (bytes == 0) {
       // a zero-size tensor: nothing to read
+    } else if (t.dtype() == DType::bf16) {
+      read_at(at, bytes, static_cast<char*>(t.raw_data()));  // the bits as they are: no f32 detour
     } else if (e.dtype == "F16" || e.dtype == "BF16") {
       std::vector<uint16_t> half(bytes / 2);
       read_at(at, bytes, reinterpret_cast<char*>(half.data()));
@@ -226,7 +230,7 @@ uint64_t nbytes(const Tensor& t) { return static_cast<uint64_t>(t.numel()) * dty
 
 }  // namespace
 
-TensorMap load_safetensors(const std::string& path, StringMap* metadata) {
+TensorMap load_safetensors(const std::string& path, StringMap* metadata, const SafetensorsRead& opts) {
   std::ifstream in(path, std::ios::binary);
   SKEIN_CHECK(in, "safetensors ", path, ": cannot open the file");
   std::error_code ec;
@@ -237,15 +241,16 @@ TensorMap load_safetensors(const std::string& path, StringMap* metadata) {
     in.read(dst, static_cast<std::streamsize>(n));
     SKEIN_CHECK(in, "safetensors ", path, ": read of ", n, " bytes at ", offset, " failed");
   };
-  return read_safetensors(size, read_at, path, metadata);
+  return read_safetensors(size, read_at, path, metadata, opts);
 }
 
-TensorMap parse_safetensors(const std::string& bytes, const std::string& source, StringMap* metadata) {
+TensorMap parse_safetensors(const std::string& bytes, const std::string& source, StringMap* metadata,
+                            const SafetensorsRead& opts) {
   auto read_at = [&](uint64_t offset, uint64_t n, char* dst) {
     SKEIN_ASSERT(offset + n <= bytes.size(), "read past the checked size");
     std::memcpy(dst, bytes.data() + offset, n);
   };
-  return read_safetensors(bytes.size(), read_at, source, metadata);
+  return read_safetensors(bytes.size(), read_at, source, metadata, opts);
 }
 
 void save_safetensors(const std::string& path, const TensorMap& tensors, const StringMap& metadata) {
@@ -273,11 +278,11 @@ void save_safetensors(const std::string& path, const TensorMap& tensors, const S
   SKEIN_CHECK(out, "save_safetensors: writing ", path, " failed (disk full?)");
 }
 
-TensorMap load_safetensors_folder(const std::string& dir) {
+TensorMap load_safetensors_folder(const std::string& dir, const SafetensorsRead& opts) {
   const fs::path index_path = fs::path(dir) / kIndexFile, single = fs::path(dir) / kSingleFile;
   if (!fs::exists(index_path)) {
     SKEIN_CHECK(fs::exists(single), "safetensors folder ", dir, ": neither ", kSingleFile, " nor ", kIndexFile, " is there");
-    return load_safetensors(single.string());
+    return load_safetensors(single.string(), nullptr, opts);
   }
   const std::string source = index_path.string();
   std::ifstream in(index_path);
@@ -298,7 +303,7 @@ TensorMap load_safetensors_folder(const std::string& dir) {
   for (const auto& [file, names] : listed) {
     const std::string path = (fs::path(dir) / file).string();
     SKEIN_CHECK(fs::exists(path), "safetensors ", source, ": shard ", file, " (of '", *names.begin(), "') does not exist");
-    TensorMap shard = load_safetensors(path);
+    TensorMap shard = load_safetensors(path, nullptr, opts);
     for (const std::string& name : names)
       if (!shard.count(name)) fail(source, "tensor '", name, "' is listed in ", file, " but is not there");
     for (auto& [name, t] : shard) {

@@ -270,6 +270,15 @@ CheckpointState load(const std::string& dir, const Reader* rd) {
 
 }  // namespace
 
+std::map<std::string, Tensor> model_tensors_stored_as(const std::map<std::string, Tensor>& model,
+                                                      const std::string& dtype) {
+  SKEIN_CHECK(dtype == "f32" || dtype == "bf16", "checkpoint.dtype: '", dtype, "' is not f32 or bf16");
+  if (dtype == "f32") return model;
+  std::map<std::string, Tensor> out;
+  for (const auto& [name, t] : model) out.emplace(name, t.dtype() == DType::f32 ? t.detach().to(DType::bf16) : t);
+  return out;
+}
+
 std::string checkpoint_name(int64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "ckpt-%06lld", static_cast<long long>(step));

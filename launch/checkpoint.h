@@ -43,6 +43,12 @@ struct CheckpointState {
   std::string config_yaml;                  // the resolved config of the run
 };
 
+// The model tensors as a checkpoint stores them (checkpoint.dtype): "f32" keeps them as they
+// are; "bf16" rounds every f32 tensor to bf16 (round-to-nearest-even; half the bytes, loaded
+// back into f32 parameters by Module::load_state_dict). Other dtypes pass unchanged.
+std::map<std::string, Tensor> model_tensors_stored_as(const std::map<std::string, Tensor>& model,
+                                                      const std::string& dtype);
+
 std::string checkpoint_name(int64_t step);                     // "ckpt-000200"
 std::string checkpoint_shard_name(int tp_rank, int tp_size);  // "shard-tp01-of-02.h5"
 // Writes <root>/<checkpoint_name(step)>/ atomically. `before_commit` (tests only) runs

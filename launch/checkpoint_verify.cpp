@@ -17,6 +17,7 @@ uint32_t meta_checksum(int64_t step, const std::string& config_yaml, const std::
 }
 
 int64_t first_non_finite(const Tensor& in, double max_abs) {
+  if (in.dtype() == DType::bf16) return first_non_finite(in.to(DType::f32), max_abs);  // widened exactly
   if (in.dtype() != DType::f32 && in.dtype() != DType::f64) return -1;
   const Tensor t = in.contiguous();
   const int64_t n = t.numel();

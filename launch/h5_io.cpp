@@ -15,12 +15,33 @@ struct H5Quiet {
 };
 const H5Quiet h5_quiet;
 
+// bf16 as an HDF5 floating type (sign bit 15, exponent bits 7..14 with bias 127, mantissa
+// bits 0..6, little-endian): h5py and other readers see floats. Made once, never closed.
+hid_t h5_bf16_type() {
+  static const hid_t t = [] {
+    const hid_t b = H5Tcopy(H5T_IEEE_F32LE);
+    SKEIN_ASSERT(b >= 0 && H5Tset_fields(b, 15, 7, 8, 0, 7) >= 0 && H5Tset_offset(b, 0) >= 0 &&
+                 H5Tset_precision(b, 16) >= 0 && H5Tset_size(b, 2) >= 0 && H5Tset_ebias(b, 127) >= 0,
+                 "h5: cannot build the bf16 datatype");
+    return b;
+  }();
+  return t;
+}
+
+// A 2-byte float type with an 8-bit exponent is bf16 (an IEEE half has a 5-bit one).
+bool is_bf16_type(hid_t type) {
+  size_t spos, epos, esize, mpos, msize;
+  return H5Tget_size(type) == 2 && H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) >= 0 && esize == 8 &&
+         msize == 7;
+}
+
 hid_t h5_type(DType t) {
   switch (t) {
     case DType::f32: return H5T_NATIVE_FLOAT;
     case DType::f64: return H5T_NATIVE_DOUBLE;
     case DType::i64: return H5T_NATIVE_INT64;
     case DType::i32: return H5T_NATIVE_INT32;
+    case DType::bf16: return h5_bf16_type();
   }
   return H5T_NATIVE_FLOAT;
 }
@@ -85,7 +106,11 @@ Tensor read_tensor(hid_t group, const std::string& group_path, const std::string
   std::vector<hsize_t> dims(std::max(nd, 0));
   if (nd > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
   DType dt;
-  if (H5Tget_class(type) == H5T_FLOAT) dt = H5Tget_size(type) == 4 ? DType::f32 : DType::f64;
+  if (H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 2) {
+    verify(is_bf16_type(type), "checkpoint ", file, ": dataset '", group_path, "/", name,
+           "' is a 2-byte float that is not bf16 (f16 is not supported)");
+    dt = DType::bf16;
+  } else if (H5Tget_class(type) == H5T_FLOAT) dt = H5Tget_size(type) == 4 ? DType::f32 : DType::f64;
   else if (H5Tget_class(type) == H5T_INTEGER) dt = H5Tget_size(type) == 4 ? DType::i32 : DType::i64;
   else throw CorruptCheckpoint(detail::concat("checkpoint ", file, ": dataset '", group_path, "/", name, "' has an unsupported type"));
   Tensor t = Tensor::empty(Shape(dims.begin(), dims.end()), dt);

@@ -1,5 +1,5 @@
 // h5_io.h — the small HDF5 layer under checkpoints (launch/checkpoint.h): an RAII handle,
-// tensors as datasets (f32, f64, i32, i64; 0-d as scalar datasets), each with a CRC32C of its
+// tensors as datasets (f32, f64, i32, i64, bf16 as a 16-bit HDF5 float; 0-d as scalar datasets), each with a CRC32C of its
 // bytes (attribute "crc32c") verified on read, int64 and string attributes, listing a group,
 // and fsync. Every error names the file and the object; a failed read or checksum throws
 // CorruptCheckpoint (launch/checkpoint.h).

@@ -15,6 +15,7 @@
 #include "launch/distill.h"
 #include "data/token_file.h"
 #include "launch/hf_export.h"
+#include "launch/hf_llama_config.h"
 #include "layers/attention.h"
 
 namespace fs = std::filesystem;
@@ -34,7 +35,8 @@ const std::pair<const char*, const char*> kBlockNames[] = {
     {"mlp.w1.weight", "mlp.gate_proj.weight"},  {"mlp.w3.weight", "mlp.up_proj.weight"},
     {"mlp.w2.weight", "mlp.down_proj.weight"}};
 // The tensors of a Llama attention layer, the same after "mixer." and "self_attn.".
-const char* const kAttentionNames[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight"};
+const char* const kAttentionNames[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight",
+                                       "q_proj.bias",   "k_proj.bias",   "v_proj.bias"};  // biases: Qwen2
 
 bool is_attention_name(const std::string& s) {
   for (const char* a : kAttentionNames)
@@ -62,92 +64,7 @@ std::string read_text(const fs::path& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-// ---- config.json -------------------------------------------------------------------------
-
-bool has(const json& c, const char* key) { return c.contains(key) && !c[key].is_null(); }
-
-// c[key] as T (`fallback` when absent or null); a missing key or a wrong type names the key.
-template <typename T>
-T get(const json& c, const char* key, const std::string& src, std::optional<T> fallback = std::nullopt) {
-  if (!has(c, key)) {
-    SKEIN_CHECK(fallback.has_value(), src, ": key \"", key, "\" is missing");
-    return *fallback;
-  }
-  const json& v = c[key];
-  bool ok = v.is_number();
-  if constexpr (std::is_same_v<T, bool>) ok = v.is_boolean();
-  else if constexpr (std::is_same_v<T, std::string>) ok = v.is_string();
-  else if constexpr (std::is_integral_v<T>) ok = v.is_number_integer();
-  SKEIN_CHECK(ok, src, ": \"", key, "\" has the wrong type (", v.dump(), ")");
-  return v.get<T>();
-}
-
-// The ModelConfig of a Llama config.json (layer_pattern "S"); rejects what skein does not compute.
-ModelConfig llama_model_config(const json& c, const std::string& src, int64_t* max_position_embeddings) {
-  SKEIN_CHECK(c.is_object(), src, ": must be a JSON object");
-  const std::string type = get<std::string>(c, "model_type", src, "llama");
-  SKEIN_CHECK(type == "llama" || (type == "skein_hybrid" && c.contains("skein")), src, ": model_type '", type,
-              "' is not supported (skein reads Llama checkpoints and its own skein_hybrid exports)");
-  ModelConfig m;
-  m.layer_pattern = "S";
-  m.vocab_size = get<int64_t>(c, "vocab_size", src);
-  m.d_model = get<int64_t>(c, "hidden_size", src);
-  m.n_layers = get<int64_t>(c, "num_hidden_layers", src);
-  m.n_heads = get<int64_t>(c, "num_attention_heads", src);
-  m.n_kv_heads = get<int64_t>(c, "num_key_value_heads", src, m.n_heads);
-  m.mlp_hidden = get<int64_t>(c, "intermediate_size", src);
-  m.norm_eps = get<double>(c, "rms_norm_eps", src, 1e-6);
-  m.tie_embeddings = get<bool>(c, "tie_word_embeddings", src, false);
-  *max_position_embeddings = get<int64_t>(c, "max_position_embeddings", src, 2048);
-  for (const auto& [key, v] : {std::pair{"vocab_size", m.vocab_size}, {"hidden_size", m.d_model},
-                               {"num_hidden_layers", m.n_layers}, {"num_attention_heads", m.n_heads},
-                               {"num_key_value_heads", m.n_kv_heads}, {"intermediate_size", m.mlp_hidden}})
-    SKEIN_CHECK(v >= 1, src, ": ", key, " must be >= 1, got ", v);
-  SKEIN_CHECK(m.d_model % m.n_heads == 0 && m.n_heads % m.n_kv_heads == 0, src, ": hidden_size ", m.d_model,
-              " must be a multiple of num_attention_heads ", m.n_heads, ", itself a multiple of num_key_value_heads ",
-              m.n_kv_heads);
-  const int64_t head_dim = get<int64_t>(c, "head_dim", src, m.head_dim());
-  SKEIN_CHECK(head_dim == m.head_dim(), src, ": head_dim ", head_dim, " differs from hidden_size / num_attention_heads = ",
-              m.head_dim(), " (skein's head dim is d_model / n_heads)");
-  const std::string act = get<std::string>(c, "hidden_act", src, "silu");
-  SKEIN_CHECK(act == "silu", src, ": hidden_act '", act, "' is not supported (skein's MLP is SwiGLU: silu)");
-  for (const char* bias : {"attention_bias", "mlp_bias"})
-    SKEIN_CHECK(!get<bool>(c, bias, src, false), src, ": ", bias, " is true, but skein's Llama layers have no biases");
-  SKEIN_CHECK(!has(c, "rope_scaling"), src, ": rope_scaling ", c.value("rope_scaling", json()).dump(),
-              " is not supported (skein implements the default RoPE only)");
-  m.rope_theta = get<double>(c, "rope_theta", src, 10000.0);
-  if (has(c, "rope_parameters")) {  // transformers v5
-    const json& rp = c["rope_parameters"];
-    SKEIN_CHECK(rp.is_object(), src, ": rope_parameters must be an object, got ", rp.dump());
-    const std::string rope_type = get<std::string>(rp, "rope_type", src + ": rope_parameters", "default");
-    SKEIN_CHECK(rope_type == "default", src, ": rope_parameters.rope_type '", rope_type,
-                "' is not supported (skein implements the default RoPE only)");
-    m.rope_theta = get<double>(rp, "rope_theta", src + ": rope_parameters", m.rope_theta);
-  }
-  return m;
-}
-
-json llama_config_json(const ModelConfig& m, bool llama, int64_t max_position_embeddings) {
-  return {{"architectures", json::array({llama ? "LlamaForCausalLM" : "SkeinForCausalLM"})},
-          {"model_type", "llama"},
-          {"vocab_size", m.vocab_size},
-          {"hidden_size", m.d_model},
-          {"intermediate_size", m.mlp_hidden},
-          {"num_hidden_layers", m.n_layers},
-          {"num_attention_heads", m.n_heads},
-          {"num_key_value_heads", m.kv_heads()},
-          {"head_dim", m.head_dim()},
-          {"hidden_act", "silu"},
-          {"max_position_embeddings", max_position_embeddings},
-          {"rms_norm_eps", m.norm_eps},
-          {"rope_theta", m.rope_theta},
-          {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", m.rope_theta}}},
-          {"tie_word_embeddings", m.tie_embeddings},
-          {"attention_bias", false},
-          {"mlp_bias", false},
-          {"initializer_range", m.init_std},
-          {"torch_dtype", "float32"}};
-}
+// ---- config.json (the family keys: launch/hf_llama_config.cpp) -------------------------
 
 // The skein config as {"section": {"key": value}} (every key of the schema) and back.
 json config_to_json(const Config& cfg) {
@@ -183,7 +100,10 @@ void check_agrees(const ModelConfig& hf, const ModelConfig& sk, const std::strin
       {"num_key_value_heads / n_kv_heads", {hf.kv_heads(), sk.kv_heads()}},
       {"intermediate_size / mlp_hidden", {hf.mlp_hidden, sk.mlp_hidden}},
       {"tie_word_embeddings / tie_embeddings", {hf.tie_embeddings, sk.tie_embeddings}},
-      {"rms_norm_eps / norm_eps", {hf.norm_eps, sk.norm_eps}}, {"rope_theta / rope_theta", {hf.rope_theta, sk.rope_theta}}};
+      {"rms_norm_eps / norm_eps", {hf.norm_eps, sk.norm_eps}}, {"rope_theta / rope_theta", {hf.rope_theta, sk.rope_theta}},
+      {"rope factor / rope_factor", {hf.rope_factor, sk.rope_factor}}};
+  SKEIN_CHECK(hf.rope_type == sk.rope_type, src, ": rope_type disagrees between the HF keys ('", hf.rope_type,
+              "') and skein.config.model ('", sk.rope_type, "'); was the file edited?");
   for (const auto& [names, values] : fields)
     SKEIN_CHECK(values.first == values.second, src, ": ", names, " disagree between the Llama keys (", values.first,
                 ") and skein.config.model (", values.second, "); was the file edited?");
@@ -201,6 +121,10 @@ std::map<std::string, Shape> llama_shapes(const ModelConfig& m) {
     s[l + "self_attn.q_proj.weight"] = {q, d};
     s[l + "self_attn.k_proj.weight"] = s[l + "self_attn.v_proj.weight"] = {kv, d};
     s[l + "self_attn.o_proj.weight"] = {d, q};
+    if (m.qkv_bias) {
+      s[l + "self_attn.q_proj.bias"] = {q};
+      s[l + "self_attn.k_proj.bias"] = s[l + "self_attn.v_proj.bias"] = {kv};
+    }
     s[l + "mlp.gate_proj.weight"] = s[l + "mlp.up_proj.weight"] = {h, d};
     s[l + "mlp.down_proj.weight"] = {d, h};
   }
@@ -217,7 +141,7 @@ void check_llama_tensors(const TensorMap& hf, const ModelConfig& m, const std::s
   }
   for (const auto& entry : hf)
     SKEIN_CHECK(want.count(entry.first), "hf folder ", dir, ": tensor '", entry.first,
-                "' is not part of a Llama model as config.json describes it");
+                "' is not part of a ", m.qkv_bias ? "Qwen2" : "Llama", " model as config.json describes it");
 }
 
 fs::path empty_output(const std::string& dir, const char* what) {
@@ -273,7 +197,7 @@ HfModel load_hf_llama(const std::string& dir) {
     throw Error(detail::concat(src, ": not valid JSON (", e.what(), ")"));
   }
   HfModel out;
-  const ModelConfig llama = llama_model_config(c, src, &out.max_position_embeddings);
+  const ModelConfig llama = hf_model_config(c, src, &out.max_position_embeddings);
   const bool from_skein = c.contains("skein");
   if (from_skein) {
     const json& s = c["skein"];
@@ -329,7 +253,7 @@ void save_hf_llama(const HybridLM& model, const std::string& dir, const HfSaveOp
     const Mixer& mixer = *b->mixer;
     llama_layer.push_back(typeid(mixer) == typeid(SoftmaxAttention));
   }
-  const bool llama = m.window == 0 && std::find(llama_layer.begin(), llama_layer.end(), false) == llama_layer.end();
+  const bool llama = std::find(llama_layer.begin(), llama_layer.end(), false) == llama_layer.end();
   TensorMap tensors;
   for (const auto& [name, t] : model.state_dict()) {
     int64_t i = 0;
@@ -339,7 +263,7 @@ void save_hf_llama(const HybridLM& model, const std::string& dir, const HfSaveOp
   }
   Config cfg = opts.config.value_or(Config{});
   if (!opts.config) cfg.model = m;
-  json config = llama_config_json(m, llama, opts.max_position_embeddings);
+  json config = hf_config_json(m, llama, opts.max_position_embeddings);
   config["skein"] = {{"format_version", 1}, {"config", config_to_json(cfg)}};
   if (!llama) make_skein_hybrid_config(config, model);  // transformers runs it through modeling_skein.py
   save_safetensors_folder(out.string(), tensors, opts.max_shard_bytes, {{"format", "pt"}});

@@ -18,6 +18,7 @@
 #include "launch/checkpoint.h"
 #include "launch/memory_estimate.h"
 #include "launch/metrics.h"
+#include "launch/parallel_options.h"
 #include "launch/progress.h"
 #include "launch/rank_agreement.h"
 #include "launch/resume.h"
@@ -69,7 +70,7 @@ std::unique_ptr<DistributedOptimizer> make_optimizer(const Config& cfg, const Pr
     local = std::make_unique<AdamW>(model.named_parameters(), adamw_options(o));
   }
   return std::make_unique<DistributedOptimizer>(grid, model.named_parameters(), model.tp_splits(), std::move(local),
-                                                cfg.parallel.zero1, adamw_options(o));
+                                                cfg.parallel.zero1, adamw_options(o), data_parallel_options(cfg.parallel));
 }
 
 // This rank's part of a batch: its sequence-parallel slice of every sequence (contiguous,
@@ -103,7 +104,7 @@ void save(const Config& cfg, const ProcessGrid& grid, HybridLM& model, const Dis
           const BatchSource& data, int64_t step) {
   CheckpointState st;
   st.step = step;
-  st.model = to_host(model.state_dict());  // checkpoints are device-independent
+  st.model = model_tensors_stored_as(to_host(model.state_dict()), cfg.checkpoint.dtype);  // device-independent
   st.optimizer = to_host(opt.state_dict());
   st.counters["data.epoch"] = data.cursor().epoch;
   st.counters["data.position"] = data.cursor().position;
@@ -275,6 +276,12 @@ RunSummary train(Config cfg, const std::string& resume) {
   const bool rank0 = world->rank() == 0;
   set_num_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : threads_per_rank(*world));
   const Device device = setup_device(cfg, world->rank());
+#ifdef SKEIN_HAVE_NCCL
+  const bool nccl_built = true;
+#else
+  const bool nccl_built = false;
+#endif
+  resolve_backend(pc, device, world->size(), device == Device::cuda ? cuda_device_count() : 0, nccl_built);
   DataSources data = make_data(cfg, grid.dp_rank(), grid.dp());
   validate_config(cfg);
   if (cfg.optim.warmup > cfg.train.steps) {  // a short run of a long config: warm up over the whole run
@@ -293,7 +300,7 @@ RunSummary train(Config cfg, const std::string& resume) {
     std::ofstream(fs::path(cfg.train.run_dir) / "config.yaml") << yaml;
   }
 
-  HybridLM model(cfg.model, std::make_shared<CommModelParallel>(grid, pc.softmax_sp));
+  HybridLM model(cfg.model, std::make_shared<CommModelParallel>(grid, pc.softmax_sp, lasp2_options(pc)));
   model.to(device);  // parameters first: the optimizer's state is made where they live
   model.set_recompute(parse_recompute(cfg.train.recompute));
   model.fused_head = cfg.train.fused_head;
@@ -351,10 +358,11 @@ RunSummary train(Config cfg, const std::string& resume) {
     for (size_t m = 0; m < micro.size(); ++m) {
       LossParts parts = model.loss(micro[m].inputs, micro[m].targets);
       const double weight = ts.local ? ts.scale * static_cast<double>(counts[m]) / static_cast<double>(ts.local) : 0.0;
+      if (m + 1 == micro.size()) opt->arm();  // parallel.overlap: buckets reduced during this backward
       backward_weighted(parts, weight, dp.size(), cfg);
       if (ts.local) local_loss += parts.lm.item() * static_cast<double>(counts[m]) / static_cast<double>(ts.local);
     }
-    opt->reduce();  // average the gradients over the dp x sp ranks
+    opt->reduce();  // average the gradients over the dp x sp ranks (waits for the overlapped buckets)
     const double loss = global_mean_loss(dp, local_loss, local_count);
     const double grad_norm = opt->clip(cfg.train.clip_grad_norm);
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {

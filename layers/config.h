@@ -36,6 +36,18 @@ struct ModelConfig {
   // S layers
   int64_t window = 0;           // 0: full causal
   double rope_theta = 10000.0;
+  // RoPE scaling of S layers (layers/rope.h), as transformers' modeling_rope_utils computes it:
+  // default | linear | dynamic | llama3 | yarn.
+  std::string rope_type = "default";
+  double rope_factor = 1.0;                 // linear, dynamic, llama3, yarn
+  int64_t rope_original_max_positions = 0;  // llama3, yarn: the pretraining context; dynamic: max_position_embeddings
+  double rope_low_freq_factor = 1.0;        // llama3
+  double rope_high_freq_factor = 4.0;       // llama3
+  double rope_beta_fast = 32.0;             // yarn
+  double rope_beta_slow = 1.0;              // yarn
+  bool rope_truncate = true;                // yarn: round the correction range outwards
+  double rope_attention_factor = 0.0;       // yarn: the cos/sin scale (0: 0.1 ln(factor) + 1)
+  bool qkv_bias = false;                    // S layers: q/k/v projections with biases (Qwen2)
   // M layers (Mixture-of-Memories)
   int64_t mom_memories = 4;
   int64_t mom_topk = 2;

@@ -29,7 +29,8 @@ Tensor LigerAttention::forward(const Tensor& x, MixerCache* cache) {
                                                    init, 1.0, options.chunk);
   Tensor o = r.out;
   if (options.attention) {
-    Tensor qr = rope(q, rope_theta, pos), kr = rope(k, rope_theta, pos), va = v;
+    const RopeFreqs freqs = layer_rope_freqs(rope_cfg, head_dim, pos + T);
+    Tensor qr = rope(q, freqs, pos), kr = rope(k, freqs, pos), va = v;
     if (cache && cache->k.defined()) {
       kr = cat({cache->k, kr}, 2);
       va = cat({cache->v, va}, 2);

@@ -120,8 +120,9 @@ Tensor LolcatsAttention::feature(const Tensor& x, const Tensor& map) const {
 
 Tensor LolcatsAttention::forward(const Tensor& x, MixerCache* cache) {
   const int64_t pos = cache ? cache->pos : 0, B = x.size(0), T = x.size(1);
-  Tensor q = rope(split_heads(q_proj->forward(x), n_heads), rope_theta, pos);     // [B, H, T, hd]
-  Tensor k = rope(split_heads(k_proj->forward(x), n_kv_heads), rope_theta, pos);  // [B, Hkv, T, hd]
+  const RopeFreqs freqs = layer_rope_freqs(rope_cfg, head_dim, pos + T);
+  Tensor q = rope(split_heads(q_proj->forward(x), n_heads), freqs, pos);     // [B, H, T, hd]
+  Tensor k = rope(split_heads(k_proj->forward(x), n_kv_heads), freqs, pos);  // [B, Hkv, T, hd]
   Tensor v = split_heads(v_proj->forward(x), n_kv_heads);
   if (cache && T <= options.window) return o_proj->forward(merge_heads(decode(q, k, v, *cache)));
   int64_t c = 0;  // cached rows in front: context for the window and the linear shift, no output

@@ -49,7 +49,7 @@ std::shared_ptr<LoRALinear> LoRALinear::merged() const {
 }
 
 ConvertedAttention::ConvertedAttention(const SoftmaxAttention& t)
-    : n_heads(t.n_heads), n_kv_heads(t.n_kv_heads), head_dim(t.head_dim), rope_theta(t.rope_theta) {
+    : n_heads(t.n_heads), n_kv_heads(t.n_kv_heads), head_dim(t.head_dim), rope_cfg(t.rope_cfg) {
   auto adopt = [&](const char* name, const Linear& base) {
     return register_module(name, std::make_shared<LoRALinear>(base.weight, base.bias));
   };

@@ -58,7 +58,7 @@ class ConvertedAttention : public Mixer {
 
   std::shared_ptr<LoRALinear> q_proj, k_proj, v_proj, o_proj;
   int64_t n_heads, n_kv_heads, head_dim;
-  double rope_theta;
+  ModelConfig rope_cfg;  // the teacher's: its rope_* fields set the frequencies
 
  protected:
   // Grouped-query heads repeated to the query heads: [B, Hkv, T, D] -> [B, H, T, D].

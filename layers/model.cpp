@@ -5,6 +5,7 @@
 #include "layers/linear_attention.h"
 #include "layers/mom.h"
 #include "layers/recompute.h"
+#include "layers/rope.h"
 
 namespace skein {
 
@@ -23,6 +24,7 @@ void ModelConfig::validate() const {
   SKEIN_CHECK(window >= 0, "model.window must be >= 0, got ", window);
   SKEIN_CHECK(head_dim() % 2 == 0 || layer_pattern.find('S') == std::string::npos,
               "model: softmax layers need an even head dim for RoPE, got ", head_dim());
+  validate_rope(*this);
 }
 
 Block::Block(const ModelConfig& cfg, int64_t layer, Generator& gen, const ModelParallel* par)

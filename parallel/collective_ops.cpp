@@ -33,6 +33,37 @@ Tensor all_gather_op(Communicator& comm, const Tensor& x) {
   });
 }
 
+PendingGather start_all_gather_op(Communicator& comm, const Tensor& x, bool skip_comm) {
+  check_input(comm, x, "start_all_gather_op");
+  PendingGather p;
+  p.comm_ = &comm;
+  p.x_ = x;
+  Tensor in = x.contiguous().detach();
+  Shape shape = x.shape();
+  shape.insert(shape.begin(), comm.size());
+  if (skip_comm) {
+    Shape one = x.shape();
+    one.insert(one.begin(), 1);
+    p.out_ = in.view(one).expand(shape).contiguous();
+  } else {
+    p.out_ = Tensor::empty(shape, x.dtype(), x.device());
+    p.req_ = comm.iall_gather_into(in, p.out_);
+  }
+  return p;
+}
+
+Tensor PendingGather::finish() {
+  SKEIN_ASSERT(comm_ != nullptr, "PendingGather.finish: called twice or on a gather never started");
+  req_.wait();
+  Communicator& comm = *comm_;
+  comm_ = nullptr;
+  const Shape shape = x_.shape();
+  return record("all_gather", out_, {x_}, [&comm, shape](const Tensor& g) {
+    Tensor mine = comm.reduce_scatter(g.contiguous());
+    return std::vector<Tensor>{mine.view(shape)};
+  });
+}
+
 Tensor all_reduce_op(Communicator& comm, const Tensor& x) {
   check_input(comm, x, "all_reduce_op");
   Tensor out = writable(x.detach());

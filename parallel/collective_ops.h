@@ -22,6 +22,23 @@ namespace skein {
 // reduce-scattered (summed over ranks), and rank r receives the sum of every rank's row r.
 Tensor all_gather_op(Communicator& comm, const Tensor& x);
 
+// all_gather_op in two halves, so that work can run while the gather is on the wire:
+// start_all_gather_op launches the non-blocking all-gather of x now; finish() waits and
+// returns the [W, ...] tensor with the same backward as all_gather_op (recorded with x as its
+// input). finish() exactly once, on every rank. skip_comm (benchmark only): no
+// communication, every row of the result is this rank's x.
+class PendingGather {
+ public:
+  Tensor finish();
+
+ private:
+  friend PendingGather start_all_gather_op(Communicator& comm, const Tensor& x, bool skip_comm);
+  Communicator* comm_ = nullptr;
+  Tensor x_, out_;
+  Request req_;
+};
+PendingGather start_all_gather_op(Communicator& comm, const Tensor& x, bool skip_comm = false);
+
 // x: [...] -> [...], the sum of every rank's x. Backward: identity (each rank's gradient
 // goes to its own x; the caller's loss is the sum over ranks of each rank's loss).
 Tensor all_reduce_op(Communicator& comm, const Tensor& x);

@@ -1,6 +1,8 @@
 // data_parallel.cpp — GradReducer (bucketed, overlapped gradient all-reduce), the
 // global-token loss scale, grid-aware norm clipping and parameter broadcast.
 #include "parallel/data_parallel.h"
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include "core/autograd.h"
 #include "optim/clip.h"
@@ -8,12 +10,21 @@
 
 namespace skein {
 
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
 GradReducer::GradReducer(Communicator& comm, NamedParams params, DataParallelOptions options)
-    : comm_(comm), params_(std::move(params)), overlap_(options.overlap) {
+    : comm_(comm), params_(std::move(params)), options_(options) {
   SKEIN_CHECK(comm_.device() == Device::cpu, "GradReducer: the ", comm_.backend_name(),
               " communicator works on ", device_name(comm_.device()), "; GradReducer packs cpu gradients");
   SKEIN_CHECK(options.bucket_bytes > 0, "GradReducer: bucket_bytes must be > 0, got ", options.bucket_bytes);
   check_same_layout(comm_, params_, "GradReducer");
+  if (options_.overlap && comm_.size() > 1) own_ = comm_.split(0, comm_.rank());
+  bucket_of_.resize(params_.size());
+  reported_.assign(params_.size(), 0);
   Bucket cur;
   int64_t cur_elems = 0;
   DType cur_dtype = DType::f32;
@@ -36,43 +47,86 @@ GradReducer::GradReducer(Communicator& comm, NamedParams params, DataParallelOpt
     cur.params.push_back(k);
     cur.offsets.push_back(cur_elems);
     cur_elems += p.numel();
+    bucket_of_[k] = buckets_.size();
+    index_[p.impl()] = k;
   }
   close();
 }
+
+GradReducer::~GradReducer() = default;
 
 int64_t GradReducer::bucket_bytes(size_t b) const {
   return buckets_[b].buffer.numel() * static_cast<int64_t>(dtype_size(buckets_[b].buffer.dtype()));
 }
 
+void GradReducer::arm() {
+  if (!own_) return;  // no overlap (or one rank)
+  SKEIN_CHECK(launched_ == 0, "GradReducer.arm: the previous step's buckets were never reduced (call reduce())");
+  hook_.reset();
+  std::fill(reported_.begin(), reported_.end(), 0);
+  for (Bucket& b : buckets_) b.ready = 0;
+  last_ = {};
+  hook_ = std::make_unique<GradReadyHookGuard>([this](TensorImpl* leaf) { on_ready(leaf); });
+}
+
+void GradReducer::on_ready(TensorImpl* leaf) {
+  auto it = index_.find(leaf);
+  if (it == index_.end()) return;  // a leaf that is not one of our parameters
+  const size_t k = it->second;
+  SKEIN_CHECK(!reported_[k], "GradReducer: the gradient of '", params_[k].first, "' was finished twice after arm() "
+              "(arm() belongs right before the LAST backward of the step; its bucket may already be reduced)");
+  reported_[k] = 1;
+  ++buckets_[bucket_of_[k]].ready;
+  const double t0 = now_seconds();
+  // In bucket order on every rank: bucket b starts once it and every earlier bucket are ready.
+  while (launched_ < buckets_.size() && buckets_[launched_].ready == buckets_[launched_].params.size()) {
+    launch(launched_);
+    ++last_.launched_in_backward;
+  }
+  poll();
+  last_.comm_seconds_in_backward += now_seconds() - t0;
+}
+
+void GradReducer::launch(size_t k) {
+  SKEIN_ASSERT(k == launched_ && pending_.size() == k, "GradReducer: bucket ", k, " launched out of order");
+  Bucket& b = buckets_[k];
+  for (size_t j = 0; j < b.params.size(); ++j) pack_grad(params_[b.params[j]].second, b.buffer, b.offsets[j]);
+  if (options_.skip_comm) pending_.emplace_back();
+  else if (own_) pending_.push_back(own_->iall_reduce(b.buffer));
+  else {
+    comm_.all_reduce(b.buffer);
+    pending_.emplace_back();
+  }
+  ++launched_;
+}
+
+void GradReducer::poll() {
+  while (oldest_ < pending_.size() && pending_[oldest_].test()) ++oldest_;
+}
+
 void GradReducer::reduce() {
+  hook_.reset();  // backward is over: nothing more is reported
   if (comm_.size() == 1) return;  // the average over one rank is the gradient itself
   NoGradGuard no_grad;
-  Tensor present = grad_presence(params_);
-  Request presence_req = comm_.iall_reduce(present);
-  std::vector<Request> pending;
-  pending.reserve(buckets_.size());
-  size_t oldest = 0;  // the first bucket whose request may still be in flight
-  for (Bucket& b : buckets_) {
-    for (size_t j = 0; j < b.params.size(); ++j) {
-      pack_grad(params_[b.params[j]].second, b.buffer, b.offsets[j]);
-      while (oldest < pending.size() && pending[oldest].test()) ++oldest;  // progress in-flight buckets
-    }
-    if (overlap_) {
-      pending.push_back(comm_.iall_reduce(b.buffer));  // in bucket order on every rank
-    } else {
-      comm_.all_reduce(b.buffer);
-      pending.emplace_back();
-    }
+  const double t0 = now_seconds();
+  while (launched_ < buckets_.size()) {
+    launch(launched_);
+    poll();  // progress in-flight buckets while the next one packs
   }
-  presence_req.wait();
+  Tensor present = grad_presence(params_);
+  if (!options_.skip_comm) (own_ ? *own_ : comm_).all_reduce(present);
   const int64_t* seen = present.data<int64_t>();
   const double inv = 1.0 / static_cast<double>(comm_.size());
   for (size_t k = 0; k < buckets_.size(); ++k) {
-    pending[k].wait();
+    pending_[k].wait();
     const Bucket& b = buckets_[k];
     for (size_t j = 0; j < b.params.size(); ++j)
-      if (seen[b.params[j]] > 0) unpack_grad(params_[b.params[j]].second, b.buffer, b.offsets[j], inv);
+      if (seen[b.params[j]] > 0)  // (skip_comm: this rank's own presence)
+        unpack_grad(params_[b.params[j]].second, b.buffer, b.offsets[j], inv);
   }
+  pending_.clear();
+  launched_ = oldest_ = 0;
+  last_.comm_seconds_in_reduce = now_seconds() - t0;
 }
 
 int64_t count_targets(const Tensor& targets, int64_t ignore_index) {

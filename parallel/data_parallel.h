@@ -1,5 +1,5 @@
 // data_parallel.h — data parallelism: GradReducer (bucketed gradient all-reduce, averaged
-// over the data-parallel group), the loss normalisation that makes dp ranks match one
+// over the data-parallel group, optionally overlapped with backward), the loss normalisation that makes dp ranks match one
 // process, global gradient-norm clipping over a group, and parameter broadcast.
 // reference: ../shared/research/parallel_distill.md §3.1 (PyTorch DDP reducer: 25 MiB buckets,
 // reverse registration order, launched in bucket order) and §3.4 (loss normalisation).
@@ -22,7 +22,10 @@
 // clip_grad_norm_global with the pieces each rank owns.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <unordered_map>
 #include <vector>
+#include "core/autograd.h"
 #include "optim/optimizer.h"
 #include "parallel/communicator.h"
 
@@ -32,14 +35,20 @@ struct DataParallelOptions {
   // Bytes per bucket (PyTorch DDP's default, 25 MiB). A parameter larger than the cap gets
   // a bucket of its own; a dtype change starts a new bucket.
   int64_t bucket_bytes = 25 << 20;
-  // true: an iall_reduce per bucket, started as soon as the bucket is packed and progressed
-  // (test()) while the next one packs: the structure that will overlap communication with
-  // backward once autograd has gradient hooks. false (default): a blocking all_reduce per
-  // bucket, as each fills. Today nothing else runs during the reduce, and Open MPI 4.1's
-  // non-blocking collectives (libnbc) move data at about half the speed of its blocking
-  // ones: 85 MB of gradients on 2 ranks take 72 ms overlapped vs 36 ms blocking
-  // (tests/parallel/bench.cpp). Both give the same averages (up to MPI's summation order).
+  // true: one iall_reduce per bucket on a private duplicate of the communicator (so its
+  // order never interleaves with the model's own sp / tp collectives), launched as early as
+  // possible: during backward when the reducer was arm()ed (a bucket starts once the
+  // autograd gradient-ready hook reported all its parameters final, and every earlier
+  // bucket started), else in reduce() while the next bucket packs. Open MPI progresses a
+  // non-blocking collective only inside MPI calls on these 1-thread ranks, so every hook call
+  // also tests the pending buckets. false: a blocking all_reduce per bucket in reduce().
+  // Both give the same averages (up to MPI's summation order: bit-equal with 2 ranks).
   bool overlap = false;
+  // Benchmark only (parallel.bench_skip_comm): every MPI call of the reduce is skipped (the
+  // packing and the 1/p scaling still run), so the ranks' gradients are NOT averaged. The
+  // step time with it, beside the same step with communication, measures what the
+  // communication costs and how much of it overlap hides.
+  bool skip_comm = false;
 };
 
 class GradReducer {
@@ -47,15 +56,23 @@ class GradReducer {
   // params: this rank's replica of the model (Module::named_parameters()), the same list on
   // every rank of comm, which must outlive the reducer. Buckets are laid out once, here:
   // parameters in REVERSE registration order (the order backward finishes them).
+  // Collective over comm (layout check; with overlap, the split of the private communicator).
   GradReducer(Communicator& comm, NamedParams params, DataParallelOptions options = {});
+  ~GradReducer();
 
+  // Overlap only (a no-op otherwise): call right before the backward of the step's LAST
+  // micro-batch. Installs the autograd gradient-ready hook until reduce(): buckets are packed
+  // and their all-reduces launched, in bucket order, as their gradients become final. A
+  // parameter finished twice while armed (a second backward) is an error: its bucket may
+  // already be on the wire.
+  void arm();
   // Replaces every gradient by its average over comm. Call on every rank after backward
-  // (after the last micro-batch when accumulating). Bucket by bucket: pack the gradients,
-  // reduce the bucket as soon as it is full (overlap: start an iall_reduce and keep calling
-  // test() on the oldest pending bucket while packing the next — Open MPI progresses only
-  // inside MPI calls), then wait and unpack in order. A parameter with a gradient on some
-  // ranks only counts as zero on the others (its averaged gradient appears everywhere); one
-  // with no gradient on any rank keeps none (AdamW skips it, as it would on one process).
+  // (after the last micro-batch when accumulating): launches the buckets not launched yet
+  // (all of them unless arm()ed; parameters the hook never reported: unused on this rank,
+  // or inside activation recomputation), then waits and unpacks in bucket order. A
+  // parameter with a gradient on some ranks only counts as zero on the others (its averaged
+  // gradient appears everywhere); one with no gradient on any rank keeps none (AdamW skips
+  // it, as it would on one process).
   void reduce();
 
   size_t num_buckets() const { return buckets_.size(); }
@@ -63,17 +80,37 @@ class GradReducer {
   const std::vector<size_t>& bucket(size_t b) const { return buckets_[b].params; }
   int64_t bucket_bytes(size_t b) const;
   const NamedParams& params() const { return params_; }
+  // Of the last reduce: buckets launched during backward (by the hook), seconds the hook
+  // spent (packing, launching, testing) inside backward, and seconds reduce() took (packing
+  // the buckets still unlaunched, waiting, unpacking).
+  struct Overlap {
+    size_t launched_in_backward = 0;
+    double comm_seconds_in_backward = 0, comm_seconds_in_reduce = 0;
+  };
+  const Overlap& last_overlap() const { return last_; }
 
  private:
   struct Bucket {
     std::vector<size_t> params;
     std::vector<int64_t> offsets;  // element offset of each parameter in buffer
     Tensor buffer;                 // [numel] flat, allocated once
+    size_t ready = 0;              // parameters reported final since arm()
   };
+  void on_ready(TensorImpl* leaf);
+  void launch(size_t b);           // packs bucket b, starts its reduce (or runs it, blocking)
+  void poll();                     // tests the pending requests (MPI progress)
   Communicator& comm_;
+  std::unique_ptr<Communicator> own_;  // overlap: private duplicate of comm_ for the buckets
   NamedParams params_;
-  bool overlap_;
+  DataParallelOptions options_;
   std::vector<Bucket> buckets_;
+  std::vector<size_t> bucket_of_;                  // per parameter
+  std::unordered_map<TensorImpl*, size_t> index_;  // parameter impl -> index into params_
+  std::vector<char> reported_;                     // per parameter, since arm()
+  std::vector<Request> pending_;                   // per launched bucket
+  size_t launched_ = 0, oldest_ = 0;               // buckets launched; first maybe in flight
+  std::unique_ptr<GradReadyHookGuard> hook_;
+  Overlap last_;
 };
 
 // Number of targets != ignore_index.  targets: [...] integer ids

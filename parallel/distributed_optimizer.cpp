@@ -6,7 +6,7 @@ namespace skein {
 
 DistributedOptimizer::DistributedOptimizer(const ProcessGrid& grid, const NamedParams& params,
                                            std::map<std::string, TpSplit> splits, std::unique_ptr<Optimizer> local,
-                                           bool zero1, const AdamWOptions& adamw)
+                                           bool zero1, const AdamWOptions& adamw, const DataParallelOptions& dp)
     : grid_(grid), params_(params), splits_(std::move(splits)), local_(std::move(local)) {
   SKEIN_CHECK(!zero1 || grid.tp() == 1, "parallel.zero1 with parallel.tp = ", grid.tp(),
               ": ZeRO-1 shards over dp x sp only; use it with tp = 1");
@@ -14,7 +14,7 @@ DistributedOptimizer::DistributedOptimizer(const ProcessGrid& grid, const NamedP
     zero_ = std::make_unique<Zero1AdamW>(grid.dp_sp_comm(), params_, adamw);
   } else {
     SKEIN_ASSERT(local_ != nullptr, "DistributedOptimizer: no optimizer for the plain path");
-    if (grid.dp() * grid.sp() > 1) reducer_ = std::make_unique<GradReducer>(grid.dp_sp_comm(), params_);
+    if (grid.dp() * grid.sp() > 1) reducer_ = std::make_unique<GradReducer>(grid.dp_sp_comm(), params_, dp);
   }
 }
 
@@ -28,6 +28,10 @@ double DistributedOptimizer::lr() const { return zero_ ? zero_->lr() : local_->l
 void DistributedOptimizer::set_lr(double lr) {
   if (zero_) zero_->set_lr(lr);
   else local_->set_lr(lr);
+}
+
+void DistributedOptimizer::arm() {
+  if (reducer_) reducer_->arm();
 }
 
 void DistributedOptimizer::reduce() {

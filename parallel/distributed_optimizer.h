@@ -4,7 +4,7 @@
 //   ZeRO-1  Zero1AdamW (reduce-scatter, AdamW on this rank's shard, all-gather parameters);
 // and clips with the norm of the WHOLE model: under tensor parallelism a sharded gradient
 // counts on its tp rank and a replicated one once (parallel/tensor_parallel.h).
-// The step on every rank: zero_grad, backward, reduce, clip, step.
+// The step on every rank: zero_grad, [arm,] backward, reduce, clip, step.
 #pragma once
 #include <map>
 #include <memory>
@@ -23,11 +23,15 @@ class DistributedOptimizer {
   // zero1 = true (then AdamW with `adamw` options runs sharded). `splits`: the model's
   // Module::tp_splits(). The grid and the parameters must outlive it.
   DistributedOptimizer(const ProcessGrid& grid, const NamedParams& params, std::map<std::string, TpSplit> splits,
-                       std::unique_ptr<Optimizer> local, bool zero1, const AdamWOptions& adamw = {});
+                       std::unique_ptr<Optimizer> local, bool zero1, const AdamWOptions& adamw = {},
+                       const DataParallelOptions& dp = {});
 
   void zero_grad();
   double lr() const;
   void set_lr(double lr);
+  // Right before the backward of the step's last micro-batch: with dp.overlap the gradient
+  // buckets are all-reduced during that backward (GradReducer::arm; ZeRO-1: no overlap yet).
+  void arm();
   // Averages the gradients over the dp × sp group (ZeRO-1: into this rank's shard).
   void reduce();
   // Clips the whole model's gradient norm to max_norm (no clipping when max_norm <= 0);

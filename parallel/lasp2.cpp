@@ -132,22 +132,50 @@ Tensor local_pack(const Recurrence& r, double scale, int64_t chunk) {
   return cat({linear_contribution(k, v, g), M}, 3);
 }
 
+// The contribution of an incoming state to a linear-attention piece's output:
+// scale (q ⊙ Λ) S_in with Λ_t = exp(Σ_{s<=t} g_s) per key dim (1 without gates).
+// q: [B, H, T, Dk], g: undefined | [H] | [B, H, T, Dk], S_in: [B, H, Dk, Dv] -> [B, H, T, Dv].
+Tensor incoming_term(const Tensor& q, const Tensor& g, const Tensor& S_in, double scale) {
+  const int64_t H = q.size(1), T = q.size(2);
+  Tensor qd = q;
+  if (g.defined() && g.dim() == 4) {
+    qd = mul(q, exp(cumsum(g, 2)));
+  } else if (g.defined()) {  // fixed decay: Λ_t = exp(g_h (t + 1))
+    std::vector<double> steps(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) steps[static_cast<size_t>(t)] = static_cast<double>(t + 1);
+    Tensor w = exp(mul(g.reshape({H, 1}), from_vector(steps, {1, T}, g.dtype())));  // [H, T]
+    qd = mul(q, w.view({1, H, T, 1}));
+  }
+  Tensor o = matmul(qd.contiguous(), S_in);
+  return scale == 1.0 ? o : mul(o, scale);
+}
+
 }  // namespace
 
 std::vector<LinearAttentionResult> lasp2_segments(Communicator& sp, const std::vector<Recurrence>& segments,
-                                                  double scale, int64_t chunk) {
+                                                  double scale, int64_t chunk, const Lasp2Options& options) {
   SKEIN_CHECK(!segments.empty(), "lasp2_segments: no segments");
   std::vector<Tensor> packs;
   for (size_t i = 0; i < segments.size(); ++i) {
     check_segment(segments[i], detail::concat("lasp2_segments: segment ", i));
     packs.push_back(local_pack(segments[i], scale, chunk).reshape({-1}));
   }
-  // (2) one collective for every segment: [W, Σ_i B H Dk (Dv + P_i)].
-  Tensor gathered = all_gather_op(sp, packs.size() == 1 ? packs[0] : cat(packs, 0));
+  // (2) one collective for every segment: [W, Σ_i B H Dk (Dv + P_i)], launched now; with
+  // overlap the linear-attention pieces' passes from a zero state run while it is in flight.
+  PendingGather pending = start_all_gather_op(sp, packs.size() == 1 ? packs[0] : cat(packs, 0), options.skip_comm);
+  std::vector<Tensor> intra(segments.size());
+  if (options.overlap)
+    for (size_t i = 0; i < segments.size(); ++i) {
+      const Recurrence& r = segments[i];
+      if (!r.beta.defined() && r.q.size(2) > 0)
+        intra[i] = linear_attention(r.q, r.k, r.v, r.gate, Tensor(), scale, chunk).out;
+    }
+  Tensor gathered = pending.finish();
   // (3) per segment: incoming state, final state, and the piece's output from its incoming state.
   std::vector<LinearAttentionResult> out;
   int64_t offset = 0;
-  for (const Recurrence& r : segments) {
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const Recurrence& r = segments[i];
     const int64_t B = r.q.size(0), H = r.q.size(1), T = r.q.size(2), Dk = r.q.size(3), Dv = r.v.size(3);
     const bool diagonal = !r.beta.defined();
     const int64_t width = Dv + (diagonal ? 1 : Dk), n = B * H * Dk * width;
@@ -156,6 +184,7 @@ std::vector<LinearAttentionResult> lasp2_segments(Communicator& sp, const std::v
     const ChainedStates states = chain_states(sp, mine, Dv, diagonal);
     Tensor o;
     if (T == 0) o = zeros({B, H, 0, Dv}, r.v.dtype());
+    else if (intra[i].defined()) o = add(intra[i], incoming_term(r.q, r.gate, states.incoming, scale));
     else if (diagonal) o = linear_attention(r.q, r.k, r.v, r.gate, states.incoming, scale, chunk).out;
     else o = delta_rule(r.q, r.k, r.v, r.beta, r.gate, states.incoming, scale, chunk).out;
     out.push_back({o, states.final_state});
@@ -165,19 +194,19 @@ std::vector<LinearAttentionResult> lasp2_segments(Communicator& sp, const std::v
 
 LinearAttentionResult lasp2_linear_attention(Communicator& sp, const Tensor& q, const Tensor& k,
                                              const Tensor& v, const Tensor& log_gate, double scale,
-                                             int64_t chunk) {
+                                             int64_t chunk, const Lasp2Options& options) {
   const Recurrence r{q, k, v, Tensor(), log_gate, Tensor()};
   check_segment(r, "lasp2_linear_attention");
-  return lasp2_segments(sp, {r}, scale, chunk)[0];
+  return lasp2_segments(sp, {r}, scale, chunk, options)[0];
 }
 
 LinearAttentionResult lasp2_delta_rule(Communicator& sp, const Tensor& q, const Tensor& k,
                                        const Tensor& v, const Tensor& beta, const Tensor& log_alpha,
-                                       double scale, int64_t chunk) {
+                                       double scale, int64_t chunk, const Lasp2Options& options) {
   SKEIN_CHECK(beta.defined(), "lasp2_delta_rule: beta is undefined");
   const Recurrence r{q, k, v, beta, log_alpha, Tensor()};
   check_segment(r, "lasp2_delta_rule");
-  return lasp2_segments(sp, {r}, scale, chunk)[0];
+  return lasp2_segments(sp, {r}, scale, chunk, options)[0];
 }
 
 }  // namespace skein

@@ -30,6 +30,21 @@
 
 namespace skein {
 
+// How the one all-gather of a call runs (launch/parallel_options.h sets them from the config).
+struct Lasp2Options {
+  // true: the all-gather is launched right after the state-only pass and each linear-attention
+  // piece's intra-slice output (its pass from a zero state) is computed while it is on the
+  // wire; the earlier ranks' state then enters as one term, o += scale (q ⊙ Λ_t) S_in with
+  // Λ_t = exp(Σ_{s<=t} g_s) (the decay from the slice start; 1 without gates). The same
+  // function (linearity of the recurrence in its initial state), summed in another order.
+  // Delta-rule pieces still run their one pass after the gather (their state enters through
+  // the WY transforms, not as one additive term).
+  bool overlap = false;
+  // Benchmark only: no communication; every rank "gathers" W copies of its own pack (wrong
+  // results, same shapes and arithmetic).
+  bool skip_comm = false;
+};
+
 // linear_attention (core/ops.h) over a sequence split across `sp`:
 // q, k: [B, H, T, Dk], v: [B, H, T, Dv] — this rank's slice (T = its length);
 // log_gate: undefined (plain) | [H] (fixed decay, the same tensor on every rank) |
@@ -38,7 +53,8 @@ namespace skein {
 // the state after the whole sequence (identical on every rank).
 LinearAttentionResult lasp2_linear_attention(Communicator& sp, const Tensor& q, const Tensor& k,
                                              const Tensor& v, const Tensor& log_gate,
-                                             double scale = 1.0, int64_t chunk = 64);
+                                             double scale = 1.0, int64_t chunk = 64,
+                                             const Lasp2Options& options = {});
 
 // delta_rule (core/ops.h) over a sequence split across `sp`:
 // q, k: [B, H, T, Dk] (k L2-normalised), v: [B, H, T, Dv], beta: [B, H, T],
@@ -46,7 +62,8 @@ LinearAttentionResult lasp2_linear_attention(Communicator& sp, const Tensor& q, 
 // Returns out: [B, H, T, Dv] (this rank's slice), final_state: [B, H, Dk, Dv] (whole sequence).
 LinearAttentionResult lasp2_delta_rule(Communicator& sp, const Tensor& q, const Tensor& k,
                                        const Tensor& v, const Tensor& beta, const Tensor& log_alpha,
-                                       double scale = 1.0, int64_t chunk = 64);
+                                       double scale = 1.0, int64_t chunk = 64,
+                                       const Lasp2Options& options = {});
 
 // Several independent recurrences (layers/parallel.h Recurrence: linear attention or the
 // delta rule, each with its own gates) over token lists split across `sp`: segment i's list
@@ -59,6 +76,7 @@ LinearAttentionResult lasp2_delta_rule(Communicator& sp, const Tensor& q, const 
 // Every rank's loss must depend on the output of one of its non-empty segments or on a final
 // state, so that it joins the backward reduce-scatter.
 std::vector<LinearAttentionResult> lasp2_segments(Communicator& sp, const std::vector<Recurrence>& segments,
-                                                  double scale = 1.0, int64_t chunk = 64);
+                                                  double scale = 1.0, int64_t chunk = 64,
+                                                  const Lasp2Options& options = {});
 
 }  // namespace skein

@@ -9,9 +9,9 @@
 namespace skein {
 
 CommModelParallel::CommModelParallel(Communicator& tp, Communicator& sp, Communicator& batch,
-                                     const std::string& softmax_sp)
+                                     const std::string& softmax_sp, const Lasp2Options& lasp2)
     : ModelParallel(tp.rank(), tp.size(), sp.rank(), sp.size()), tp_(tp), sp_(sp), batch_(batch),
-      softmax_sp_(softmax_sp) {
+      softmax_sp_(softmax_sp), lasp2_(lasp2) {
   SKEIN_CHECK(softmax_sp_ == "ring" || softmax_sp_ == "lasp2h", "parallel.softmax_sp: unknown '", softmax_sp_,
               "' (ring, lasp2h)");
 }
@@ -37,7 +37,7 @@ LinearAttentionResult CommModelParallel::linear_attention(const Tensor& q, const
   if (sp_size() == 1) return skein::linear_attention(q, k, v, log_gate, init, scale, chunk);
   SKEIN_CHECK(!init.defined(), "linear_attention: an initial state cannot be given with sp_size ", sp_size(),
               " (the state comes from the earlier sp ranks)");
-  return lasp2_linear_attention(sp_, q, k, v, log_gate, scale, chunk);
+  return lasp2_linear_attention(sp_, q, k, v, log_gate, scale, chunk, lasp2_);
 }
 
 LinearAttentionResult CommModelParallel::delta_rule(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -46,7 +46,7 @@ LinearAttentionResult CommModelParallel::delta_rule(const Tensor& q, const Tenso
   if (sp_size() == 1) return skein::delta_rule(q, k, v, beta, log_alpha, init, scale, chunk);
   SKEIN_CHECK(!init.defined(), "delta_rule: an initial state cannot be given with sp_size ", sp_size(),
               " (the state comes from the earlier sp ranks)");
-  return lasp2_delta_rule(sp_, q, k, v, beta, log_alpha, scale, chunk);
+  return lasp2_delta_rule(sp_, q, k, v, beta, log_alpha, scale, chunk, lasp2_);
 }
 
 Tensor CommModelParallel::causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
@@ -59,7 +59,7 @@ Tensor CommModelParallel::causal_attention(const Tensor& q, const Tensor& k, con
 std::vector<LinearAttentionResult> CommModelParallel::segment_recurrences(const std::vector<Recurrence>& segments,
                                                                           double scale, int64_t chunk) const {
   if (sp_size() == 1) return ModelParallel::segment_recurrences(segments, scale, chunk);
-  return lasp2_segments(sp_, segments, scale, chunk);
+  return lasp2_segments(sp_, segments, scale, chunk, lasp2_);
 }
 
 std::vector<Tensor> CommModelParallel::conv_prefixes(const std::vector<Tensor>& xs, int64_t width) const {

@@ -16,6 +16,7 @@
 #include "layers/parallel.h"
 #include "parallel/communicator.h"
 #include "parallel/grid.h"
+#include "parallel/lasp2.h"
 
 namespace skein {
 
@@ -23,11 +24,14 @@ class CommModelParallel : public ModelParallel {
  public:
   // softmax_sp: causal softmax attention over a sequence split across sp ranks, "ring" (Ring
   // Attention, zigzag: the local length must be even) or "lasp2h" (one all-gather of K, V).
-  CommModelParallel(Communicator& tp, Communicator& sp, Communicator& batch, const std::string& softmax_sp = "ring");
+  // lasp2: how LASP-2's state all-gather runs (overlap with the intra-slice pass, or none).
+  CommModelParallel(Communicator& tp, Communicator& sp, Communicator& batch, const std::string& softmax_sp = "ring",
+                    const Lasp2Options& lasp2 = {});
   // One data-parallel replica: the global batch's tokens are split over sp only (batch = sp).
   CommModelParallel(Communicator& tp, Communicator& sp) : CommModelParallel(tp, sp, sp) {}
-  explicit CommModelParallel(const ProcessGrid& grid, const std::string& softmax_sp = "ring")
-      : CommModelParallel(grid.tp_comm(), grid.sp_comm(), grid.dp_sp_comm(), softmax_sp) {}
+  explicit CommModelParallel(const ProcessGrid& grid, const std::string& softmax_sp = "ring",
+                             const Lasp2Options& lasp2 = {})
+      : CommModelParallel(grid.tp_comm(), grid.sp_comm(), grid.dp_sp_comm(), softmax_sp, lasp2) {}
 
   Tensor tp_copy(const Tensor& x) const override;
   Tensor tp_sum(const Tensor& x) const override;
@@ -52,6 +56,7 @@ class CommModelParallel : public ModelParallel {
   Communicator& sp_;
   Communicator& batch_;
   std::string softmax_sp_;
+  Lasp2Options lasp2_;
 };
 
 }  // namespace skein

@@ -23,6 +23,7 @@ MPI_Datatype mpi_type(DType t) {
     case DType::f64: return MPI_DOUBLE;
     case DType::i32: return MPI_INT32_T;
     case DType::i64: return MPI_INT64_T;
+    case DType::bf16: return MPI_UINT16_T;  // moved as bits; all_reduce refuses it (gradients reduce in f32)
   }
   return MPI_DATATYPE_NULL;
 }
@@ -97,6 +98,7 @@ std::unique_ptr<Communicator> MpiComm::split(int color, int key) {
 
 Request MpiComm::do_all_reduce(const Tensor& t, ReduceOp op, bool blocking) {
   const int n = mpi_count(t.numel(), "all_reduce");
+  SKEIN_CHECK(t.dtype() != DType::bf16, "all_reduce: dtype bf16 is not supported over MPI (reduce in f32)");
   if (blocking) {
     const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype()));
     const int64_t piece = std::max<int64_t>(1, chunk_bytes_ / esize);

@@ -1,4 +1,4 @@
-// gemm_bf16.cpp — bf16 conversions, CPU feature detection and the bf16 GEMM routing
+// gemm_bf16.cpp — bf16 array conversions (parallel), CPU feature detection and the bf16 GEMM routing
 // (core/cpu/gemm_bf16.h).
 #include "core/cpu/gemm_bf16.h"
 #include <cblas.h>
@@ -9,36 +9,28 @@
 #include <string>
 #include <vector>
 #include "core/error.h"
+#include "core/threadpool.h"
 #ifdef SKEIN_HAVE_DNNL
 #include <dnnl.hpp>
 #endif
 
-namespace skein::cpu {
-
-bf16 f32_to_bf16(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<bf16>((u >> 16) | 0x0040u);  // NaN: keep it quiet
-  // Round to nearest, ties to even: add 0x7fff plus the lowest kept bit; a carry into the
-  // exponent is right (it reaches inf past the largest finite bf16).
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<bf16>(u >> 16);
-}
-
-float bf16_to_f32(bf16 x) {
-  const uint32_t u = static_cast<uint32_t>(x) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+namespace skein {
 
 void f32_to_bf16(const float* in, bf16* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(in[i]);
+  parallel_for(0, n, 1 << 15, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) out[i] = f32_to_bf16(in[i]);
+  });
 }
 
 void bf16_to_f32(const bf16* in, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(in[i]);
+  parallel_for(0, n, 1 << 15, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) out[i] = bf16_to_f32(in[i]);
+  });
 }
+
+}  // namespace skein
+
+namespace skein::cpu {
 
 namespace {
 

@@ -3,21 +3,16 @@
 // AVX512-BF16 dot products; built in when Debian's libdnnl-dev is present), OpenBLAS's
 // cblas_sbgemm (only when the loaded OpenBLAS was built with BUILD_BFLOAT16 — Debian's 0.3.21
 // is not), else the operands widened to f32 and OpenBLAS sgemm. Standalone: no Tensor dtype.
-// reference: Intel, "BFLOAT16 — Hardware Numerics Definition", 2018 (round-to-nearest-even).
+// The bf16 type and its conversions are core/bf16.h's.
 #pragma once
 #include <cstdint>
+#include "core/bf16.h"
 
 namespace skein::cpu {
 
-// bf16 as raw bits: the upper half of an IEEE f32.
-using bf16 = uint16_t;
-
-// Round-to-nearest-even; NaN stays NaN (quiet, sign kept), ±inf and ±0 are exact; finite
-// values past the largest bf16 round to ±inf.
-bf16 f32_to_bf16(float x);
-float bf16_to_f32(bf16 x);  // exact
-void f32_to_bf16(const float* in, bf16* out, int64_t n);
-void bf16_to_f32(const bf16* in, float* out, int64_t n);
+using skein::bf16;
+using skein::bf16_to_f32;
+using skein::f32_to_bf16;
 
 struct Bf16Features {
   bool amx_bf16 = false;     // AMX tiles with bf16 (Sapphire Rapids and later), OS-enabled

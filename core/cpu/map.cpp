@@ -1,6 +1,7 @@
 // map.cpp — the CPU map kernel: every elementwise op (kern::MapOp) over strided, broadcast
 // operands, on cpu::for_each_row (contiguous and broadcast inner runs get tight loops that
-// vectorise). The math is core/kernels/map_math.h, shared with the CUDA kernel.
+// vectorise). The math is core/kernels/map_math.h, shared with the CUDA kernel. fill and copy
+// also take bf16 (copy converts with core/bf16.h's round-to-nearest-even).
 #include <algorithm>
 #include "core/cpu/cpu_kernels.h"
 #include "core/cpu/loops.h"
@@ -59,9 +60,8 @@ void run_binary(const MapArgs& a, F f) {
 }
 
 template <typename T>
-void run_fill(const MapArgs& a) {
+void run_fill(const MapArgs& a, const T v) {
   T* p = at<T>(a.out);
-  const T v = static_cast<T>(a.s0);
   for_each_row<1>(shape_of(a), {strides_of(a.out, a.ndim)}, kGrain,
                   [&](const std::array<int64_t, 1>& off, int64_t n, const std::array<int64_t, 1>& st) {
     if (st[0] == 1) std::fill(p + off[0], p + off[0] + n, v);
@@ -69,17 +69,34 @@ void run_fill(const MapArgs& a) {
   });
 }
 
-template <typename D, typename S>
-void run_copy(const MapArgs& a) {
+// out = convert(in0) elementwise; convert: S -> D.
+template <typename D, typename S, typename F>
+void run_copy(const MapArgs& a, F convert) {
   D* pd = at<D>(a.out);
   const S* ps = at<S>(a.in[0]);
   for_each_row<2>(shape_of(a), {strides_of(a.out, a.ndim), strides_of(a.in[0], a.ndim)}, kGrain,
                   [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
     if (st[0] == 1 && st[1] == 1) {
-      for (int64_t i = 0; i < n; ++i) pd[off[0] + i] = static_cast<D>(ps[off[1] + i]);
+      for (int64_t i = 0; i < n; ++i) pd[off[0] + i] = convert(ps[off[1] + i]);
     } else {
-      for (int64_t i = 0; i < n; ++i) pd[off[0] + i * st[0]] = static_cast<D>(ps[off[1] + i * st[1]]);
+      for (int64_t i = 0; i < n; ++i) pd[off[0] + i * st[0]] = convert(ps[off[1] + i * st[1]]);
     }
+  });
+}
+
+// A copy with bf16 on either side: other dtypes pass through f32 (f64 -> bf16 rounds twice,
+// as PyTorch's does); bf16 -> bf16 moves bits.
+void run_copy_bf16(const MapArgs& a) {
+  const DType dst = a.out.dtype, src = a.in[0].dtype;
+  if (dst == DType::bf16 && src == DType::bf16) return run_copy<bf16, bf16>(a, [](bf16 x) { return x; });
+  if (dst == DType::bf16) {
+    SKEIN_DISPATCH_ALL(src, "copy", [&] {
+      run_copy<bf16, scalar_t>(a, [](scalar_t x) { return f32_to_bf16(static_cast<float>(x)); });
+    });
+    return;
+  }
+  SKEIN_DISPATCH_ALL(dst, "copy", [&] {
+    run_copy<scalar_t, bf16>(a, [](bf16 x) { return static_cast<scalar_t>(bf16_to_f32(x)); });
   });
 }
 
@@ -100,7 +117,7 @@ void run_float(const MapArgs& a) {
   namespace m = kern::math;
   const T s0 = static_cast<T>(a.s0), s1 = static_cast<T>(a.s1);
   switch (a.op) {
-    case MapOp::fill: return run_fill<T>(a);
+    case MapOp::fill: return run_fill<T>(a, s0);
     case MapOp::neg: return run_unary<T>(a, m::Neg<T>{});
     case MapOp::exp: return run_unary<T>(a, m::Exp<T>{});
     case MapOp::log: return run_unary<T>(a, m::Log<T>{});
@@ -145,14 +162,18 @@ void run_float(const MapArgs& a) {
 
 void map(const MapArgs& a) {
   if (a.op == MapOp::copy) {
+    if (a.out.dtype == DType::bf16 || a.in[0].dtype == DType::bf16) return run_copy_bf16(a);
     SKEIN_DISPATCH_ALL(a.out.dtype, "copy", [&] {
       using dst_t = scalar_t;
-      SKEIN_DISPATCH_ALL(a.in[0].dtype, "copy", [&] { run_copy<dst_t, scalar_t>(a); });
+      SKEIN_DISPATCH_ALL(a.in[0].dtype, "copy", [&] {
+        run_copy<dst_t, scalar_t>(a, [](scalar_t x) { return static_cast<dst_t>(x); });
+      });
     });
     return;
   }
   if (a.op == MapOp::fill) {
-    SKEIN_DISPATCH_ALL(a.out.dtype, "fill", [&] { run_fill<scalar_t>(a); });
+    if (a.out.dtype == DType::bf16) return run_fill<bf16>(a, f32_to_bf16(static_cast<float>(a.s0)));
+    SKEIN_DISPATCH_ALL(a.out.dtype, "fill", [&] { run_fill<scalar_t>(a, static_cast<scalar_t>(a.s0)); });
     return;
   }
   SKEIN_DISPATCH_FLOAT(a.out.dtype, kern::map_op_name(a.op), [&] { run_float<scalar_t>(a); });

@@ -14,28 +14,30 @@ namespace {
 // dgain partials over fixed blocks of rows (fixed, so the sum does not depend on threads).
 constexpr int64_t kNormBlock = 64;
 
-// cos / sin of angle(t, i) for t in [0, T), i in [0, D/2): the last table is cached per
-// thread, since every layer of a step (and its backward) asks for the same one.
+// scale * cos / sin of angle(t, i) = (pos_offset + t) * inv_freq[i] for t in [0, T), i in
+// [0, D/2): the last table is cached per thread, since every layer of a step (and its
+// backward) asks for the same one.
 struct RopeTable {
-  int64_t T = -1, D = -1, pos_offset = 0;
-  double theta = 0;
-  std::vector<double> cos, sin;
+  int64_t T = -1, pos_offset = 0;
+  double scale = 0;
+  std::vector<double> inv_freq, cos, sin;
 };
 
-const RopeTable& rope_table(int64_t T, int64_t D, double theta, int64_t pos_offset) {
+const RopeTable& rope_table(int64_t T, int64_t D, const double* inv_freq, double scale, int64_t pos_offset) {
   thread_local RopeTable t;
-  if (t.T == T && t.D == D && t.theta == theta && t.pos_offset == pos_offset) return t;
   const int64_t half = D / 2;
-  t.T = T; t.D = D; t.theta = theta; t.pos_offset = pos_offset;
+  if (t.T == T && t.scale == scale && t.pos_offset == pos_offset && static_cast<int64_t>(t.inv_freq.size()) == half &&
+      std::equal(t.inv_freq.begin(), t.inv_freq.end(), inv_freq))
+    return t;
+  t.T = T; t.scale = scale; t.pos_offset = pos_offset;
+  t.inv_freq.assign(inv_freq, inv_freq + half);
   t.cos.resize(T * half);
   t.sin.resize(T * half);
-  std::vector<double> inv_freq(half);
-  for (int64_t i = 0; i < half; ++i) inv_freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(D));
   for (int64_t p = 0; p < T; ++p)
     for (int64_t i = 0; i < half; ++i) {
       const double ang = static_cast<double>(pos_offset + p) * inv_freq[i];
-      t.cos[p * half + i] = std::cos(ang);
-      t.sin[p * half + i] = std::sin(ang);
+      t.cos[p * half + i] = scale * std::cos(ang);
+      t.sin[p * half + i] = scale * std::sin(ang);
     }
   return t;
 }
@@ -103,11 +105,11 @@ void rms_norm_bwd(DType dt, const void* x, const void* gain, const void* rstd, c
   });
 }
 
-void rope(DType dt, const void* x, void* y, int64_t rows, int64_t T, int64_t D, double theta,
-          int64_t pos_offset, double sign) {
+void rope(DType dt, const void* x, void* y, int64_t rows, int64_t T, int64_t D, const double* inv_freq,
+          double scale, int64_t pos_offset, double sign) {
   const int64_t half = D / 2;
   if (rows == 0 || T == 0) return;
-  const RopeTable& table = rope_table(T, D, theta, pos_offset);
+  const RopeTable& table = rope_table(T, D, inv_freq, scale, pos_offset);
   const std::vector<double>& cosv = table.cos;
   const std::vector<double>& sinv = table.sin;
   SKEIN_DISPATCH_FLOAT(dt, "rope", [&] {

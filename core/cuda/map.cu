@@ -90,13 +90,25 @@ __global__ void fill_kernel(Layout<1> l, int64_t n, T* out, T v) {
   out[off[0]] = v;
 }
 
-template <typename D, typename S>
+// Conversions of the copy kernel: static_cast between arithmetic dtypes; bf16 (core/bf16.h)
+// through f32 with round-to-nearest-even, bf16 -> bf16 as bits.
+struct AsIs {
+  template <typename D, typename S> __device__ static D of(S x) { return static_cast<D>(x); }
+};
+struct ToBf16 {
+  template <typename D, typename S> __device__ static D of(S x) { return f32_to_bf16(static_cast<float>(x)); }
+};
+struct FromBf16 {
+  template <typename D, typename S> __device__ static D of(S x) { return static_cast<D>(bf16_to_f32(x)); }
+};
+
+template <typename D, typename S, typename C>
 __global__ void copy_kernel(Layout<2> l, int64_t n, D* out, const S* x) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
   int64_t off[2];
   offsets(l, i, off);
-  out[off[0]] = static_cast<D>(x[off[1]]);
+  out[off[0]] = C::template of<D, S>(x[off[1]]);
 }
 
 int64_t numel_of(const MapArgs& a) {
@@ -175,14 +187,31 @@ void map(const MapArgs& a) {
   const int64_t n = numel_of(a);
   if (n == 0) return;
   const char* name = kern::map_op_name(a.op);
-  if (a.op == MapOp::copy) {
+  const bool bf_out = a.out.dtype == DType::bf16, bf_in = a.in[0].dtype == DType::bf16;
+  if (a.op == MapOp::copy && bf_out && bf_in) {
+    copy_kernel<bf16, bf16, AsIs><<<blocks_for(n), kThreads, 0, stream()>>>(layout_of<2>(a), n, ptr<bf16>(a.out),
+                                                                            ptr<bf16>(a.in[0]));
+  } else if (a.op == MapOp::copy && bf_out) {
+    SKEIN_DISPATCH_ALL(a.in[0].dtype, "copy", [&] {
+      copy_kernel<bf16, scalar_t, ToBf16><<<blocks_for(n), kThreads, 0, stream()>>>(
+          layout_of<2>(a), n, ptr<bf16>(a.out), ptr<scalar_t>(a.in[0]));
+    });
+  } else if (a.op == MapOp::copy && bf_in) {
+    SKEIN_DISPATCH_ALL(a.out.dtype, "copy", [&] {
+      copy_kernel<scalar_t, bf16, FromBf16><<<blocks_for(n), kThreads, 0, stream()>>>(
+          layout_of<2>(a), n, ptr<scalar_t>(a.out), ptr<bf16>(a.in[0]));
+    });
+  } else if (a.op == MapOp::copy) {
     SKEIN_DISPATCH_ALL(a.out.dtype, "copy", [&] {
       using dst_t = scalar_t;
       SKEIN_DISPATCH_ALL(a.in[0].dtype, "copy", [&] {
-        copy_kernel<dst_t, scalar_t><<<blocks_for(n), kThreads, 0, stream()>>>(
+        copy_kernel<dst_t, scalar_t, AsIs><<<blocks_for(n), kThreads, 0, stream()>>>(
             layout_of<2>(a), n, ptr<dst_t>(a.out), ptr<scalar_t>(a.in[0]));
       });
     });
+  } else if (a.op == MapOp::fill && bf_out) {
+    fill_kernel<bf16><<<blocks_for(n), kThreads, 0, stream()>>>(layout_of<1>(a), n, ptr<bf16>(a.out),
+                                                               f32_to_bf16(static_cast<float>(a.s0)));
   } else if (a.op == MapOp::fill) {
     SKEIN_DISPATCH_ALL(a.out.dtype, "fill", [&] {
       fill_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream()>>>(layout_of<1>(a), n, ptr<scalar_t>(a.out),

@@ -115,15 +115,14 @@ __global__ void rms_bwd_dgain_kernel(const T* x, const T* rstd, const T* dy, T* 
 }
 
 template <typename T>
-__global__ void rope_kernel(const T* x, T* y, int64_t rows, int64_t T_, int64_t D, double theta,
-                            int64_t pos_offset, double sign) {
+__global__ void rope_kernel(const T* x, T* y, int64_t rows, int64_t T_, int64_t D, const double* inv_freq,
+                            double scale, int64_t pos_offset, double sign) {
   const int64_t half = D / 2;
   const int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (j >= rows * half) return;
   const int64_t r = j / half, i = j % half, t = r % T_;
-  const double inv_freq = pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(D));
-  const double ang = static_cast<double>(pos_offset + t) * inv_freq;
-  const T c = static_cast<T>(cos(ang)), s = static_cast<T>(sign * sin(ang));
+  const double ang = static_cast<double>(pos_offset + t) * inv_freq[i];
+  const T c = static_cast<T>(scale * cos(ang)), s = static_cast<T>(sign * scale * sin(ang));
   const T x1 = x[r * D + i], x2 = x[r * D + i + half];
   y[r * D + i] = x1 * c - x2 * s;
   y[r * D + i + half] = x2 * c + x1 * s;
@@ -219,13 +218,13 @@ void rms_norm_bwd(DType dt, const void* x, const void* gain, const void* rstd, c
   check_launch("rms_norm backward");
 }
 
-void rope(DType dt, const void* x, void* y, int64_t rows, int64_t T, int64_t D, double theta, int64_t pos_offset,
-          double sign) {
+void rope(DType dt, const void* x, void* y, int64_t rows, int64_t T, int64_t D, const double* inv_freq, double scale,
+          int64_t pos_offset, double sign) {
   const int64_t n = rows * (D / 2);
   if (n == 0) return;
   SKEIN_DISPATCH_FLOAT(dt, "rope", [&] {
     rope_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream()>>>(in<scalar_t>(x), out<scalar_t>(y), rows, T, D,
-                                                                    theta, pos_offset, sign);
+                                                                    inv_freq, scale, pos_offset, sign);
   });
   check_launch("rope");
 }

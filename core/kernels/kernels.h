@@ -126,9 +126,11 @@ struct KernelTable {
   // dx: [rows, D] and dgain: [D], either may be null (not needed).
   void (*rms_norm_bwd)(DType dt, const void* x, const void* gain, const void* rstd, const void* dy,
                        void* dx, void* dgain, void* workspace, int64_t rows, int64_t D) = nullptr;
-  // x, y: [rows = outer * T, D]; row r sits at position pos_offset + r % T; sign -1 rotates back.
-  void (*rope)(DType dt, const void* x, void* y, int64_t rows, int64_t T, int64_t D, double theta,
-               int64_t pos_offset, double sign) = nullptr;
+  // x, y: [rows = outer * T, D]; row r sits at position pos_offset + r % T, pair i rotates by
+  // (pos_offset + r % T) * inv_freq[i] and is scaled by `scale`; inv_freq: [D/2] f64 on the
+  // device; sign -1 rotates back (the transpose, for backward).
+  void (*rope)(DType dt, const void* x, void* y, int64_t rows, int64_t T, int64_t D, const double* inv_freq,
+               double scale, int64_t pos_offset, double sign) = nullptr;
   // y = x / sqrt(Σ x² + eps) per row of [rows, D]; norm: [rows].
   void (*l2_normalize_fwd)(DType dt, const void* x, void* y, void* norm, int64_t rows, int64_t D,
                            double eps) = nullptr;

@@ -23,6 +23,7 @@
 #include "core/ops/composed.h"
 #include "core/ops/op_util.h"
 #include "core/ops/delta_rule_impl.h"
+#include "core/ops/delta_rule_simd.h"
 #include "core/threadpool.h"
 
 namespace skein {
@@ -32,7 +33,8 @@ using delta_rule_impl::Saved;
 
 // Forward of one (b, h): a sequential loop over t with rank-1 updates of the state fin.
 // ckpt (nullable): [N, Dk, Dv], receives the state entering every chunk of C steps.
-template <typename T>
+// DV: the compile-time width of the vector kernels (delta_rule_simd.h), 0 = generic.
+template <typename T, int DV>
 void forward_one(const T* q, const T* k, const T* v, const T* beta, const T* log_alpha,
                  const T* init, T* out, T* fin, T* ckpt, int64_t Tlen, int64_t Dk, int64_t Dv,
                  int64_t C, T s) {
@@ -43,8 +45,12 @@ void forward_one(const T* q, const T* k, const T* v, const T* beta, const T* log
   for (int64_t t = 0; t < Tlen; ++t) {
     if (ckpt && t % C == 0) std::copy(fin, fin + DD, ckpt + (t / C) * DD);
     const T a = log_alpha ? std::exp(log_alpha[t]) : T(1);
-    delta_rule_impl::step<T>(fin, fin, k + t * Dk, v + t * Dv, a, beta[t], u.data(), Dk, Dv,
-                             q + t * Dk, s, out + t * Dv);
+    if constexpr (DV > 0)
+      delta_rule_simd::step<T, DV>(fin, fin, k + t * Dk, v + t * Dv, a, beta[t], u.data(), Dk,
+                                   q + t * Dk, s, out + t * Dv);
+    else
+      delta_rule_impl::step<T>(fin, fin, k + t * Dk, v + t * Dv, a, beta[t], u.data(), Dk, Dv,
+                               q + t * Dk, s, out + t * Dv);
   }
 }
 
@@ -105,15 +111,17 @@ LinearAttentionResult delta_rule(const Tensor& q, const Tensor& k, const Tensor&
     const scalar_t* la = log_alpha.defined() ? sv.log_alpha.data<scalar_t>() : nullptr;
     const scalar_t* pin = init.defined() ? init.data<scalar_t>() : nullptr;
     scalar_t* pck = need_grad ? sv.checkpoints.data<scalar_t>() : nullptr;
-    parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t bh = lo; bh < hi; ++bh) {
-        forward_one<scalar_t>(
-            sv.q.data<scalar_t>() + bh * Tlen * Dk, sv.k.data<scalar_t>() + bh * Tlen * Dk,
-            sv.v.data<scalar_t>() + bh * Tlen * Dv, sv.beta.data<scalar_t>() + bh * Tlen,
-            la ? la + bh * Tlen : nullptr, pin ? pin + bh * Dk * Dv : nullptr,
-            out.data<scalar_t>() + bh * Tlen * Dv, fin.data<scalar_t>() + bh * Dk * Dv,
-            pck ? pck + bh * N * Dk * Dv : nullptr, Tlen, Dk, Dv, chunk, static_cast<scalar_t>(scale));
-      }
+    delta_rule_simd::with_row_width(Dv, [&](auto W) {
+      parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t bh = lo; bh < hi; ++bh) {
+          forward_one<scalar_t, decltype(W)::value>(
+              sv.q.data<scalar_t>() + bh * Tlen * Dk, sv.k.data<scalar_t>() + bh * Tlen * Dk,
+              sv.v.data<scalar_t>() + bh * Tlen * Dv, sv.beta.data<scalar_t>() + bh * Tlen,
+              la ? la + bh * Tlen : nullptr, pin ? pin + bh * Dk * Dv : nullptr,
+              out.data<scalar_t>() + bh * Tlen * Dv, fin.data<scalar_t>() + bh * Dk * Dv,
+              pck ? pck + bh * N * Dk * Dv : nullptr, Tlen, Dk, Dv, chunk, static_cast<scalar_t>(scale));
+        }
+      });
     });
   });
   if (!need_grad) return {out, fin};

@@ -6,6 +6,7 @@
 #include <vector>
 #include "core/ops.h"
 #include "core/ops/delta_rule_impl.h"
+#include "core/ops/delta_rule_simd.h"
 #include "core/threadpool.h"
 
 namespace skein::delta_rule_impl {
@@ -18,33 +19,49 @@ namespace {
 //   dk = b dS uᵀ - S' duᵀ      dS' = dS - kᵀ du      dlog_a = Σ S' ⊙ dS'      dS_{t-1} = a dS'
 // (fla-org/flash-linear-attention fla/ops/delta_rule/fused_recurrent.py, and the research
 // brief's §1.8, which verified it numerically).
-template <typename T>
+// DV: the compile-time width of the vector kernels (delta_rule_simd.h), 0 = generic.
+template <typename T, int DV>
 void backward_one(const T* q, const T* k, const T* v, const T* beta, const T* log_alpha,
                   const T* ckpt, const T* dout, const T* dfinal, T* dq, T* dk, T* dv, T* dbeta,
                   T* dlog_alpha, T* dinit, int64_t Tlen, int64_t Dk, int64_t Dv, int64_t C, T s) {
   const int64_t DD = Dk * Dv, N = (Tlen + C - 1) / C;
-  std::vector<T> states((C + 1) * DD), us(C * Dv), dS(DD, T(0)), dw(Dv), du(Dv), acc(Dk), zero(Dv, T(0));
+  // The recomputed states of one chunk ((C + 1) Dk Dv values: 1 MB at C = 64, D = 64) live
+  // in a per-thread buffer reused across calls: a fresh allocation this size is a fresh mmap,
+  // and its page faults cost more than a chunk's backward.
+  thread_local std::vector<T> states_buf;
+  if (states_buf.size() < static_cast<size_t>((C + 1) * DD)) states_buf.resize(static_cast<size_t>((C + 1) * DD));
+  T* states = states_buf.data();
+  std::vector<T> us(C * Dv), dS(DD, T(0)), dw(Dv), du(Dv), acc(Dk), zero(Dv, T(0));
   if (dfinal)
     for (int64_t i = 0; i < DD; ++i) dS[i] = dfinal[i];
   for (int64_t n = N - 1; n >= 0; --n) {
     const int64_t t0 = n * C, len = std::min(C, Tlen - t0);
     // recompute S_{t0-1} .. S_{t0+len-1} into states[0 .. len]
-    std::copy(ckpt + n * DD, ckpt + (n + 1) * DD, states.begin());
+    std::copy(ckpt + n * DD, ckpt + (n + 1) * DD, states);
     for (int64_t j = 0; j < len; ++j) {
       const int64_t t = t0 + j;
-      T* S = states.data() + (j + 1) * DD;
+      T* S = states + (j + 1) * DD;
       const T a = log_alpha ? std::exp(log_alpha[t]) : T(1);
-      step<T>(S - DD, S, k + t * Dk, v + t * Dv, a, beta[t], us.data() + j * Dv, Dk, Dv);
+      if constexpr (DV > 0)
+        delta_rule_simd::step<T, DV>(S - DD, S, k + t * Dk, v + t * Dv, a, beta[t], us.data() + j * Dv, Dk);
+      else
+        step<T>(S - DD, S, k + t * Dk, v + t * Dv, a, beta[t], us.data() + j * Dv, Dk, Dv);
     }
     for (int64_t j = len - 1; j >= 0; --j) {
       const int64_t t = t0 + j;
-      const T* St = states.data() + (j + 1) * DD;
-      const T* Sp = states.data() + j * DD;  // S_{t-1}; S' = a Sp
+      const T* St = states + (j + 1) * DD;
+      const T* Sp = states + j * DD;  // S_{t-1}; S' = a Sp
       const T* qt = q + t * Dk;
       const T* kt = k + t * Dk;
-      const T* dOt = dout ? dout + t * Dv : zero.data();  // do_t
       const T* u = us.data() + j * Dv;
       const T a = log_alpha ? std::exp(log_alpha[t]) : T(1), b = beta[t];
+      if constexpr (DV > 0) {
+        delta_rule_simd::backward_token<T, DV>(Sp, qt, kt, u, dout ? dout + t * Dv : nullptr, a, b, s, dS.data(),
+                                               dq + t * Dk, dk + t * Dk, dv + t * Dv, dbeta + t,
+                                               dlog_alpha ? dlog_alpha + t : nullptr, Dk);
+        continue;
+      }
+      const T* dOt = dout ? dout + t * Dv : zero.data();  // do_t
       // pass 1, per row i: dS_i += s q_i do;  dq_i = s S_t,i · do;  dw += k_i dS_i;  acc_i = b dS_i · u
       for (int64_t c = 0; c < Dv; ++c) dw[c] = 0;
       for (int64_t i = 0; i < Dk; ++i) {
@@ -112,18 +129,20 @@ Grads backward(const Saved& sv, const Tensor& dout_in, const Tensor& dfinal_in) 
     const scalar_t* pdo = dout.defined() ? dout.data<scalar_t>() : nullptr;
     const scalar_t* pdf = dfinal.defined() ? dfinal.data<scalar_t>() : nullptr;
     scalar_t* pdla = g.log_alpha.defined() ? g.log_alpha.data<scalar_t>() : nullptr;
-    parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t bh = lo; bh < hi; ++bh) {
-        backward_one<scalar_t>(
-            sv.q.data<scalar_t>() + bh * Tlen * Dk, sv.k.data<scalar_t>() + bh * Tlen * Dk,
-            sv.v.data<scalar_t>() + bh * Tlen * Dv, sv.beta.data<scalar_t>() + bh * Tlen,
-            la ? la + bh * Tlen : nullptr, sv.checkpoints.data<scalar_t>() + bh * N * Dk * Dv,
-            pdo ? pdo + bh * Tlen * Dv : nullptr, pdf ? pdf + bh * Dk * Dv : nullptr,
-            g.q.data<scalar_t>() + bh * Tlen * Dk, g.k.data<scalar_t>() + bh * Tlen * Dk,
-            g.v.data<scalar_t>() + bh * Tlen * Dv, g.beta.data<scalar_t>() + bh * Tlen,
-            pdla ? pdla + bh * Tlen : nullptr, g.initial_state.data<scalar_t>() + bh * Dk * Dv,
-            Tlen, Dk, Dv, sv.chunk, static_cast<scalar_t>(sv.scale));
-      }
+    delta_rule_simd::with_row_width(Dv, [&](auto W) {
+      parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t bh = lo; bh < hi; ++bh) {
+          backward_one<scalar_t, decltype(W)::value>(
+              sv.q.data<scalar_t>() + bh * Tlen * Dk, sv.k.data<scalar_t>() + bh * Tlen * Dk,
+              sv.v.data<scalar_t>() + bh * Tlen * Dv, sv.beta.data<scalar_t>() + bh * Tlen,
+              la ? la + bh * Tlen : nullptr, sv.checkpoints.data<scalar_t>() + bh * N * Dk * Dv,
+              pdo ? pdo + bh * Tlen * Dv : nullptr, pdf ? pdf + bh * Dk * Dv : nullptr,
+              g.q.data<scalar_t>() + bh * Tlen * Dk, g.k.data<scalar_t>() + bh * Tlen * Dk,
+              g.v.data<scalar_t>() + bh * Tlen * Dv, g.beta.data<scalar_t>() + bh * Tlen,
+              pdla ? pdla + bh * Tlen : nullptr, g.initial_state.data<scalar_t>() + bh * Dk * Dv,
+              Tlen, Dk, Dv, sv.chunk, static_cast<scalar_t>(sv.scale));
+        }
+      });
     });
   });
   return g;

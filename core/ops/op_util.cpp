@@ -8,6 +8,8 @@ Device common_device(const char* op, std::initializer_list<Tensor> ts) {
   const Tensor* first = nullptr;
   for (const Tensor& t : ts) {
     SKEIN_CHECK(t.defined(), op, ": undefined tensor");
+    SKEIN_CHECK(t.dtype() != DType::bf16, op, ": dtype bf16 is not supported (a storage dtype: convert with "
+                "to(DType::f32); train.precision bf16-mixed runs the GEMMs in bf16 itself)");
     if (!first) { first = &t; continue; }
     SKEIN_CHECK(t.device() == first->device(), op, ": tensors on different devices: ",
                 device_name(first->device()), " ", shape_str(first->shape()), " and ",

@@ -9,6 +9,7 @@
 namespace skein::ops {
 
 // The device all defined tensors share; an error naming the op, both devices and shapes if not.
+// No op taking its tensors through here computes in bf16: a bf16 tensor is an error naming the op.
 Device common_device(const char* op, std::initializer_list<Tensor> ts);
 // The kernel table of that device.
 inline const kern::KernelTable& kernels_for(const char* op, std::initializer_list<Tensor> ts) {

@@ -18,7 +18,8 @@ struct Reduction {
 
 Reduction plan(const Tensor& a, Shape dims, bool keepdim, const char* op) {
   SKEIN_CHECK(a.defined(), op, ": undefined tensor");
-  SKEIN_CHECK(is_floating(a.dtype()), op, ": dtype ", dtype_name(a.dtype()), " is not supported (need f32 or f64)");
+  SKEIN_CHECK(a.dtype() == DType::f32 || a.dtype() == DType::f64, op, ": dtype ", dtype_name(a.dtype()),
+              " is not supported (need f32 or f64)");
   const int64_t nd = a.dim();
   for (auto& d : dims) d = wrap_dim(d, nd, op);
   std::sort(dims.begin(), dims.end());

@@ -29,11 +29,13 @@ constexpr int64_t kChannelGrain = 32;
 // Branch-free with the vectorisable exp (as skein::sigmoid): e^-x = inf gives 0.
 template <typename T> T sigmoid_of(T x) { return T(1) / (T(1) + cpu::exp_of(-x)); }
 
-// xx: [B, K-1+T, C] contiguous = prefix rows followed by x.
-Tensor padded_input(const Tensor& x, const Tensor& prefix, int64_t K) {
-  const int64_t B = x.size(0), C = x.size(2);
-  Tensor pre = prefix.defined() ? prefix.detach() : zeros({B, K - 1, C}, x.dtype());
-  return cat({pre, x.detach()}, 1).contiguous();
+// Row r of xx = [prefix; x] (r in [0, K-1+T)): prefix row r, or x row r - (K-1); a zero row
+// (zeros: [C]) where there is no prefix.
+template <typename T>
+const T* xx_row(const T* x, const T* prefix, const T* zeros, int64_t b, int64_t r, int64_t T_, int64_t K,
+                int64_t C) {
+  if (r >= K - 1) return x + (b * T_ + r - (K - 1)) * C;
+  return prefix ? prefix + (b * (K - 1) + r) * C : zeros;
 }
 
 }  // namespace
@@ -69,77 +71,114 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
                 "short_conv: prefix ", shape_str(prefix.shape()), " must be [B, K-1, C] = [", B, ", ", K - 1, ", ",
                 C, "] of x's dtype");
   if (x.device() != Device::cpu) return short_conv_composed(x, weight, prefix, silu_activation);
-  Tensor xx = padded_input(x, prefix, K);
+  // x and prefix are read in place (no [prefix; x] copy) and kept for the backward.
+  Tensor xs = x.detach().contiguous();
+  Tensor pre = prefix.defined() ? prefix.detach().contiguous() : Tensor();
   Tensor w = weight.detach().contiguous();
   Tensor z = Tensor::empty({B, T, C}, x.dtype());
   Tensor y = silu_activation ? Tensor::empty({B, T, C}, x.dtype()) : z;
   SKEIN_DISPATCH_FLOAT(x.dtype(), "short_conv", [&] {
-    const scalar_t *px = xx.data<scalar_t>(), *pw = w.data<scalar_t>();
+    const scalar_t *px = xs.data<scalar_t>(), *pw = w.data<scalar_t>();
+    const scalar_t* pp = pre.defined() ? pre.data<scalar_t>() : nullptr;
     scalar_t *pz = z.data<scalar_t>(), *py = y.data<scalar_t>();
-    std::vector<scalar_t> wt(static_cast<size_t>(K * C));  // [K, C]: contiguous over channels
-    for (int64_t c = 0; c < C; ++c)
+    std::vector<scalar_t> wt(static_cast<size_t>(K * C)), zero(static_cast<size_t>(C), scalar_t(0));
+    for (int64_t c = 0; c < C; ++c)  // [K, C]: contiguous over channels
       for (int64_t j = 0; j < K; ++j) wt[static_cast<size_t>(j * C + c)] = pw[c * K + j];
     parallel_for(0, C, kChannelGrain, [&](int64_t lo, int64_t hi) {
+      const int64_t n = hi - lo;
       for (int64_t b = 0; b < B; ++b)
         for (int64_t t = 0; t < T; ++t) {
-          scalar_t* zr = pz + (b * T + t) * C;
-          for (int64_t c = lo; c < hi; ++c) zr[c] = 0;
+          scalar_t* __restrict zr = pz + (b * T + t) * C + lo;
+          for (int64_t c = 0; c < n; ++c) zr[c] = 0;
           for (int64_t j = 0; j < K; ++j) {
-            const scalar_t* xr = px + (b * (K - 1 + T) + t + j) * C;
-            const scalar_t* wr = wt.data() + j * C;
-            for (int64_t c = lo; c < hi; ++c) zr[c] += wr[c] * xr[c];
+            const scalar_t* __restrict xr = xx_row(px, pp, zero.data(), b, t + j, T, K, C) + lo;
+            const scalar_t* __restrict wr = wt.data() + j * C + lo;
+            for (int64_t c = 0; c < n; ++c) zr[c] += wr[c] * xr[c];
           }
           if (silu_activation) {
-            scalar_t* yr = py + (b * T + t) * C;
-            for (int64_t c = lo; c < hi; ++c) yr[c] = zr[c] * sigmoid_of(zr[c]);
+            scalar_t* __restrict yr = py + (b * T + t) * C + lo;
+            for (int64_t c = 0; c < n; ++c) yr[c] = zr[c] * sigmoid_of(zr[c]);
           }
         }
     });
   });
   const bool has_prefix = prefix.defined();
-  return record("short_conv", y, {x, weight, prefix}, [xx, w, z, silu_activation, has_prefix](const Tensor& g_in) {
+  return record("short_conv", y, {x, weight, prefix}, [xs, pre, w, z, silu_activation, has_prefix](const Tensor& g_in) {
     const int64_t B = z.size(0), T = z.size(1), C = z.size(2), K = w.size(1), S = K - 1 + T;
     Tensor g = g_in.contiguous();
-    Tensor dxx = zeros({B, S, C}, z.dtype());
+    Tensor dx = Tensor::empty({B, T, C}, z.dtype());
+    Tensor dprefix = has_prefix ? Tensor::empty({B, K - 1, C}, z.dtype()) : Tensor();
     Tensor dw = Tensor::empty({C, K}, z.dtype());
     SKEIN_DISPATCH_FLOAT(z.dtype(), "short_conv backward", [&] {
-      const scalar_t *px = xx.data<scalar_t>(), *pw = w.data<scalar_t>(), *pz = z.data<scalar_t>(),
+      const scalar_t *px = xs.data<scalar_t>(), *pw = w.data<scalar_t>(), *pz = z.data<scalar_t>(),
                      *pg = g.data<scalar_t>();
-      scalar_t *pdx = dxx.data<scalar_t>(), *pdw = dw.data<scalar_t>();
-      std::vector<scalar_t> wt(static_cast<size_t>(K * C));  // [K, C]: contiguous over channels
-      for (int64_t c = 0; c < C; ++c)
+      const scalar_t* pp = pre.defined() ? pre.data<scalar_t>() : nullptr;
+      scalar_t *pdx = dx.data<scalar_t>(), *pdw = dw.data<scalar_t>();
+      scalar_t* pdp = has_prefix ? dprefix.data<scalar_t>() : nullptr;
+      std::vector<scalar_t> wt(static_cast<size_t>(K * C)), zero(static_cast<size_t>(C), scalar_t(0));
+      for (int64_t c = 0; c < C; ++c)  // [K, C]: contiguous over channels
         for (int64_t j = 0; j < K; ++j) wt[static_cast<size_t>(j * C + c)] = pw[c * K + j];
       parallel_for(0, C, kChannelGrain, [&](int64_t lo, int64_t hi) {
         const int64_t n = hi - lo;
-        std::vector<scalar_t> dz(static_cast<size_t>(n));
-        std::vector<double> acc(static_cast<size_t>(n * K), 0.0);  // dw[c, j] of this block, as [K, n]
-        for (int64_t b = 0; b < B; ++b)
-          for (int64_t t = 0; t < T; ++t) {
-            const int64_t row = (b * T + t) * C;
-            for (int64_t c = lo; c < hi; ++c) {
-              scalar_t d = pg[row + c];
+        // dz of the last K rows of the current batch, a ring over time: row t at t % K.
+        std::vector<scalar_t> dz(static_cast<size_t>(K * n));
+        // dw[c, j] of this block, as [K, n]: partial sums in scalar_t over kRowBlock rows (f32
+        // vectors), folded into double between blocks so long sums keep their accuracy.
+        constexpr int64_t kRowBlock = 64;
+        std::vector<scalar_t> part(static_cast<size_t>(n * K), scalar_t(0));
+        std::vector<double> acc(static_cast<size_t>(n * K), 0.0);
+        auto fold = [&] {
+          for (size_t i = 0; i < part.size(); ++i) {
+            acc[i] += static_cast<double>(part[i]);
+            part[i] = 0;
+          }
+        };
+        int64_t rows = 0;
+        for (int64_t b = 0; b < B; ++b) {
+          // s walks xx's rows; once dz[t] (t = s) exists, every tap reading xx row s - j... is
+          // gathered: dxx[s] = Σ_j w[j] dz[s - j] over 0 <= s - j < T, written once.
+          for (int64_t s = 0; s < S; ++s) {
+            if (s < T) {  // dz row s, and its dw terms dz[s] · xx[s + j]
+              const scalar_t* __restrict gr = pg + (b * T + s) * C + lo;
+              const scalar_t* __restrict zr = pz + (b * T + s) * C + lo;
+              scalar_t* __restrict dzr = dz.data() + (s % K) * n;
               if (silu_activation) {  // silu'(z) = σ(z) (1 + z (1 - σ(z)))
-                const scalar_t zc = pz[row + c], s = sigmoid_of(zc);
-                d *= s * (scalar_t(1) + zc * (scalar_t(1) - s));
+                for (int64_t c = 0; c < n; ++c) {
+                  const scalar_t zc = zr[c], sg = sigmoid_of(zc);
+                  dzr[c] = gr[c] * (sg * (scalar_t(1) + zc * (scalar_t(1) - sg)));
+                }
+              } else {
+                for (int64_t c = 0; c < n; ++c) dzr[c] = gr[c];
               }
-              dz[c - lo] = d;
+              for (int64_t j = 0; j < K; ++j) {
+                const scalar_t* __restrict xr = xx_row(px, pp, zero.data(), b, s + j, T, K, C) + lo;
+                scalar_t* __restrict pr = part.data() + j * n;
+                for (int64_t c = 0; c < n; ++c) pr[c] += dzr[c] * xr[c];
+              }
+              if (++rows == kRowBlock) {
+                fold();
+                rows = 0;
+              }
             }
+            scalar_t* __restrict out = s >= K - 1 ? pdx + (b * T + s - (K - 1)) * C + lo
+                                       : (pdp ? pdp + (b * (K - 1) + s) * C + lo : nullptr);
+            if (!out) continue;
+            for (int64_t c = 0; c < n; ++c) out[c] = 0;
             for (int64_t j = 0; j < K; ++j) {
-              const int64_t at = (b * S + t + j) * C;
-              const scalar_t* wr = wt.data() + j * C;
-              double* ar = acc.data() + j * n;
-              for (int64_t c = lo; c < hi; ++c) {
-                pdx[at + c] += wr[c] * dz[c - lo];
-                ar[c - lo] += static_cast<double>(dz[c - lo]) * static_cast<double>(px[at + c]);
-              }
+              const int64_t t = s - j;
+              if (t < 0 || t >= T) continue;
+              const scalar_t* __restrict dzr = dz.data() + (t % K) * n;
+              const scalar_t* __restrict wr = wt.data() + j * C + lo;
+              for (int64_t c = 0; c < n; ++c) out[c] += wr[c] * dzr[c];
             }
           }
+        }
+        fold();
         for (int64_t c = lo; c < hi; ++c)
           for (int64_t j = 0; j < K; ++j) pdw[c * K + j] = static_cast<scalar_t>(acc[j * n + (c - lo)]);
       });
     });
-    Tensor dprefix = has_prefix ? dxx.narrow(1, 0, K - 1).contiguous() : Tensor();
-    return std::vector<Tensor>{dxx.narrow(1, K - 1, T).contiguous(), dw, dprefix};
+    return std::vector<Tensor>{dx, dw, dprefix};
   });
 }
 

@@ -4,6 +4,7 @@
 // Default model: configs/mqar.yaml's width (d 128, 2 heads, 2 layers, SwiGLU 352, vocab 256)
 // at seq 256, batch 32 — the setting where MoM was reported 4-5x slower than LL.
 // Usage: bench_mom [--seq 256] [--batch 32] [--d 128] [--heads 2] [--steps 5] [--threads 1]
+//                  [--only I]  (run variant I alone, e.g. under perf: 0 = LL, 1 = MM shared, ...)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -36,7 +37,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t seq = 256, batch = 32, d = 128, heads = 2, steps = 5, threads = 1;
+  int64_t seq = 256, batch = 32, d = 128, heads = 2, steps = 5, threads = 1, only = -1;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     int64_t v = std::stoll(argv[i + 1]);
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
     else if (k == "--heads") heads = v;
     else if (k == "--steps") steps = v;
     else if (k == "--threads") threads = v;
+    else if (k == "--only") only = v;
     else { std::fprintf(stderr, "bench_mom: unknown option %s\n", k.c_str()); return 2; }
   }
   set_num_threads(static_cast<int>(threads));
@@ -75,6 +77,12 @@ int main(int argc, char** argv) {
   }
   Tensor ids = uniform({batch, seq + 1}, 7, 0.0, 256.0, DType::f64).to(DType::i64);
   Tensor x = ids.narrow(1, 0, seq).contiguous(), y = ids.narrow(1, 1, seq).contiguous();
+  if (only >= 0) {
+    if (only >= static_cast<int64_t>(vs.size())) { std::fprintf(stderr, "bench_mom: --only %lld: no such variant\n", (long long)only); return 2; }
+    std::vector<Variant> one;
+    one.push_back(std::move(vs[static_cast<size_t>(only)]));
+    vs = std::move(one);
+  }
   for (int64_t s = 0; s < steps + 1; ++s)
     for (Variant& v : vs) {  // interleaved: every variant sees the same machine load
       auto t0 = Clock::now();
@@ -83,7 +91,7 @@ int main(int argc, char** argv) {
       v.opt->step();
       if (s > 0) v.times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     }
-  const double ll = median(vs[0].times);
+  const double ll = median(vs[0].times);  // with --only: the ratio to itself
   std::printf("bench_mom: d %lld, %lld heads, 2 layers, seq %lld, batch %lld, %lld threads, median of %lld steps\n",
               (long long)d, (long long)heads, (long long)seq, (long long)batch, (long long)threads, (long long)steps);
   for (Variant& v : vs)

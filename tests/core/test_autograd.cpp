@@ -145,3 +145,59 @@ TEST(Autograd, BackwardNeedsScalarOrGradient) {
 
 }  // namespace
 }  // namespace skein
+
+namespace skein {
+namespace {
+
+// The gradient-ready hook fires once per leaf of the outer graph, when its .grad is final:
+// a leaf used early and late in the forward (so reached first and last in backward) is
+// reported only after its last contribution; leaves reached only inside a checkpoint's
+// nested backward are not reported; without a guard nothing is reported.
+TEST(Autograd, GradReadyHookFiresOncePerLeafWhenItsGradientIsFinal) {
+  Tensor a = leaf({1.5, -2.0}, {2}), b = leaf({0.5, 3.0}, {2}), w = leaf({2.0, 1.0}, {2});
+  Tensor unused = leaf({1.0}, {1});
+  Tensor x = mul(a, w);           // w contributes here (reached last in backward)
+  Tensor y = mul(exp(x), b);      // b
+  Tensor z = add(mul(y, w), y);   // and here (reached first)
+  std::vector<std::pair<TensorImpl*, std::vector<double>>> seen;
+  {
+    GradReadyHookGuard guard([&](TensorImpl* t) {
+      Tensor g(t->grad);
+      seen.push_back({t, {g.at({0}), g.at({1})}});
+    });
+    sum(z).backward();
+  }
+  ASSERT_EQ(seen.size(), 3u);
+  for (const Tensor& t : {a, b, w}) {
+    int count = 0;
+    for (const auto& [impl, g] : seen)
+      if (impl == t.impl()) {
+        ++count;
+        EXPECT_EQ(g[0], t.grad().at({0}));  // the value at the hook is the final one
+        EXPECT_EQ(g[1], t.grad().at({1}));
+      }
+    EXPECT_EQ(count, 1);
+  }
+  EXPECT_EQ(seen[0].first, b.impl());  // b is final first; a and w only at the last node
+  (void)unused;
+
+  // A checkpointed function's parameters live in the nested backward: not reported.
+  Tensor p = leaf({0.3, 0.7}, {2}), q = leaf({1.0, 2.0}, {2});
+  seen.clear();
+  {
+    GradReadyHookGuard guard([&](TensorImpl* t) { seen.push_back({t, {}}); });
+    Tensor h = checkpoint([&](const std::vector<Tensor>& in) { return mul(in[0], p); }, {q});
+    sum(h).backward();
+  }
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].first, q.impl());
+  EXPECT_TRUE(p.grad().defined());
+
+  seen.clear();
+  Tensor c = leaf({1.0}, {1});
+  sum(mul(c, c)).backward();  // no guard: no calls
+  EXPECT_TRUE(seen.empty());
+}
+
+}  // namespace
+}  // namespace skein

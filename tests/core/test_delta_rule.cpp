@@ -186,14 +186,14 @@ TEST(DeltaRule, GradcheckPlainDeltaNetWithoutInitialState) {
   expect_gradcheck(f, {in.q, in.k, in.v, in.beta});
 }
 
-// Larger shapes at the default chunk (64; T crosses it): every gradient against the
-// step-by-step autograd oracle, in f64 and f32.
-TEST(DeltaRule, GradientsMatchAutogradOracle) {
+// Every gradient of delta_rule at [1, 2, T, Dk] x [.., Dv] against the step-by-step autograd
+// oracle, in f64 (1e-9) and f32 (1e-4), gated and plain, with an initial state.
+void expect_gradients_match_oracle(int64_t T, int64_t Dk, int64_t Dv, uint64_t seed) {
   for (bool gated : {false, true}) {
-    SCOPED_TRACE("gated=" + std::to_string(gated));
-    // Dv = 24: the row kernels' 16-wide lane blocks and their tail both run
-    Inputs in = make_inputs(1, 2, 130, 16, 24, gated, true, 41 + gated);
-    Tensor w_out = randn({1, 2, 130, 24}, 51, DType::f64), w_fin = randn({1, 2, 16, 24}, 52, DType::f64);
+    SCOPED_TRACE("T=" + std::to_string(T) + " Dk=" + std::to_string(Dk) + " Dv=" + std::to_string(Dv) +
+                 " gated=" + std::to_string(gated));
+    Inputs in = make_inputs(1, 2, T, Dk, Dv, gated, true, seed + gated);
+    Tensor w_out = randn({1, 2, T, Dv}, seed + 10, DType::f64), w_fin = randn({1, 2, Dk, Dv}, seed + 11, DType::f64);
     auto grads = [&](const Inputs& x, bool op) {
       std::vector<Tensor> leaves = {x.q, x.k, x.v, x.beta, x.log_alpha, x.init};
       for (Tensor& t : leaves)
@@ -218,6 +218,18 @@ TEST(DeltaRule, GradientsMatchAutogradOracle) {
       EXPECT_LE(rel_err(got32[i], want[i]), 1e-4) << "input " << i;
     }
   }
+}
+
+// Larger shapes at the default chunk (64; T crosses it). Dv = 24: the generic row kernels'
+// 16-wide lane blocks and their tail both run.
+TEST(DeltaRule, GradientsMatchAutogradOracle) { expect_gradients_match_oracle(130, 16, 24, 41); }
+
+// Dv = 32, 64, 128 run the vector-width kernels (core/ops/delta_rule_simd.h), with Dk != Dv
+// and an odd Dk (the k S product's two-row unroll and its leftover row).
+TEST(DeltaRule, VectorWidthKernelsMatchAutogradOracle) {
+  expect_gradients_match_oracle(70, 16, 32, 61);
+  expect_gradients_match_oracle(70, 7, 64, 71);
+  expect_gradients_match_oracle(66, 5, 128, 81);
 }
 
 // [0, N) in one call == [0, s) then [s, N) from the carried state.

@@ -146,6 +146,9 @@ TEST(GradCheck, RmsNorm) {
 TEST(GradCheck, Rope) {
   expect_gradcheck([](const V& x) { return rope(x[0], 10000.0, 0); }, {rand64({2, 3, 5, 8}, 101)});
   expect_gradcheck([](const V& x) { return rope(x[0], 500.0, 7); }, {transposed_leaf(5, 4, 102)});
+  // scaled frequencies (layers/rope.h: llama3, yarn) and a cos/sin factor go through the same op
+  expect_gradcheck([](const V& x) { return rope(x[0], RopeFreqs{{1.0, 0.3, 0.02, 0.001}, 1.17}, 5); },
+                   {rand64({2, 3, 5, 8}, 103)});
 }
 
 TEST(GradCheck, CatStackSplit) {

@@ -149,6 +149,8 @@ TEST(CudaOps, RmsNormAndRope) {
     compare("rms_norm sliced", [](const V& a) { return rms_norm(a[0], a[1]); }, {sliced({5, 24}, 102, dt), plain({24}, 103, dt)});
     compare("rope", [](const V& a) { return rope(a[0], 10000.0, 3); }, {plain({2, 3, 11, 16}, 104, dt)});
     compare("rope permuted", [](const V& a) { return rope(a[0].transpose(1, 2), 500.0); }, {plain({2, 11, 3, 8}, 105, dt)});
+    compare("rope scaled", [](const V& a) { return rope(a[0], RopeFreqs{{1.0, 0.3, 0.02, 0.001}, 1.17}, 2); },
+            {plain({2, 3, 11, 8}, 106, dt)});
   }
 }
 

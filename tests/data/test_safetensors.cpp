@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <bit>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -263,6 +264,39 @@ TEST(Safetensors, FuzzedFilesLoadOrThrow) {
   EXPECT_GT(rejected, 1000);
   EXPECT_GT(loaded, 0);
   EXPECT_LT(seconds, 2.0);
+}
+
+}  // namespace
+}  // namespace skein
+
+namespace skein {
+namespace {
+
+// SafetensorsRead{keep_bf16}: BF16 tensors arrive as bf16 tensors holding the file's bits
+// (transformers rounded them from the f32 weights; skein's Tensor::to rounds the same), and
+// bf16 tensors are written as BF16.
+TEST(Safetensors, KeepsBf16WhenAsked) {
+  const std::string file = (kFixture / "bf16" / "model.safetensors").string();
+  TensorMap widened = load_safetensors(file);
+  TensorMap kept = load_safetensors(file, nullptr, SafetensorsRead{true});
+  TensorMap f32 = load_safetensors((kFixture / "model.safetensors").string());
+  ASSERT_EQ(kept.size(), widened.size());
+  for (auto& [name, t] : kept) {
+    ASSERT_EQ(t.dtype(), DType::bf16) << name;
+    EXPECT_EQ(t.to_vector(), widened.at(name).to_vector()) << name;
+    Tensor mine = f32.at(name).to(DType::bf16);
+    ASSERT_EQ(std::memcmp(mine.raw_data(), t.raw_data(), static_cast<size_t>(t.numel()) * 2), 0) << name;
+  }
+  TensorMap folder = load_safetensors_folder((kFixture / "bf16").string(), SafetensorsRead{true});
+  EXPECT_EQ(folder.begin()->second.dtype(), DType::bf16);
+  const std::string out = (fs::temp_directory_path() / ("skein_bf16_" + std::to_string(::getpid()) + ".safetensors")).string();
+  save_safetensors(out, kept);
+  TensorMap again = load_safetensors(out, nullptr, SafetensorsRead{true});
+  for (auto& [name, t] : kept) {
+    ASSERT_EQ(again.at(name).dtype(), DType::bf16);
+    ASSERT_EQ(std::memcmp(again.at(name).raw_data(), t.raw_data(), static_cast<size_t>(t.numel()) * 2), 0) << name;
+  }
+  fs::remove(out);
 }
 
 }  // namespace

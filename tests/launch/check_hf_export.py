@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""check_hf_export.py — checks that transformers loads skein's HF Llama export and computes
-skein's logits.
+"""check_hf_export.py — checks that transformers loads skein's HF exports and computes skein's
+logits.
 
-Runs the test binary's HfExport.WritesForTransformers, which saves random skein Llamas
-(grouped-query untied, and tied) with save_hf_llama and the skein logits of fixed ids; then
-loads each folder with transformers' LlamaForCausalLM.from_pretrained and checks that no
-weight is missing or unexpected and that the logits agree within 1e-4 of their scale.
+Runs the test binary's HfExport.WritesForTransformers (random skein Llamas: grouped-query
+untied, and tied) and HfExport.FamiliesForTransformers (the tests/fixtures/hf_* models as skein
+imported them: each rope_scaling type, Mistral's window, Qwen2's biases and windows, bf16),
+which save with save_hf_llama and store skein's logits of fixed ids; then loads each folder with
+transformers' AutoModelForCausalLM.from_pretrained (in f32) and checks that no weight is
+missing or unexpected and that the logits agree within 1e-4 of their scale.
 CTest runs it when transformers and torch are importable; otherwise it exits 77 (skipped).
 
   python3 tests/launch/check_hf_export.py --test-binary build/release/tests/test_launch
@@ -28,7 +30,7 @@ def main():
     try:
         import torch
         from safetensors.torch import load_file
-        from transformers import LlamaForCausalLM
+        from transformers import AutoModelForCausalLM
     except ImportError as e:
         print(f"skipped: {e} (pip install transformers safetensors torch)")
         return SKIP
@@ -36,11 +38,11 @@ def main():
     failed = 0
     with tempfile.TemporaryDirectory() as out:
         env = dict(os.environ, SKEIN_HF_EXPORT_DIR=out)
-        subprocess.run([args.test_binary, "--gtest_filter=HfExport.WritesForTransformers"], env=env, check=True,
+        subprocess.run([args.test_binary, "--gtest_filter=HfExport.*ForTransformers"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         for name in sorted(os.listdir(out)):
             folder = os.path.join(out, name)
-            model, info = LlamaForCausalLM.from_pretrained(folder, output_loading_info=True)
+            model, info = AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True, dtype=torch.float32)
             model = model.float().eval()
             ref = load_file(os.path.join(folder, "reference.safetensors"))
             with torch.no_grad():

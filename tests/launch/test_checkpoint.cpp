@@ -271,3 +271,49 @@ TEST(Checkpoint, ShardedLoadOfAnotherModelNamesTheTensorAndShapes) {
 
 }  // namespace
 }  // namespace skein
+
+namespace skein {
+namespace {
+
+// checkpoint.dtype bf16: f32 model tensors stored as bf16 (HDF5 16-bit floats), read back bit
+// for bit as bf16 tensors, by the one-file and the sharded layouts (tp shards joined and cut
+// in bf16); optimizer state and other dtypes unchanged.
+TEST(Checkpoint, Bf16ModelTensorsRoundTrip) {
+  const std::string root = temp_root("bf16");
+  CheckpointState whole = toy_state();
+  whole.model["f64.weight"] = randn({3}, 9, DType::f64);
+  CheckpointState st = whole;
+  st.model = model_tensors_stored_as(whole.model, "bf16");
+  EXPECT_EQ(model_tensors_stored_as(whole.model, "f32").at("col.weight").dtype(), DType::f32);
+  EXPECT_THROW(model_tensors_stored_as(whole.model, "f16"), Error);
+  EXPECT_EQ(st.model.at("f64.weight").dtype(), DType::f64);
+  for (const auto& [name, t] : st.model) {
+    if (name == "f64.weight") continue;
+    ASSERT_EQ(t.dtype(), DType::bf16) << name;
+    EXPECT_EQ(t.to_vector(), whole.model.at(name).to(DType::bf16).to_vector()) << name;
+  }
+  const std::string dir = save_checkpoint(root, st);
+  const CheckpointState back = load_checkpoint(dir);
+  for (const auto& [name, t] : st.model) expect_equal(back.model.at(name), t, name);
+  for (const auto& [name, t] : st.optimizer) expect_equal(back.optimizer.at(name), t, name);
+  // The sharded layout: rank r of 2 gets its bf16 shard.
+  SingleProcessComm world;
+  ProcessGrid grid(world, 1, 1, 1);
+  st.model.erase("f64.weight");
+  whole.model.erase("f64.weight");
+  const std::string root2 = temp_root("bf16_sharded");
+  const std::string dir2 = save_parallel_checkpoint(root2, grid, st, kSplits);
+  for (int r = 0; r < 2; ++r) {
+    const CheckpointState part = load_checkpoint_shard(dir2, r, 2, kSplits, local_shapes(whole, 2));
+    for (const auto& [name, t] : st.model) {
+      const Tensor want = cut_tp_shard(t, kSplits.at(name), r, 2);
+      ASSERT_EQ(part.model.at(name).dtype(), DType::bf16) << name;
+      EXPECT_EQ(part.model.at(name).to_vector(), want.to_vector()) << name << " rank " << r;
+    }
+  }
+  fs::remove_all(root);
+  fs::remove_all(root2);
+}
+
+}  // namespace
+}  // namespace skein

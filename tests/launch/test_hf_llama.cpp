@@ -239,7 +239,8 @@ TEST(HfLlama, TensorNames) {
   for (const std::string sk :
        {"blocks.0.mixer.k_proj.weight", "blocks.2.mixer.gate.lora_a", "blocks.2.extra.w", "read_in.weight"})
     EXPECT_EQ(skein_tensor_name(hf_tensor_name(sk, false)), sk);
-  for (const char* bad : {"model.layers.0.self_attn.q_proj.bias", "model.layers.x.mlp.gate_proj.weight", "lm_head.bias"})
+  EXPECT_EQ(skein_tensor_name("model.layers.0.self_attn.q_proj.bias"), "blocks.0.mixer.q_proj.bias");  // Qwen2
+  for (const char* bad : {"model.layers.0.self_attn.o_proj.bias", "model.layers.x.mlp.gate_proj.weight", "lm_head.bias"})
     EXPECT_THROW(skein_tensor_name(bad), Error) << bad;
 }
 
@@ -268,15 +269,15 @@ void expect_load_error(const std::string& dir, const std::string& part) {
 }
 
 TEST(HfLlama, UnsupportedConfigsAreClearErrors) {
-  expect_load_error(edited_copy([](json& c) { c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}}; }),
-                    "rope_scaling {\"factor\":2.0,\"rope_type\":\"linear\"} is not supported");
+  expect_load_error(edited_copy([](json& c) { c["rope_scaling"] = {{"rope_type", "longrope"}, {"factor", 2.0}}; }),
+                    "rope_scaling.rope_type 'longrope' is not supported");
   expect_load_error(edited_copy([](json& c) { c["rope_parameters"]["rope_type"] = "llama3"; }),
-                    "rope_parameters.rope_type 'llama3' is not supported");
+                    "rope_parameters: key \"factor\" is missing");
   expect_load_error(edited_copy([](json& c) { c["attention_bias"] = true; }), "attention_bias is true");
   expect_load_error(edited_copy([](json& c) { c["mlp_bias"] = true; }), "mlp_bias is true");
   expect_load_error(edited_copy([](json& c) { c["hidden_act"] = "gelu"; }), "hidden_act 'gelu' is not supported");
   expect_load_error(edited_copy([](json& c) { c["head_dim"] = 16; }), "head_dim 16 differs from");
-  expect_load_error(edited_copy([](json& c) { c["model_type"] = "mistral"; }), "model_type 'mistral'");
+  expect_load_error(edited_copy([](json& c) { c["model_type"] = "gemma"; }), "model_type 'gemma'");
   expect_load_error(edited_copy([](json& c) { c.erase("hidden_size"); }), "key \"hidden_size\" is missing");
   expect_load_error(edited_copy([](json& c) { c["vocab_size"] = "96"; }), "\"vocab_size\" has the wrong type");
   expect_load_error(edited_copy([](json& c) { c["num_key_value_heads"] = 3; }), "multiple of num_key_value_heads 3");

@@ -36,10 +36,14 @@ Outcome data_parallel(HybridLM& m, const test::Batch2& global, bool naive, int64
   test::Batch2 b = test::local_batch(global, world().rank(), world().size());
   const TokenScale s = global_token_scale(world(), count_targets(b.targets));
   EXPECT_EQ(s.global, count_targets(global.targets));
+  GradReducer reducer(world(), m.named_parameters(), {bucket_bytes, overlap});
+  reducer.arm();  // overlap: buckets all-reduced during backward, as their gradients finish
   LossParts l = m.loss(b.ids, b.targets);
   mul(l.total, naive ? 1.0 : s.scale).backward();
-  GradReducer reducer(world(), m.named_parameters(), {bucket_bytes, overlap});
   reducer.reduce();
+  if (overlap && reducer.num_buckets() > 1 && world().size() > 1) {
+    EXPECT_GT(reducer.last_overlap().launched_in_backward, 0u) << "no bucket started during backward";
+  }
   return {global_mean_loss(world(), l.lm.item(), s.local), std::sqrt(grad_squared_norm(m.parameters())),
           m.named_parameters()};
 }
