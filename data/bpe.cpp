@@ -100,9 +100,9 @@ std::shared_ptr<const BpeTables> tables_for(const BpeTokenizer& tok) {
 
 }  // namespace bpe_detail
 
-std::vector<int64_t> BpeTokenizer::encode(std::string_view text) const {
-  const auto tables = bpe_detail::tables_for(*this);
-  const bpe_detail::BpeTables& t = *tables;
+namespace {
+
+std::vector<int64_t> encode_with(const bpe_detail::BpeTables& t, std::string_view text) {
   std::vector<int64_t> out;
   out.reserve(text.size() / 3 + 1);
   // Pieces repeat a lot (words of a language): a cache for this call, its keys viewing `text`,
@@ -117,6 +117,20 @@ std::vector<int64_t> BpeTokenizer::encode(std::string_view text) const {
     if (fresh) it->second = bpe_detail::encode_piece(t, piece, merger);
     out.insert(out.end(), it->second.begin(), it->second.end());
   }
+  return out;
+}
+
+}  // namespace
+
+std::vector<int64_t> BpeTokenizer::encode(std::string_view text) const {
+  return encode_with(*bpe_detail::tables_for(*this), text);
+}
+
+std::vector<std::vector<int64_t>> BpeTokenizer::encode_batch(const std::vector<std::string_view>& texts) const {
+  const auto tables = bpe_detail::tables_for(*this);
+  std::vector<std::vector<int64_t>> out;
+  out.reserve(texts.size());
+  for (std::string_view t : texts) out.push_back(encode_with(*tables, t));
   return out;
 }
 

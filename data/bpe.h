@@ -13,6 +13,8 @@ namespace skein {
 class BpeTokenizer final : public Tokenizer {
  public:
   std::vector<int64_t> encode(std::string_view text) const override;
+  // Looks the tables up once for all the texts (tables_for compares the whole vocabulary).
+  std::vector<std::vector<int64_t>> encode_batch(const std::vector<std::string_view>& texts) const override;
   std::string decode(const std::vector<int64_t>& ids) const override;
   int64_t vocab_size() const override;
   int64_t eos_id() const override;

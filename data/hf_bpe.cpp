@@ -13,6 +13,7 @@ namespace skein::hf_detail {
 namespace {
 
 constexpr size_t kMaxCachedWordBytes = 64;
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581 "▁"
 constexpr size_t kMaxCachedWordsPerShard = size_t{1} << 14;
 
 std::pair<std::string, std::string> read_merge(const Ctx& ctx, const json& m, size_t i) {
@@ -79,6 +80,13 @@ BpeModel::BpeModel(const json& node, const Ctx& ctx, bool byte_level) : byte_lev
       if (bpe_detail::symbols_to_bytes(token, bytes)) bytes_vocab_.emplace(std::move(bytes), id);
     }
   }
+  if (!byte_level && !ignore_merges_ && vocab_.count(kMetaspace)) {
+    cut_at_metaspace_ = true;
+    for (const auto& [token, id] : vocab_)
+      for (size_t p = token.find(kMetaspace, 1); p != std::string::npos && cut_at_metaspace_; p = token.find(kMetaspace, p + 1))
+        if (p < kMetaspace.size() || token.compare(p - kMetaspace.size(), kMetaspace.size(), kMetaspace) != 0)
+          cut_at_metaspace_ = false;  // "x▁": a merge could span a cut
+  }
   const json* merges = Ctx::get(node, "merges");
   if (!merges || !merges->is_array()) ctx.fail("model.merges", "is missing or not an array");
   merges_.reserve(merges->size());
@@ -132,6 +140,20 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& ids, bpe_
 
 void BpeModel::encode_word(std::string_view word, std::vector<int64_t>& out, bpe_detail::WordMerger& merger) const {
   if (word.empty()) return;
+  if (!cut_at_metaspace_) {
+    encode_segment(word, out, merger);
+    return;
+  }
+  size_t begin = 0;
+  for (size_t p = word.find(kMetaspace, 1); p != std::string_view::npos; p = word.find(kMetaspace, p + 1)) {
+    if (p >= kMetaspace.size() && word.compare(p - kMetaspace.size(), kMetaspace.size(), kMetaspace) == 0) continue;
+    encode_segment(word.substr(begin, p - begin), out, merger);
+    begin = p;
+  }
+  encode_segment(word.substr(begin), out, merger);
+}
+
+void BpeModel::encode_segment(std::string_view word, std::vector<int64_t>& out, bpe_detail::WordMerger& merger) const {
   if (ignore_merges_) {
     const auto& table = byte_level_ ? bytes_vocab_ : vocab_;
     if (const auto it = table.find(word); it != table.end()) {

@@ -79,6 +79,12 @@ class BpeModel {
 
  private:
   void merge_word(std::string_view word, std::vector<int32_t>& ids, bpe_detail::WordMerger& merger) const;
+  void encode_segment(std::string_view word, std::vector<int64_t>& out, bpe_detail::WordMerger& merger) const;
+  // SentencePiece-style words (a whole text when there is no pre-tokenizer) are encoded in
+  // segments cut before each "▁" that follows another character, when that cannot change the
+  // ids: "▁" is in the vocabulary and no token has "▁" after another character (so no merge
+  // spans a cut), and ignore_merges is off. The segments are then words the cache can hold.
+  bool cut_at_metaspace_ = false;
   bool byte_level_, byte_fallback_ = false, fuse_unk_ = false, ignore_merges_ = false;
   int32_t unk_id_ = -1;
   std::unordered_map<std::string, int32_t, bpe_detail::StringHash, std::equal_to<>> vocab_;  // token -> id

@@ -138,7 +138,7 @@ struct Pipeline {
 };
 
 bool Pipeline::is_word_char(std::string_view s, size_t pos) {
-  static const Regex word(R"(\A[\p{L}\p{N}])", "single_word");
+  static const Regex word(R"(\A[\p{Alphabetic}\p{N}])", "single_word");  // Rust char::is_alphanumeric
   size_t b = 0, e = 0;
   return word.find(s.substr(pos, 4), 0, b, e);
 }

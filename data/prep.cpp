@@ -228,7 +228,16 @@ void encode_all(const Tokenizer& tok, const std::vector<std::string>& docs, std:
   std::mutex error_mu;
   auto work = [&] {
     try {
-      for (size_t i; (i = next.fetch_add(1)) < units.size();) parts[units[i].doc][units[i].part] = tok.encode(units[i].text);
+      // Blocks of units: one encode_batch call each (skein's BPE sets up once per call).
+      constexpr size_t kBlock = 64;
+      std::vector<std::string_view> texts;
+      for (size_t i0; (i0 = next.fetch_add(kBlock)) < units.size();) {
+        const size_t i1 = std::min(units.size(), i0 + kBlock);
+        texts.clear();
+        for (size_t i = i0; i < i1; ++i) texts.push_back(units[i].text);
+        std::vector<std::vector<int64_t>> got = tok.encode_batch(texts);
+        for (size_t i = i0; i < i1; ++i) parts[units[i].doc][units[i].part] = std::move(got[i - i0]);
+      }
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mu);
       if (!error) error = std::current_exception();

@@ -1,100 +1,25 @@
-// pretokenize.cpp — the GPT-2 pre-split (pretokenize, next_piece), written by hand over UTF-8
-// code points, and GPT-2's byte <-> printable-unicode symbol map.
+// pretokenize.cpp — the GPT-2 pre-split (pretokenize, next_piece), run by PCRE2 with Unicode
+// properties (data/unicode_text.h), and GPT-2's byte <-> printable-unicode symbol map.
 //
 // reference: Radford et al. 2019, "Language Models are Unsupervised Multitask Learners"
 // (openai/gpt-2 src/encoder.py: bytes_to_unicode and the pattern below).
 //
 // The pattern, tried alternative by alternative at each position (leftmost first match):
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-//
-// Character classes. ASCII is exact. \s is the Unicode White_Space property (exact). \p{L} and
-// \p{N} are exact inside these blocks, and everything else counts as "other" (punctuation):
-// Latin-1 Supplement, Latin Extended-A/B, IPA, spacing modifier letters, Greek, Cyrillic,
-// Armenian, Hebrew, Arabic, Devanagari, Thai, Georgian, Hangul Jamo, Latin Extended
-// Additional, Greek Extended, super/subscripts, letterlike symbols, number forms, enclosed
-// alphanumerics, CJK symbols, Hiragana, Katakana, Hangul compatibility Jamo, CJK Unified
-// Ideographs (+ Ext. A, Ext. B..F, compatibility), Hangul syllables, halfwidth/fullwidth
-// forms. The tables were generated with Python's unicodedata (Unicode 14.0): category L* ->
-// letter, N* -> number. Letters of other scripts (Tamil, Bengali, Ethiopic, ...) count as
-// "other": they still form runs, but runs that also take in adjacent punctuation. This changes
-// which pieces BPE sees (and so ids versus Hugging Face's), never the round trip.
-// Invalid UTF-8 bytes are single "other" characters.
-#include <algorithm>
-#include <iterator>
+// with \p{L}, \p{N} and \s (White_Space) from PCRE2's Unicode tables: the same pieces as
+// Hugging Face's ByteLevel pre-tokenizer for every script. Bytes that are not valid UTF-8 match
+// nothing: each run of them is a piece of its own (skein's BPE encodes them byte for byte, so
+// decode(encode(x)) == x for any bytes).
 #include "core/error.h"
 #include "data/bpe.h"
 #include "data/bpe_internal.h"
+#include "data/unicode_text.h"
 
 namespace skein {
 namespace bpe_detail {
 namespace {
 
-struct Range {
-  char32_t lo, hi;
-};
-
-constexpr Range kLetters[] = {
-    {0xAA, 0xAA}, {0xB5, 0xB5}, {0xBA, 0xBA}, {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x2C1},
-    {0x2C6, 0x2D1}, {0x2E0, 0x2E4}, {0x2EC, 0x2EC}, {0x2EE, 0x2EE}, {0x370, 0x374},
-    {0x376, 0x377}, {0x37A, 0x37D}, {0x37F, 0x37F}, {0x386, 0x386}, {0x388, 0x38A},
-    {0x38C, 0x38C}, {0x38E, 0x3A1}, {0x3A3, 0x3F5}, {0x3F7, 0x481}, {0x48A, 0x52F},
-    {0x531, 0x556}, {0x559, 0x559}, {0x560, 0x588}, {0x5D0, 0x5EA}, {0x5EF, 0x5F2},
-    {0x620, 0x64A}, {0x66E, 0x66F}, {0x671, 0x6D3}, {0x6D5, 0x6D5}, {0x6E5, 0x6E6},
-    {0x6EE, 0x6EF}, {0x6FA, 0x6FC}, {0x6FF, 0x6FF}, {0x904, 0x939}, {0x93D, 0x93D},
-    {0x950, 0x950}, {0x958, 0x961}, {0x971, 0x97F}, {0xE01, 0xE30}, {0xE32, 0xE33},
-    {0xE40, 0xE46}, {0x10A0, 0x10C5}, {0x10C7, 0x10C7}, {0x10CD, 0x10CD}, {0x10D0, 0x10FA},
-    {0x10FC, 0x11FF}, {0x1E00, 0x1F15}, {0x1F18, 0x1F1D}, {0x1F20, 0x1F45}, {0x1F48, 0x1F4D},
-    {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B}, {0x1F5D, 0x1F5D}, {0x1F5F, 0x1F7D},
-    {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4}, {0x1FC6, 0x1FCC},
-    {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC},
-    {0x2071, 0x2071}, {0x207F, 0x207F}, {0x2090, 0x209C}, {0x2102, 0x2102}, {0x2107, 0x2107},
-    {0x210A, 0x2113}, {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126},
-    {0x2128, 0x2128}, {0x212A, 0x212D}, {0x212F, 0x2139}, {0x213C, 0x213F}, {0x2145, 0x2149},
-    {0x214E, 0x214E}, {0x2183, 0x2184}, {0x3005, 0x3006}, {0x3031, 0x3035}, {0x303B, 0x303C},
-    {0x3041, 0x3096}, {0x309D, 0x309F}, {0x30A1, 0x30FA}, {0x30FC, 0x30FF}, {0x3131, 0x318E},
-    {0x3400, 0x4DBF}, {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3}, {0xF900, 0xFA6D}, {0xFA70, 0xFAD9},
-    {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0xFF66, 0xFFBE}, {0xFFC2, 0xFFC7}, {0xFFCA, 0xFFCF},
-    {0xFFD2, 0xFFD7}, {0xFFDA, 0xFFDC}, {0x20000, 0x2A6DF}, {0x2A700, 0x2B738},
-    {0x2B740, 0x2B81D}, {0x2B820, 0x2CEA1}, {0x2CEB0, 0x2EBE0}, {0x2F800, 0x2FA1D},
-};
-
-constexpr Range kNumbers[] = {
-    {0xB2, 0xB3}, {0xB9, 0xB9}, {0xBC, 0xBE}, {0x660, 0x669}, {0x6F0, 0x6F9}, {0x966, 0x96F},
-    {0xE50, 0xE59}, {0x2070, 0x2070}, {0x2074, 0x2079}, {0x2080, 0x2089}, {0x2150, 0x2182},
-    {0x2185, 0x2189}, {0x2460, 0x249B}, {0x24EA, 0x24FF}, {0x3007, 0x3007}, {0x3021, 0x3029},
-    {0x3038, 0x303A}, {0xFF10, 0xFF19},
-};
-
-// Unicode White_Space.
-constexpr Range kSpaces[] = {
-    {0x09, 0x0D}, {0x20, 0x20}, {0x85, 0x85}, {0xA0, 0xA0}, {0x1680, 0x1680},
-    {0x2000, 0x200A}, {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000},
-};
-
-template <size_t N>
-bool in_ranges(const Range (&table)[N], char32_t c) {
-  const Range* it = std::upper_bound(std::begin(table), std::end(table), c,
-                                     [](char32_t v, const Range& r) { return v < r.lo; });
-  return it != std::begin(table) && c <= (it - 1)->hi;
-}
-
-enum class Cls : uint8_t { Letter, Number, Space, Other };
-
 constexpr char32_t kInvalid = 0xFFFFFFFF;  // a byte that does not start valid UTF-8
-
-Cls classify(char32_t c) {
-  if (c < 0x80) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return Cls::Letter;
-    if (c >= '0' && c <= '9') return Cls::Number;
-    if (c == ' ' || (c >= 0x09 && c <= 0x0D)) return Cls::Space;
-    return Cls::Other;
-  }
-  if (c == kInvalid) return Cls::Other;
-  if (in_ranges(kSpaces, c)) return Cls::Space;
-  if (in_ranges(kLetters, c)) return Cls::Letter;
-  if (in_ranges(kNumbers, c)) return Cls::Number;
-  return Cls::Other;
-}
 
 struct CodePoint {
   char32_t c;
@@ -131,22 +56,6 @@ CodePoint decode_at(std::string_view s, size_t pos) {
     c = (c << 6) | (b & 0x3F);
   }
   return {c, len};
-}
-
-// The end of the run of characters of class `cls` starting at pos.
-size_t run_end(std::string_view s, size_t pos, Cls cls) {
-  while (pos < s.size()) {
-    const CodePoint cp = decode_at(s, pos);
-    if (classify(cp.c) != cls) break;
-    pos += cp.len;
-  }
-  return pos;
-}
-
-size_t contraction_len(std::string_view rest) {  // rest starts after the apostrophe
-  for (std::string_view c : {"s", "t", "re", "ve", "m", "ll", "d"})
-    if (rest.starts_with(c)) return c.size();
-  return 0;
 }
 
 struct ByteMaps {
@@ -198,30 +107,10 @@ bool symbols_to_bytes(std::string_view symbols, std::string& out) {
 
 size_t next_piece(std::string_view s, size_t pos) {
   SKEIN_ASSERT(pos < s.size(), "next_piece at ", pos, " of ", s.size());
-  // 's|'t|'re|'ve|'m|'ll|'d
-  if (s[pos] == '\'') {
-    const size_t n = contraction_len(s.substr(pos + 1));
-    if (n > 0) return pos + 1 + n;
-  }
-  // ' ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+' with the optional leading space
-  if (s[pos] == ' ' && pos + 1 < s.size()) {
-    const Cls next = classify(decode_at(s, pos + 1).c);
-    if (next != Cls::Space) return run_end(s, pos + 1, next);
-  }
-  const CodePoint first = decode_at(s, pos);
-  const Cls cls = classify(first.c);
-  if (cls != Cls::Space) return run_end(s, pos, cls);
-  // \s+(?!\S): the whitespace run minus its last character when a non-space follows;
-  // \s+ : the whole run when that would leave nothing (a single space character).
-  size_t end = pos, last = pos;
-  while (end < s.size()) {
-    const CodePoint cp = decode_at(s, end);
-    if (classify(cp.c) != Cls::Space) break;
-    last = end;
-    end += cp.len;
-  }
-  if (end == s.size() || last == pos) return end;
-  return last;
+  static const Regex gpt2(R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)", "GPT-2 pre-split");
+  size_t start = 0, end = 0;
+  if (!gpt2.find(s, pos, start, end)) return s.size();  // invalid bytes to the end
+  return start > pos ? start : end;                       // a run of invalid bytes, or the match
 }
 
 }  // namespace bpe_detail

@@ -11,7 +11,8 @@
 //                       token count.
 //   /val/tokens, /val/doc_offsets   the same for the held-out split (may be empty).
 //   attributes on "/":  format_version (int, 1), tokenizer (string: Tokenizer::identity(),
-//                       "bytes" or the tokenizer.json text), tokenizer_kind (string, "bytes" |
+//                       "bytes", the tokenizer.json text, or an hf header line + tokenizer.json),
+//                       tokenizer_kind (string, "bytes" | "hf" |
 //                       "bpe"), vocab_size (int64), eos_id (int64).
 // Strings are variable-length UTF-8, so h5py reads them as str.
 //

@@ -24,6 +24,13 @@ std::string ByteTokenizer::decode(const std::vector<int64_t>& ids) const {
   return out;
 }
 
+std::vector<std::vector<int64_t>> Tokenizer::encode_batch(const std::vector<std::string_view>& texts) const {
+  std::vector<std::vector<int64_t>> out;
+  out.reserve(texts.size());
+  for (std::string_view t : texts) out.push_back(encode(t));
+  return out;
+}
+
 std::vector<int64_t> Tokenizer::encode_with_template(std::string_view text) const {
   std::vector<int64_t> ids = prefix_ids();
   const std::vector<int64_t> body = encode(text), suffix = suffix_ids();

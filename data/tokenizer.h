@@ -13,6 +13,8 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
   virtual std::vector<int64_t> encode(std::string_view text) const = 0;
+  // encode of each text (one call per block of documents: a tokenizer may set up per call).
+  virtual std::vector<std::vector<int64_t>> encode_batch(const std::vector<std::string_view>& texts) const;
   // decode(encode(s)) == s for every valid UTF-8 s. Special tokens decode to "".
   virtual std::string decode(const std::vector<int64_t>& ids) const = 0;
   virtual int64_t vocab_size() const = 0;

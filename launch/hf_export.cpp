@@ -7,6 +7,7 @@
 #include <fstream>
 #include <typeinfo>
 #include "core/error.h"
+#include "data/hf_tokenizer.h"
 #include "data/tokenizer.h"
 #include "layers/attention.h"
 #include "layers/liger.h"
@@ -95,7 +96,71 @@ json read_json_file(const fs::path& p) {
 
 }  // namespace
 
+namespace {
+
+// write_hf_tokenizer for data tokenized by a Hugging Face tokenizer.json (HfTokenizer).
+void write_hf_tokenizer_json(const std::string& dir, const HfTokenizer& tok, int64_t model_max_length, json& config) {
+  const std::string identity = tok.identity();
+  const std::string text = identity.substr(identity.find('\n') + 1);  // the tokenizer.json as it came
+  std::ofstream f(fs::path(dir) / "tokenizer.json", std::ios::binary);
+  f << text;
+  f.close();
+  SKEIN_CHECK(f, "hf export: writing ", (fs::path(dir) / "tokenizer.json").string(), " failed (disk full?)");
+  const int64_t eos = tok.eos_id();
+  const std::string eos_text = tok.decode({eos}, false);
+  const std::vector<int64_t> prefix = tok.prefix_ids();
+  const int64_t bos = prefix.size() == 1 ? prefix[0] : eos;
+  write_json(fs::path(dir) / "tokenizer_config.json",
+             {{"tokenizer_class", "PreTrainedTokenizerFast"}, {"bos_token", tok.decode({bos}, false)},
+              {"eos_token", eos_text}, {"clean_up_tokenization_spaces", false}, {"model_max_length", model_max_length}});
+  write_json(fs::path(dir) / "generation_config.json", {{"bos_token_id", bos}, {"eos_token_id", eos}});
+  config["bos_token_id"] = bos;
+  config["eos_token_id"] = eos;
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_hf_folder_tokenizer(const std::string& dir) {
+  const fs::path path = fs::path(dir) / "tokenizer.json";
+  if (!fs::exists(path)) return nullptr;
+  return HfTokenizer::load(path.string());
+}
+
+namespace {
+
+// The tokenizer.json text of an identity ("bytes": none).
+std::string json_text_of(const std::string& identity) {
+  if (HfTokenizer::is_identity(identity)) return identity.substr(identity.find('\n') + 1);
+  return identity == "bytes" ? "" : identity;
+}
+
+}  // namespace
+
+bool tokenizer_matches_identity(const Tokenizer& tok, const std::string& identity) {
+  const std::string a = json_text_of(tok.identity()), b = json_text_of(identity);
+  if (tok.identity() == identity || (!a.empty() && a == b)) return true;
+  try {  // skein's BPE written twice (e.g. by prep and by an export): same vocab, merges, specials
+    return same_tokenizer(BpeTokenizer::from_json(a, "tokenizer"), hf_tokenizer_of(identity));
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+void check_hf_folder_tokenizer(const std::string& hf_dir, int64_t model_vocab_size, const std::string& data_identity) {
+  const std::unique_ptr<Tokenizer> tok = load_hf_folder_tokenizer(hf_dir);
+  if (!tok) return;
+  SKEIN_CHECK(tok->vocab_size() <= model_vocab_size, "convert: ", hf_dir, "/tokenizer.json has ", tok->vocab_size(),
+              " tokens, more than the model's vocab_size ", model_vocab_size);
+  if (!data_identity.empty())
+    SKEIN_CHECK(tokenizer_matches_identity(*tok, data_identity), "convert: the run's data was tokenized with another tokenizer than ",
+                hf_dir, "/tokenizer.json (prep the text again with --tokenizer hf:", hf_dir, "/tokenizer.json)");
+}
+
 void write_hf_tokenizer(const std::string& dir, const std::string& identity, int64_t model_max_length, json& config) {
+  if (HfTokenizer::is_identity(identity)) {
+    write_hf_tokenizer_json(dir, *HfTokenizer::from_identity(identity), model_max_length, config);
+    return;
+  }
   const BpeTokenizer tok = hf_tokenizer_of(identity);
   const int64_t eos = tok.eos_id();
   const std::string eos_text = tok.vocab.at(static_cast<size_t>(eos));

@@ -4,6 +4,7 @@
 // the binary at build time); and the tokenizer files of the run's data. docs/HF_FORMAT.md.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <optional>
 #include <string>
 #include "data/bpe.h"
@@ -31,12 +32,14 @@ void write_hf_remote_code(const std::string& dir);
 
 // A skein tokenizer as the byte-level BPE transformers reads (the byte tokenizer is the BPE
 // of its 256 byte symbols with no merges, then <|endoftext|>: the same ids).
-// `identity`: a token file's tokenizer identity ("bytes" or a tokenizer.json text).
+// `identity`: a token file's tokenizer identity ("bytes" or a tokenizer.json text; an HfTokenizer
+// identity is not one: write_hf_tokenizer writes its tokenizer.json as it came).
 BpeTokenizer hf_tokenizer_of(const std::string& identity);
 // Writes tokenizer.json, tokenizer_config.json (PreTrainedTokenizerFast; bos, eos and pad are
 // the end-of-text token, which skein's data puts between documents; no token is added when
 // encoding, as skein adds none) and generation_config.json, and adds bos/eos/pad_token_id
-// to `config` (config.json).
+// to `config` (config.json). For data tokenized with hf:<tokenizer.json>, that tokenizer.json is
+// written back unchanged, with its eos (and the template's BOS) in tokenizer_config.json.
 void write_hf_tokenizer(const std::string& dir, const std::string& identity, int64_t model_max_length,
                         nlohmann::json& config);
 // The tokenizer of an HF folder (tokenizer.json, checked against tokenizer_config.json's
@@ -44,5 +47,16 @@ void write_hf_tokenizer(const std::string& dir, const std::string& identity, int
 std::optional<BpeTokenizer> read_hf_tokenizer(const std::string& dir);
 // Same vocabulary, merges and special tokens (so the same ids for every text).
 bool same_tokenizer(const BpeTokenizer& a, const BpeTokenizer& b);
+// The tokenizer of an HF folder as skein runs any supported tokenizer.json (GPT-2, Llama 2/3,
+// Mistral, Qwen2: data/hf_tokenizer.h), its eos from tokenizer_config.json; nullptr when the
+// folder has no tokenizer.json. read_hf_tokenizer above takes skein's own byte-level BPE only.
+std::unique_ptr<Tokenizer> load_hf_folder_tokenizer(const std::string& dir);
+// True when a token file's tokenizer `identity` gives the ids `tok` gives, for every text (the
+// same tokenizer.json; the eos token prep put between documents is not compared).
+bool tokenizer_matches_identity(const Tokenizer& tok, const std::string& identity);
+// convert --from hf's tokenizer checks, for every supported family: the folder's tokenizer.json
+// (when there is one) fits the model's vocabulary and, unless `data_identity` is empty, is the
+// tokenizer the run's data was made with. Errors name the folder and say how to prep again.
+void check_hf_folder_tokenizer(const std::string& hf_dir, int64_t model_vocab_size, const std::string& data_identity);
 
 }  // namespace skein

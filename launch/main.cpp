@@ -161,7 +161,8 @@ int cmd_generate(const std::vector<std::string>& args) {
   DataSources data = make_data(cfg);
   SKEIN_CHECK(!data.tokenizer_identity.empty(), "generate: the run's data (", cfg.data.source, ") has no tokenizer");
   auto tok = tokenizer_from_identity(data.tokenizer_identity);
-  std::vector<int64_t> prompt = tok->encode(vm["prompt"].as<std::string>());
+  // The tokenizer's template ids too (e.g. Llama's BOS), as transformers' tokenizer(prompt) gives.
+  std::vector<int64_t> prompt = tok->encode_with_template(vm["prompt"].as<std::string>());
   if (prompt.empty()) prompt.push_back(tok->eos_id());
   SamplingOptions so;
   so.max_new_tokens = vm["tokens"].as<int64_t>();
@@ -181,7 +182,7 @@ int cmd_prep(const std::vector<std::string>& args) {
       ("input", po::value<std::vector<std::string>>()->required()->composing(),
        "a file (text, JSONL; gzip or zstd compressed), a folder, a glob pattern, or - for stdin (repeatable)")
       ("out", po::value<std::string>()->required(), "the .h5 token file to write")
-      ("tokenizer", po::value<std::string>()->default_value("bytes"), "bytes | bpe:path/to/tokenizer.json")
+      ("tokenizer", po::value<std::string>()->default_value("bytes"), "bytes | bpe:path/to/tokenizer.json (skein's BPE) | hf:path/to/tokenizer.json (Hugging Face: GPT-2, Llama 2/3, Mistral, Qwen2; docs/TOKENIZERS.md)")
       ("train-tokenizer", po::value<int64_t>()->default_value(0), "train a byte-level BPE of this vocabulary size on the corpus")
       ("doc-separator", po::value<std::string>()->default_value("", "\"\""), "split files into documents at this string")
       ("val-fraction", po::value<double>()->default_value(0.05), "fraction of documents (or tokens) for validation")

@@ -134,7 +134,7 @@ void write_final(const RunSummary& r) {
 void print_sample(HybridLM& model, const Config& cfg, const std::string& tokenizer_identity, bool print) {
   if (cfg.train.sample_tokens <= 0 || tokenizer_identity.empty()) return;
   auto tok = tokenizer_from_identity(tokenizer_identity);
-  std::vector<int64_t> prompt = tok->encode(cfg.train.sample_prompt);
+  std::vector<int64_t> prompt = tok->encode_with_template(cfg.train.sample_prompt);
   if (prompt.empty()) prompt.push_back(tok->eos_id());
   SamplingOptions so;
   so.max_new_tokens = cfg.train.sample_tokens;

@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 const fs::path kDir = fs::path(SKEIN_SOURCE_DIR) / "tests" / "fixtures" / "tokenizers";
-const char* kFamilies[] = {"gpt2", "llama3", "qwen2", "llama2", "mistral"};
+const char* kFamilies[] = {"gpt2", "llama3", "qwen2", "llama2", "mistral", "added"};
 
 std::string read(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -231,7 +231,7 @@ std::string random_text(std::mt19937& rng) {
 }
 
 // The live comparison: 400 fresh random strings through Hugging Face `tokenizers` (Python) and
-// through skein, every family. Skipped where python3 cannot import tokenizers (as in CI).
+// through skein, every fixture. Skipped where python3 cannot import tokenizers (as in CI).
 TEST(HfTokenizer, LiveComparisonOnRandomStrings) {
   if (std::system("python3 -c 'import tokenizers' > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "python3 with tokenizers is not available";

@@ -12,6 +12,7 @@
 #include "data/prep.h"
 #include "core/error.h"
 #include "data/token_file.h"
+#include "data/tokenizer.h"
 
 namespace skein {
 namespace {
@@ -132,6 +133,47 @@ TEST_F(PrepScale, LongDocumentCutForThreadsKeepsTheIds) {
   prep(b1);
   prep(b3);
   EXPECT_EQ(ids(b1.output), ids(b3.output));
+}
+
+// Hugging Face tokenizers: each document is the template's prefix (Llama 3's BOS), the
+// tokenizer's ids and the eos; a long document cut for threads keeps its ids (Llama 3's and
+// Qwen2's regexes, NFC) and is not cut where cutting is unsafe (SentencePiece: Mistral).
+TEST_F(PrepScale, HfTokenizersTemplateEosAndThreads) {
+  std::string text;
+  uint32_t lcg = 11;
+  const char* words[] = {"the", "  LORD", "said,", "DON'T", "we'Ll", "123456", "3.14", "\n\n", "\t", " ü", "語語", "!!", "e\xCC\x81"};
+  while (text.size() < (3u << 20) / 2) {
+    lcg = lcg * 1664525u + 1013904223u;
+    text += words[(lcg >> 24) % 13];
+    text += (lcg >> 16) % 5 ? " " : "   ";
+  }
+  write(dir_ / "long.txt", text);
+  write(dir_ / "short.txt", "Hello, world!");
+  const fs::path fixtures = fs::path(SKEIN_SOURCE_DIR) / "tests" / "fixtures" / "tokenizers";
+  for (const char* family : {"llama3", "qwen2", "mistral"}) {
+    const std::string spec = "hf:" + (fixtures / (std::string(family) + ".json")).string();
+    const auto tok = make_tokenizer(spec);
+    PrepOptions one = options({(dir_ / "long.txt").string()}, std::string(family) + "1.h5"), three = one;
+    one.tokenizer = three.tokenizer = spec;
+    one.threads = 1;
+    one.val_fraction = three.val_fraction = 0;
+    three.output = (dir_ / (std::string(family) + "3.h5")).string();
+    three.threads = 3;
+    prep(one);
+    prep(three);
+    EXPECT_EQ(ids(one.output), ids(three.output)) << family;
+    PrepOptions s = options({(dir_ / "short.txt").string()}, std::string(family) + "s.h5");
+    s.tokenizer = spec;
+    s.val_fraction = 0;
+    prep(s);
+    std::vector<int64_t> want = tok->encode_with_template("Hello, world!");
+    want.push_back(tok->eos_id());
+    EXPECT_EQ(ids(s.output).first, want) << family;
+    EXPECT_EQ(tok->prefix_ids().empty(), std::string(family) == "qwen2") << family;  // Qwen2 has no BOS
+    if (!tok->prefix_ids().empty()) {
+      EXPECT_EQ(want.front(), tok->prefix_ids()[0]) << family;
+    }
+  }
 }
 
 TEST_F(PrepScale, GlobsAndManyInputs) {

@@ -70,11 +70,12 @@ TEST(Pretokenize, Unicode) {
   EXPECT_EQ(pretokenize("a\xE3\x80\x80\xE3\x80\x80" "b"), (Pieces{"a", "\xE3\x80\x80", "\xE3\x80\x80", "b"}));
 }
 
-TEST(Pretokenize, InvalidUtf8IsPunctuation) {
+TEST(Pretokenize, InvalidUtf8FormsItsOwnPieces) {
   EXPECT_EQ(pretokenize("\xFF\xFE" "ab"), (Pieces{"\xFF\xFE", "ab"}));
   EXPECT_EQ(pretokenize("a\xC3"), (Pieces{"a", "\xC3"}));            // truncated sequence
   EXPECT_EQ(pretokenize("a\xED\xA0\x80"), (Pieces{"a", "\xED\xA0\x80"}));  // a surrogate
-  EXPECT_EQ(pretokenize(" \x80x"), (Pieces{" \x80", "x"}));
+  EXPECT_EQ(pretokenize(" \x80x"), (Pieces{" ", "\x80", "x"}));
+  EXPECT_EQ(pretokenize("ab\x80\x81!!"), (Pieces{"ab", "\x80\x81", "!!"}));
 }
 
 TEST(Pretokenize, PiecesTileRandomBytes) {
