@@ -364,14 +364,12 @@ void convert_hf_to_checkpoint(const std::string& hf_dir, const std::string& ckpt
   HfModel m = load_hf_llama(hf_dir);
   for (const std::string& o : overrides) apply_override(m.config, o);
   validate_config(m.config);
-  if (const std::optional<BpeTokenizer> tok = read_hf_tokenizer(hf_dir)) {
-    SKEIN_CHECK(tok->vocab_size() <= m.config.model.vocab_size, "convert: ", hf_dir, "/tokenizer.json has ",
-                tok->vocab_size(), " tokens, more than the model's vocab_size ", m.config.model.vocab_size);
-    if (m.config.data.source == "hdf5" && fs::exists(m.config.data.path))
-      SKEIN_CHECK(same_tokenizer(*tok, hf_tokenizer_of(TokenFile::open(m.config.data.path).tokenizer_identity())),
-                  "convert: data.path ", m.config.data.path, " was tokenized with another tokenizer than ", hf_dir,
-                  "/tokenizer.json (prep the text again with --tokenizer bpe:", hf_dir, "/tokenizer.json)");
-  }
+  // Any supported tokenizer.json (GPT-2, Llama 2/3, Mistral, Qwen2): fits the vocabulary and,
+  // when the run's data exists, is the tokenizer the data was made with.
+  check_hf_folder_tokenizer(hf_dir, m.config.model.vocab_size,
+                            m.config.data.source == "hdf5" && fs::exists(m.config.data.path)
+                                ? TokenFile::open(m.config.data.path).tokenizer_identity()
+                                : std::string());
   CheckpointState st;
   st.model = std::move(m.state);
   st.config_yaml = config_to_yaml(m.config);
