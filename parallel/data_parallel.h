@@ -39,7 +39,8 @@ struct DataParallelOptions {
   // order never interleaves with the model's own sp / tp collectives), launched as early as
   // possible: during backward when the reducer was arm()ed (a bucket starts once the
   // autograd gradient-ready hook reported all its parameters final, and every earlier
-  // bucket started), else in reduce() while the next bucket packs. Open MPI progresses a
+  // bucket started). A step that was not armed reduces with blocking all-reduces (nothing
+  // would run beside non-blocking ones, and Open MPI's are ~2x slower). Open MPI progresses a
   // non-blocking collective only inside MPI calls on these 1-thread ranks, so every hook call
   // also tests the pending buckets. false: a blocking all_reduce per bucket in reduce().
   // Both give the same averages (up to MPI's summation order: bit-equal with 2 ranks).
@@ -109,6 +110,7 @@ class GradReducer {
   std::vector<char> reported_;                     // per parameter, since arm()
   std::vector<Request> pending_;                   // per launched bucket
   size_t launched_ = 0, oldest_ = 0;               // buckets launched; first maybe in flight
+  bool armed_ = false;                             // arm() was called this step
   std::unique_ptr<GradReadyHookGuard> hook_;
   Overlap last_;
 };

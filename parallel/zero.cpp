@@ -117,7 +117,7 @@ void Zero1AdamW::reduce_grads() {
     if (!armed || !reported_[i]) pack_grad(params_[i].second, flat_grad_, offsets_[i]);
   if (skip_comm_) {  // benchmark only: this rank's own gradients, unreduced
     copy_bytes(shard_grad_, flat_grad_.narrow(0, comm_.rank() * shard_numel_, shard_numel_));
-  } else if (own_) {
+  } else if (own_ && armed) {  // every rank armed (or none): the shard reduces
     while (launched_ < comm_.size()) launch_next();
     wait_all(pending_);
     pending_.clear();

@@ -15,7 +15,8 @@
 // gradient-ready hook as soon as every parameter overlapping that shard is final, last shard
 // first (backward finishes the last-registered parameters first), the same order on every
 // rank. The same sums (bit-equal with 2 ranks); the bytes are a reduce-scatter's plus the
-// small gather step of each reduce. Clipping uses the global norm, an all-reduce of the
+// small gather step of each reduce. A step that was not armed uses the one blocking
+// reduce-scatter. Clipping uses the global norm, an all-reduce of the
 // shards' squared norms (each element owned by one rank).
 // reference: ../shared/research/parallel_distill.md §3.2 (Megatron distributed optimizer,
 // nanotron ZeroDistributedOptimizer); Rajbhandari et al., "ZeRO", SC 2020.
