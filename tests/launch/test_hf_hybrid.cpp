@@ -95,10 +95,9 @@ std::vector<Case> cases() {
                      c.linear_output_norm = false;
                    });
                  }});
-  // A linear layer beside it keeps this a skein_hybrid export (an all-softmax windowed model is
-  // Mistral-shaped and exports as "mistral": tests/launch/test_hf_families.cpp).
+  // All-softmax and windowed: Mistral-shaped, exported as "mistral" (WindowedSoftmaxIsMistral).
   out.push_back({"softmax_window_gqa", [] {
-                   return with(small("SL"), [](ModelConfig& c) { c.window = 5; c.n_kv_heads = 2; c.tie_embeddings = true; });
+                   return with(small("S"), [](ModelConfig& c) { c.window = 5; c.n_kv_heads = 2; c.tie_embeddings = true; });
                  }});
   for (const char* v : {"gated_delta", "delta", "decay", "plain"})
     out.push_back({std::string("mom_") + v, [v] {
