@@ -29,32 +29,12 @@ struct CodePoint {
 // The code point at s[pos] (strict UTF-8: no overlong forms, surrogates or > U+10FFFF);
 // anything else reads as one invalid byte.
 CodePoint decode_at(std::string_view s, size_t pos) {
-  const auto byte = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
-  const uint8_t b0 = byte(pos);
-  if (b0 < 0x80) return {b0, 1};
-  size_t len = 0;
-  uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return {kInvalid, 1};
-  }
-  if (pos + len > s.size()) return {kInvalid, 1};
-  if (byte(pos + 1) < lo || byte(pos + 1) > hi) return {kInvalid, 1};
-  char32_t c = b0 & (0xFF >> (len + 1));
-  for (size_t i = 1; i < len; ++i) {
-    const uint8_t b = byte(pos + i);
-    if ((b & 0xC0) != 0x80) return {kInvalid, 1};
-    c = (c << 6) | (b & 0x3F);
-  }
+  bool valid = false;
+  const size_t len = utf8_subpart(s, pos, valid);
+  if (!valid) return {kInvalid, 1};
+  if (len == 1) return {static_cast<uint8_t>(s[pos]), 1};
+  char32_t c = static_cast<uint8_t>(s[pos]) & (0xFF >> (len + 1));
+  for (size_t i = 1; i < len; ++i) c = (c << 6) | (static_cast<uint8_t>(s[pos + i]) & 0x3F);
   return {c, len};
 }
 

@@ -34,6 +34,15 @@ MatchScratch& scratch() {
   return s;
 }
 
+std::string utf8proc_result(utf8proc_ssize_t n, utf8proc_uint8_t* out, const char* what) {
+  SKEIN_CHECK(n >= 0, "utf8proc ", what, ": ", utf8proc_errmsg(n));
+  std::string r(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+  std::free(out);
+  return r;
+}
+
+}  // namespace
+
 // The length of the maximal subpart of a UTF-8 sequence at s[pos], and whether it is a whole
 // valid character (Unicode 15, 3.9 "U+FFFD substitution of maximal subparts").
 size_t utf8_subpart(std::string_view s, size_t pos, bool& valid) {
@@ -65,15 +74,6 @@ size_t utf8_subpart(std::string_view s, size_t pos, bool& valid) {
   valid = i == len;
   return i;
 }
-
-std::string utf8proc_result(utf8proc_ssize_t n, utf8proc_uint8_t* out, const char* what) {
-  SKEIN_CHECK(n >= 0, "utf8proc ", what, ": ", utf8proc_errmsg(n));
-  std::string r(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
-  std::free(out);
-  return r;
-}
-
-}  // namespace
 
 std::string widen_whitespace_classes(std::string_view p) {
   std::string out;

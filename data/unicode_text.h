@@ -42,6 +42,11 @@ std::string widen_whitespace_classes(std::string_view pattern);
 // The pattern that matches `literal` exactly (every character escaped).
 std::string regex_escape(std::string_view literal);
 
+// The length of the maximal subpart of the UTF-8 sequence starting at s[pos] (pos < s.size())
+// and, in `valid`, whether it is one whole valid character (strict UTF-8: no overlong forms,
+// surrogates or code points > U+10FFFF; Unicode 15, 3.9 "maximal subparts").
+size_t utf8_subpart(std::string_view s, size_t pos, bool& valid);
+
 // True when `text` is valid UTF-8 (no overlong forms, surrogates or code points > U+10FFFF).
 bool valid_utf8(std::string_view text);
 // `text` with every maximal invalid subpart replaced by U+FFFD (Python's errors="replace").
