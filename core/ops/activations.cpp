@@ -12,16 +12,19 @@ Tensor l2_normalize(const Tensor& a, double eps) {
               a.defined() ? dtype_name(a.dtype()) : "");
   const int64_t D = a.shape().back(), rows = D ? a.numel() / D : 0;
   const Device dev = a.device();
-  Tensor x = ops::contiguous_data(a);
-  Tensor y = Tensor::empty(a.shape(), a.dtype(), dev);
+  // A head-split view is normalised in its memory order (no copy); y keeps a's layout.
+  const Shape order = ops::row_op_order(a), inv = ops::inverse_order(order);
+  Tensor x = order.empty() ? ops::contiguous_data(a) : a.detach().permute(order);  // contiguous
+  Tensor y_mem = Tensor::empty(x.shape(), a.dtype(), dev);
   Tensor norm = Tensor::empty({rows}, a.dtype(), dev);
-  kern::kernels(dev).l2_normalize_fwd(a.dtype(), x.raw_data(), y.raw_data(), norm.raw_data(), rows, D, eps);
-  return record("l2_normalize", y, {a}, [y, norm, D, rows](const Tensor& g_in) {
-    Tensor g = g_in.contiguous();
+  kern::kernels(dev).l2_normalize_fwd(a.dtype(), x.raw_data(), y_mem.raw_data(), norm.raw_data(), rows, D, eps);
+  Tensor y = order.empty() ? y_mem : y_mem.permute(inv);
+  return record("l2_normalize", y, {a}, [y_mem, norm, D, rows, order, inv](const Tensor& g_in) {
+    Tensor g = (order.empty() ? g_in : g_in.permute(order)).contiguous();  // no copy in y's layout
     Tensor dx = Tensor::empty(g.shape(), g.dtype(), g.device());
-    ops::kernels_for("l2_normalize backward", {g, y}).l2_normalize_bwd(
-        g.dtype(), g.raw_data(), y.raw_data(), norm.raw_data(), dx.raw_data(), rows, D);
-    return std::vector<Tensor>{dx};
+    ops::kernels_for("l2_normalize backward", {g, y_mem}).l2_normalize_bwd(
+        g.dtype(), g.raw_data(), y_mem.raw_data(), norm.raw_data(), dx.raw_data(), rows, D);
+    return std::vector<Tensor>{order.empty() ? dx : dx.permute(inv)};
   });
 }
 

@@ -33,11 +33,12 @@ using delta_rule_impl::Saved;
 
 // Forward of one (b, h): a sequential loop over t with rank-1 updates of the state fin.
 // ckpt (nullable): [N, Dk, Dv], receives the state entering every chunk of C steps.
+// q, k, v, out: the head's first row, rows qs, ks, vs, os elements apart.
 // DV: the compile-time width of the vector kernels (delta_rule_simd.h), 0 = generic.
 template <typename T, int DV>
-void forward_one(const T* q, const T* k, const T* v, const T* beta, const T* log_alpha,
-                 const T* init, T* out, T* fin, T* ckpt, int64_t Tlen, int64_t Dk, int64_t Dv,
-                 int64_t C, T s) {
+void forward_one(const T* q, int64_t qs, const T* k, int64_t ks, const T* v, int64_t vs, const T* beta,
+                 const T* log_alpha, const T* init, T* out, int64_t os, T* fin, T* ckpt, int64_t Tlen,
+                 int64_t Dk, int64_t Dv, int64_t C, T s) {
   const int64_t DD = Dk * Dv;
   std::vector<T> u(Dv);
   if (init) std::copy(init, init + DD, fin);
@@ -46,11 +47,11 @@ void forward_one(const T* q, const T* k, const T* v, const T* beta, const T* log
     if (ckpt && t % C == 0) std::copy(fin, fin + DD, ckpt + (t / C) * DD);
     const T a = log_alpha ? std::exp(log_alpha[t]) : T(1);
     if constexpr (DV > 0)
-      delta_rule_simd::step<T, DV>(fin, fin, k + t * Dk, v + t * Dv, a, beta[t], u.data(), Dk,
-                                   q + t * Dk, s, out + t * Dv);
+      delta_rule_simd::step<T, DV>(fin, fin, k + t * ks, v + t * vs, a, beta[t], u.data(), Dk,
+                                   q + t * qs, s, out + t * os);
     else
-      delta_rule_impl::step<T>(fin, fin, k + t * Dk, v + t * Dv, a, beta[t], u.data(), Dk, Dv,
-                               q + t * Dk, s, out + t * Dv);
+      delta_rule_impl::step<T>(fin, fin, k + t * ks, v + t * vs, a, beta[t], u.data(), Dk, Dv,
+                               q + t * qs, s, out + t * os);
   }
 }
 
@@ -93,10 +94,12 @@ LinearAttentionResult delta_rule(const Tensor& q, const Tensor& k, const Tensor&
   if (q.device() != Device::cpu)  // composed of device ops until the fused CUDA kernel lands
     return delta_rule_composed(q, k, v, beta, log_alpha, initial_state, scale, chunk);
 
-  Saved sv;
-  sv.q = q.detach().contiguous();
-  sv.k = k.detach().contiguous();
-  sv.v = v.detach().contiguous();
+  using delta_rule_impl::rows_of;
+  using delta_rule_impl::rows_readable;
+  Saved sv;  // q, k, v read in place (a head-split view of [B, T, H, D] is not copied)
+  sv.q = rows_readable(q.detach());
+  sv.k = rows_readable(k.detach());
+  sv.v = rows_readable(v.detach());
   sv.beta = beta.detach().contiguous();
   if (log_alpha.defined()) sv.log_alpha = log_alpha.detach().contiguous();
   sv.scale = scale;
@@ -104,21 +107,23 @@ LinearAttentionResult delta_rule(const Tensor& q, const Tensor& k, const Tensor&
   Tensor init = initial_state.defined() ? initial_state.detach().contiguous() : Tensor();
   const bool need_grad = any_requires_grad({q, k, v, beta, log_alpha, initial_state});
   const int64_t N = (Tlen + chunk - 1) / chunk;
-  Tensor out = Tensor::empty({B, H, Tlen, Dv}, dt);
+  Tensor out = delta_rule_impl::empty_rows_like(sv.q, Dv);  // in q's layout
   Tensor fin = Tensor::empty({B, H, Dk, Dv}, dt);
   if (need_grad) sv.checkpoints = Tensor::empty({B, H, N, Dk, Dv}, dt);
   SKEIN_DISPATCH_FLOAT(dt, "delta_rule", [&] {
     const scalar_t* la = log_alpha.defined() ? sv.log_alpha.data<scalar_t>() : nullptr;
     const scalar_t* pin = init.defined() ? init.data<scalar_t>() : nullptr;
     scalar_t* pck = need_grad ? sv.checkpoints.data<scalar_t>() : nullptr;
+    const auto rq = rows_of<scalar_t>(sv.q), rk = rows_of<scalar_t>(sv.k), rv = rows_of<scalar_t>(sv.v),
+               ro = rows_of<scalar_t>(out);
     delta_rule_simd::with_row_width(Dv, [&](auto W) {
       parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
         for (int64_t bh = lo; bh < hi; ++bh) {
+          const int64_t b = bh / H, h = bh % H;
           forward_one<scalar_t, decltype(W)::value>(
-              sv.q.data<scalar_t>() + bh * Tlen * Dk, sv.k.data<scalar_t>() + bh * Tlen * Dk,
-              sv.v.data<scalar_t>() + bh * Tlen * Dv, sv.beta.data<scalar_t>() + bh * Tlen,
-              la ? la + bh * Tlen : nullptr, pin ? pin + bh * Dk * Dv : nullptr,
-              out.data<scalar_t>() + bh * Tlen * Dv, fin.data<scalar_t>() + bh * Dk * Dv,
+              rq.head(b, h), rq.st, rk.head(b, h), rk.st, rv.head(b, h), rv.st,
+              sv.beta.data<scalar_t>() + bh * Tlen, la ? la + bh * Tlen : nullptr,
+              pin ? pin + bh * Dk * Dv : nullptr, ro.head(b, h), ro.st, fin.data<scalar_t>() + bh * Dk * Dv,
               pck ? pck + bh * N * Dk * Dv : nullptr, Tlen, Dk, Dv, chunk, static_cast<scalar_t>(scale));
         }
       });

@@ -7,10 +7,37 @@
 
 namespace skein::delta_rule_impl {
 
-// Everything the backward needs: detached, contiguous copies of the inputs and the state
+// q, k, v, the output and their gradients are read and written in place in any layout whose
+// last dim is contiguous (a head-split view of [B, T, H, D] needs no copy): row t of head
+// (b, h) starts at data + b * stride(0) + h * stride(1) + t * stride(2).
+template <typename T>
+struct Rows {
+  T* p = nullptr;
+  int64_t sb = 0, sh = 0, st = 0;
+  T* head(int64_t b, int64_t h) const { return p ? p + b * sb + h * sh : nullptr; }
+};
+template <typename T>
+Rows<T> rows_of(const Tensor& t) {  // t: undefined | [B, H, T, D] with stride(3) == 1
+  if (!t.defined()) return {};
+  return {t.data<T>(), t.strides()[0], t.strides()[1], t.strides()[2]};
+}
+// t as the kernels read it: itself when its last dim is contiguous, else a contiguous copy.
+inline Tensor rows_readable(const Tensor& t) {
+  return !t.defined() || t.size(3) <= 1 || t.strides()[3] == 1 ? t : t.contiguous();
+}
+// A new [B, H, T, D] tensor laid out as `like` is: [B, T, H, D] storage (returned as its
+// head-split view) when like's heads are inner to its time steps, else contiguous.
+inline Tensor empty_rows_like(const Tensor& like, int64_t D) {
+  const int64_t B = like.size(0), H = like.size(1), T = like.size(2);
+  if (H > 1 && T > 1 && like.strides()[1] < like.strides()[2])
+    return Tensor::empty({B, T, H, D}, like.dtype(), like.device()).permute({0, 2, 1, 3});
+  return Tensor::empty({B, H, T, D}, like.dtype(), like.device());
+}
+
+// Everything the backward needs: the detached inputs (read in place, see Rows) and the state
 // at every chunk boundary (O(T / chunk) states, never one per token).
 struct Saved {
-  Tensor q, k, v;      // q, k: [B, H, T, Dk], v: [B, H, T, Dv]
+  Tensor q, k, v;      // q, k: [B, H, T, Dk], v: [B, H, T, Dv]; last dims contiguous
   Tensor beta;         // [B, H, T]
   Tensor log_alpha;    // undefined | [B, H, T]
   Tensor checkpoints;  // [B, H, N, Dk, Dv], N = ceil(T / chunk): the state entering chunk n

@@ -78,4 +78,25 @@ void launch_map(kern::MapOp op, const Tensor& out, std::initializer_list<Tensor>
   kern::kernels(dev).map(a);
 }
 
+
+Shape row_op_order(const Tensor& t) {
+  if (!t.defined() || t.dim() < 2 || t.is_contiguous() || t.strides().back() != 1) return {};
+  Shape order(static_cast<size_t>(t.dim()));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  const Shape& st = t.strides();
+  const int64_t last = t.dim() - 1;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    if ((a == last) != (b == last)) return b == last;  // the row dim stays innermost
+    return st[static_cast<size_t>(a)] > st[static_cast<size_t>(b)];
+  });
+  if (!t.detach().permute(order).is_contiguous()) return {};
+  return order;
+}
+
+Shape inverse_order(const Shape& order) {
+  Shape inv(order.size());
+  for (size_t i = 0; i < order.size(); ++i) inv[static_cast<size_t>(order[i])] = static_cast<int64_t>(i);
+  return inv;
+}
+
 }  // namespace skein::ops

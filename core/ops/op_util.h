@@ -36,4 +36,12 @@ Tensor gemm_operand(const Tensor& x);
 // A contiguous version of t with no history (the input of a kernel that wants [rows, n]).
 inline Tensor contiguous_data(const Tensor& t) { return t.detach().contiguous(); }
 
+// For a row op (one over the last dim): when t is a permuted view of a dense buffer with its
+// last dim innermost (e.g. split_heads' [B, H, T, D] view of [B, T, H, D]), the order of its
+// dims from the largest stride to the smallest, so that t.permute(order) is contiguous and the
+// op can run in place order without a copy; empty when t is contiguous or not such a view.
+Shape row_op_order(const Tensor& t);
+// The inverse permutation of order.
+Shape inverse_order(const Shape& order);
+
 }  // namespace skein::ops

@@ -78,6 +78,24 @@ TEST(GradCheck, SoftplusLogSigmoidL2Normalize) {
   EXPECT_NEAR(sum(pow(l2_normalize(rand64({1, 6}, 29), 0.0), 2.0)).item(), 1.0, 1e-14);
 }
 
+// A head-split view ([B, H, T, D] of a [B, T, H, D] buffer) is normalised in its memory order:
+// the same values as its contiguous copy, the output (and the input gradient) in the view's
+// layout, and the finite-difference check through it.
+TEST(GradCheck, L2NormalizeKeepsAHeadSplitLayout) {
+  Tensor base = rand64({2, 5, 3, 4}, 30);
+  Tensor view = base.permute({0, 2, 1, 3});
+  Tensor y = l2_normalize(view);
+  EXPECT_EQ(y.strides(), view.strides());
+  EXPECT_EQ(y.to_vector(), l2_normalize(view.contiguous()).to_vector());
+  Tensor leaf = base.detach().requires_grad_();
+  Tensor w = rand64({2, 3, 5, 4}, 31);
+  sum(mul(l2_normalize(leaf.permute({0, 2, 1, 3})), w)).backward();
+  Tensor leaf2 = view.contiguous().detach().requires_grad_();
+  sum(mul(l2_normalize(leaf2), w)).backward();
+  EXPECT_EQ(leaf.grad().permute({0, 2, 1, 3}).to_vector(), leaf2.grad().to_vector());
+  expect_gradcheck([](const V& x) { return l2_normalize(x[0].permute({0, 2, 1, 3})); }, {rand64({1, 4, 2, 3}, 32)});
+}
+
 TEST(GradCheck, Pow) {
   for (double p : {2.0, 3.0, 0.5, -1.5})
     expect_gradcheck([p](const V& x) { return pow(x[0], p); }, {sliced_leaf(3, 4, 24, 0.3, 2)});
