@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -203,13 +204,7 @@ std::optional<Fields> parse_flat_json(const std::string& s) {
   }
 }
 
-std::optional<Fields> read_final(const SweepRun& run) {
-  std::ifstream in(fs::path(run.run_dir) / "final.json");
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_flat_json(ss.str());
-}
+std::optional<Fields> read_final(const SweepRun& run) { return read_run_final(run); }
 
 // "loss" against "step" from metrics.jsonl. A resumed run appends steps it logged before;
 // as TensorBoard does, a step at or before the last one drops the later points.
@@ -273,11 +268,11 @@ SweepPlan load_sweep(const std::string& path) {
   } catch (const YAML::Exception& e) {
     throw Error(path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
   }
-  SKEIN_CHECK(root.IsMap(), path, ": a sweep file is a map with base, name, out, grid, random, set");
+  SKEIN_CHECK(root.IsMap(), path, ": a sweep file is a map with base, name, out, grid, random, set, plot");
   for (const auto& kv : root) {
     const std::string k = kv.first.as<std::string>();
-    SKEIN_CHECK(k == "base" || k == "name" || k == "out" || k == "grid" || k == "random" || k == "set",
-                at(path, kv.first), ": unknown sweep key '", k, "' (valid: base, name, out, grid, random, set)");
+    SKEIN_CHECK(k == "base" || k == "name" || k == "out" || k == "grid" || k == "random" || k == "set" || k == "plot",
+                at(path, kv.first), ": unknown sweep key '", k, "' (valid: base, name, out, grid, random, set, plot)");
   }
   SweepPlan plan;
   std::vector<Axis> grid, random;
@@ -318,6 +313,22 @@ SweepPlan load_sweep(const std::string& path) {
         Config probe;
         apply_override(probe, f, at(path, s) + " (set)");
       }
+    }
+    if (const YAML::Node p = root["plot"]) {
+      SKEIN_CHECK(p.IsMap() && p["x"] && p["y"] && p.size() == 2, at(path, p),
+                  ": plot needs {x: <a grid key>, y: <a final.json field>}");
+      plan.plot_x = p["x"].as<std::string>();
+      plan.plot_y = p["y"].as<std::string>();
+      SKEIN_CHECK(std::any_of(grid.begin(), grid.end(), [&](const Axis& a) { return a.key == plan.plot_x; }),
+                  at(path, p["x"]), ": plot.x '", plan.plot_x, "' is not a grid key");
+      for (const Axis& a : grid)
+        if (a.key == plan.plot_x)
+          for (const std::string& v : a.values) {
+            char* end = nullptr;
+            std::strtod(v.c_str(), &end);
+            SKEIN_CHECK(!v.empty() && *end == '\0', at(path, p["x"]), ": plot.x '", plan.plot_x, "' has the value '", v,
+                        "', not a number");
+          }
     }
   } catch (const YAML::Exception& e) {
     throw Error(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
@@ -529,6 +540,15 @@ void write_sweep_results(const SweepPlan& plan) {
   std::ofstream svg(fs::path(plan.out_dir) / "loss.svg");
   svg << svg_line_plot(curves, {"training loss: " + plan.out_dir, "step", "loss"});
   SKEIN_CHECK(csv && md && svg, "sweep: writing results in '", plan.out_dir, "' failed");
+  if (!plan.plot_x.empty()) write_sweep_plot(plan);
+}
+
+std::optional<std::vector<std::pair<std::string, double>>> read_run_final(const SweepRun& run) {
+  std::ifstream in(fs::path(run.run_dir) / "final.json");
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_flat_json(ss.str());
 }
 
 }  // namespace skein

@@ -10,7 +10,10 @@
 //   grid:    {optim.lr: [1e-3, 3e-4], model.layer_pattern: [LLLS, LSLS]}
 //   random:  {count: 2, seed: 0, params: {optim.warmup: [10, 100]}}   # optional, uniform over lists
 //   set: [train.steps=200]             # fixed overrides for every run
+//   plot: {x: data.mqar_num_kv_pairs, y: mqar_accuracy}   # optional: final y vs the grid key x
 #pragma once
+#include <optional>
+#include <utility>
 #include <functional>
 #include <string>
 #include <vector>
@@ -27,6 +30,7 @@ struct SweepPlan {
   std::string base_config;
   std::string out_dir;
   std::vector<SweepRun> runs;
+  std::string plot_x, plot_y;  // plot: a grid key (numeric values) and a final.json field; empty: none
 };
 
 SweepPlan load_sweep(const std::string& sweep_yaml_path);
@@ -56,5 +60,10 @@ std::string slurm_array_script(const SweepPlan& plan, const std::string& skein_b
 using TrainFn = std::function<int(const std::vector<std::string>& args)>;
 int run_sweep(const SweepPlan& plan, const TrainFn& train, OnChange on_change = OnChange::refuse);
 void write_sweep_results(const SweepPlan& plan);
+// A run's final.json as (field, value) pairs; nullopt when it is missing or not flat JSON.
+std::optional<std::vector<std::pair<std::string, double>>> read_run_final(const SweepRun& run);
+// plot: <out>/<y>.svg — each run's final y against its value of x, one line per combination of
+// the other keys that vary (launch/sweep_plot.cpp). Called by write_sweep_results.
+void write_sweep_plot(const SweepPlan& plan);
 
 }  // namespace skein

@@ -317,6 +317,38 @@ TEST(Sweep, ResultsTableAndLossPlot) {
   EXPECT_NE(svg.find(plan.runs[3].name + " (no data)"), std::string::npos);
 }
 
+// plot: {x, y}: the final y against the grid key x, one line per value of the other varying
+// key (Zoology's accuracy-vs-pairs figure); a run whose y is not finite leaves a gap.
+TEST(Sweep, MetricPlotOneLinePerOtherKey) {
+  TempDir t("plot");
+  SweepPlan plan = load_sweep(t.sweep("p", "grid:\n  optim.warmup: [10, 20, 30]\n  model.layer_pattern: [LLLS, SSSS]\n"
+                                           "plot: {x: optim.warmup, y: val_loss}\n"));
+  EXPECT_EQ(plan.plot_x, "optim.warmup");
+  EXPECT_EQ(plan.plot_y, "val_loss");
+  FakeTrain fake;  // val_loss: nan for the first run, 2 + k for the k-th
+  EXPECT_EQ(run_sweep(plan, std::ref(fake)), 0);
+  const std::string svg = slurp(fs::path(plan.out_dir) / "val_loss.svg");
+  std::regex poly("<polyline [^>]*points=\"([^\"]*)\"");
+  std::vector<int> counts;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), poly); it != std::sregex_iterator(); ++it) {
+    std::istringstream pts((*it)[1].str());
+    int count = 0;
+    for (std::string p; pts >> p;) ++count;
+    counts.push_back(count);
+  }
+  EXPECT_EQ(counts, (std::vector<int>{2, 3}));  // LLLS: warmup 20, 30 (10 is nan); SSSS: all three
+  EXPECT_NE(svg.find("layer_pattern=LLLS"), std::string::npos);
+  EXPECT_NE(svg.find("layer_pattern=SSSS"), std::string::npos);
+  EXPECT_NE(svg.find("val_loss vs optim.warmup"), std::string::npos);
+
+  std::string e = error_of(t.sweep("px", "grid: {optim.warmup: [10, 20]}\nplot: {x: optim.lr, y: val_loss}\n"));
+  EXPECT_NE(e.find("plot.x 'optim.lr' is not a grid key"), std::string::npos) << e;
+  e = error_of(t.sweep("pnum", "grid: {model.layer_pattern: [LLLS, SSSS]}\nplot: {x: model.layer_pattern, y: loss}\n"));
+  EXPECT_NE(e.find("has the value 'LLLS', not a number"), std::string::npos) << e;
+  e = error_of(t.sweep("pkeys", "grid: {optim.warmup: [10]}\nplot: {x: optim.warmup}\n"));
+  EXPECT_NE(e.find("plot needs {x:"), std::string::npos) << e;
+}
+
 TEST(Sweep, CommandsAndSlurmScriptRunWithExactArguments) {
   TempDir t("emit");
   SweepPlan plan = load_sweep(t.sweep("emit", "grid:\n  train.sample_prompt: [\"it's a test\", plain]\n"));
