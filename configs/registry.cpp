@@ -254,6 +254,9 @@ std::vector<ConfigKey> build_schema() {
       field("parallel.overlap", &C::parallel, &P::overlap, any(),
             "overlap gradient all-reduces with backward and LASP-2's state all-gather with the intra-chunk pass"),
       field("parallel.bucket_mb", &C::parallel, &P::bucket_mb, positive(), "data-parallel gradient bucket size (MiB)"),
+      field("parallel.grad_reduce_dtype", &C::parallel, &P::grad_reduce_dtype, one_of({"f32", "bf16"}),
+            "dtype data-parallel gradients travel in (bf16: half the bytes on the wire; rounded, summed with f32 "
+            "accumulation, widened back before averaging; f32 models only)"),
       field("parallel.bench_skip_comm", &C::parallel, &P::bench_skip_comm, any(),
             "benchmark only: skip the gradient all-reduce and LASP-2 all-gather (results are wrong)"),
       field("parallel.backend", &C::parallel, &P::backend, one_of({"auto", "mpi", "nccl"}),
