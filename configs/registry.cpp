@@ -221,7 +221,8 @@ std::vector<ConfigKey> build_schema() {
             "activation recomputation: keep each block's input (full) or MLP input (mlp) and re-run it in backward"),
       field("train.precision", &C::train, &T::precision, one_of({"f32", "bf16-mixed"}),
             "bf16-mixed: GEMMs read bf16 operands (weights rounded once per step) and accumulate in f32; norms, "
-            "mixers, loss, optimizer and gradients stay f32 (f32 where the CPU has no AMX / AVX512-BF16)"),
+            "mixers, loss, optimizer and gradients stay f32 (see parallel.grad_reduce_dtype; f32 where the CPU has no "
+            "AMX / AVX512-BF16)"),
       field("train.fused_head", &C::train, &T::fused_head, any(),
             "LM head + cross-entropy fused and chunked, never holding [tokens, vocab] logits (unfused under tp)"),
       // optim
