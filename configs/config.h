@@ -97,6 +97,10 @@ struct ParallelConfig {
   bool zero1 = false;
   bool overlap = true;              // communication overlapped with compute (launch/parallel_options.h)
   double bucket_mb = 25;            // data-parallel gradient bucket size, MiB
+  // f32 | bf16: the dtype data-parallel gradients travel in. bf16 halves the bytes on the
+  // wire: buckets rounded to bf16, summed with f32 accumulation, widened back before the
+  // average (parallel/data_parallel.h: DataParallelOptions::reduce_dtype). f32 models only.
+  std::string grad_reduce_dtype = "f32";
   bool bench_skip_comm = false;     // benchmark only: skip gradient / LASP-2 communication
   std::string backend = "auto";     // auto | mpi | nccl
 };

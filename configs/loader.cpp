@@ -376,6 +376,8 @@ void validate_config(const Config& cfg) {
               " does not divide model.n_heads (", m.n_heads, ") and the key/value heads (", m.kv_heads(), ")");
   SKEIN_CHECK(m.mlp_hidden % p.tp == 0, "parallel.tp: ", p.tp, " does not divide model.mlp_hidden (", m.mlp_hidden, ")");
   SKEIN_CHECK(d.seq_len % p.sp == 0, "parallel.sp: ", p.sp, " does not divide data.seq_len (", d.seq_len, ")");
+  SKEIN_CHECK(p.grad_reduce_dtype != "bf16" || m.dtype == DType::f32, "parallel.grad_reduce_dtype: bf16 rounds f32 "
+              "gradients but model.dtype is ", dtype_name(m.dtype), " (use parallel.grad_reduce_dtype=f32)");
   // Whatever else the model itself requires (vocab 0 is resolved from the data later).
   ModelConfig resolved = m;
   if (resolved.vocab_size == 0) resolved.vocab_size = 2;

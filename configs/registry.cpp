@@ -221,7 +221,8 @@ std::vector<ConfigKey> build_schema() {
             "activation recomputation: keep each block's input (full) or MLP input (mlp) and re-run it in backward"),
       field("train.precision", &C::train, &T::precision, one_of({"f32", "bf16-mixed"}),
             "bf16-mixed: GEMMs read bf16 operands (weights rounded once per step) and accumulate in f32; norms, "
-            "mixers, loss, optimizer and gradients stay f32 (f32 where the CPU has no AMX / AVX512-BF16)"),
+            "mixers, loss, optimizer and gradients stay f32 (see parallel.grad_reduce_dtype; f32 where the CPU has no "
+            "AMX / AVX512-BF16)"),
       field("train.fused_head", &C::train, &T::fused_head, any(),
             "LM head + cross-entropy fused and chunked, never holding [tokens, vocab] logits (unfused under tp)"),
       // optim
@@ -254,6 +255,9 @@ std::vector<ConfigKey> build_schema() {
       field("parallel.overlap", &C::parallel, &P::overlap, any(),
             "overlap gradient all-reduces with backward and LASP-2's state all-gather with the intra-chunk pass"),
       field("parallel.bucket_mb", &C::parallel, &P::bucket_mb, positive(), "data-parallel gradient bucket size (MiB)"),
+      field("parallel.grad_reduce_dtype", &C::parallel, &P::grad_reduce_dtype, one_of({"f32", "bf16"}),
+            "dtype data-parallel gradients travel in (bf16: half the bytes on the wire; rounded, summed with f32 "
+            "accumulation, widened back before averaging; f32 models only)"),
       field("parallel.bench_skip_comm", &C::parallel, &P::bench_skip_comm, any(),
             "benchmark only: skip the gradient all-reduce and LASP-2 all-gather (results are wrong)"),
       field("parallel.backend", &C::parallel, &P::backend, one_of({"auto", "mpi", "nccl"}),

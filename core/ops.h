@@ -69,6 +69,10 @@ Tensor cumsum(const Tensor& a, int64_t dim, bool reverse = false);
 // a: [..., M, K], b: [..., K, N] or [K, N] -> [..., M, N]. Batch dims must be equal
 // (b may also be 2-D and shared by every batch). Transposed views go to BLAS as flags.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// matmul outside the precision policy (forward and backward in the operands' dtype, never
+// bf16): for the mixer state math that bf16-mixed keeps f32 (core/precision.h) when it is
+// composed from ops, as LASP-2's cross-slice terms are (parallel/lasp2.cpp).
+Tensor matmul_f32(const Tensor& a, const Tensor& b);
 
 // ---- neural-net ops (core/ops/nn.cpp, core/ops/nn_fused.cpp) ----------------------------
 Tensor softmax(const Tensor& a, int64_t dim);

@@ -10,7 +10,9 @@
 //    once per optimizer step into a cache shared by forward, recompute and backward.
 //  - Everything else stays f32: norms, softmax and its statistics, the mixers (linear-attention
 //    states, softmax attention's scores), the loss and cross-entropy, the optimizer (f32 master
-//    weights and AdamW moments), gradients (f32, reduced across ranks in f32).
+//    weights and AdamW moments), gradients (f32; reduced across ranks in f32, or on the wire in
+//    bf16 with parallel.grad_reduce_dtype=bf16: parallel/data_parallel.h). Mixer state math
+//    composed from ops (LASP-2's cross-slice terms) calls matmul_f32, outside this policy.
 //  - On a CPU with neither AMX nor AVX512-BF16 (or no bf16 GEMM library) bf16 would only add
 //    rounding and conversion passes: the GEMMs stay f32 and set() returns a note saying so.
 // reference: Micikevicius et al., "Mixed Precision Training", 2018 (f32 master weights);

@@ -9,6 +9,9 @@ DataParallelOptions data_parallel_options(const ParallelConfig& p) {
   o.bucket_bytes = std::max<int64_t>(1, static_cast<int64_t>(std::llround(p.bucket_mb * (1 << 20))));
   o.overlap = p.overlap;
   o.skip_comm = p.bench_skip_comm;
+  SKEIN_CHECK(p.grad_reduce_dtype == "f32" || p.grad_reduce_dtype == "bf16",
+              "parallel.grad_reduce_dtype must be f32 or bf16, got '", p.grad_reduce_dtype, "'");
+  o.reduce_dtype = p.grad_reduce_dtype == "bf16" ? DType::bf16 : DType::f32;
   return o;
 }
 

@@ -1,6 +1,6 @@
 // parallel_options.h — the parallel section's communication settings turned into the options
-// of the pieces that communicate: GradReducer's buckets and overlap (parallel.bucket_mb,
-// parallel.overlap, parallel.bench_skip_comm), LASP-2's all-gather (parallel.overlap,
+// of the pieces that communicate: GradReducer's buckets, overlap and wire dtype
+// (parallel.bucket_mb, parallel.overlap, parallel.bench_skip_comm, parallel.grad_reduce_dtype), LASP-2's all-gather (parallel.overlap,
 // parallel.bench_skip_comm), and the backend a run uses (parallel.backend).
 #pragma once
 #include <string>

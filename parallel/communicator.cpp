@@ -98,6 +98,12 @@ void Communicator::check_peer(int peer, const char* op, const char* what) const 
 
 namespace {
 int64_t nbytes(const Tensor& t) { return t.numel() * static_cast<int64_t>(dtype_size(t.dtype())); }
+
+// bf16 has one reduction: the f32-accumulating sum (see the header).
+void check_bf16_op(const Communicator& c, const Tensor& t, ReduceOp op, const char* what) {
+  SKEIN_CHECK(!t.defined() || t.dtype() != DType::bf16 || op == ReduceOp::sum, c.backend_name(), " ", what, ": ",
+              reduce_op_name(op), " over bf16 is not supported (bf16 reduces with sum only)");
+}
 }  // namespace
 
 // Each prepare_* checks one call's arguments and counts its bytes (see the header's table).
@@ -157,11 +163,13 @@ void Communicator::prepare_p2p(const Tensor& t, int peer, bool sending) {
 }
 
 void Communicator::all_reduce(const Tensor& t, ReduceOp op) {
+  check_bf16_op(*this, t, op, "all_reduce");
   prepare_all_reduce(t);
   do_all_reduce(t, op, true).wait();
 }
 
 Request Communicator::iall_reduce(const Tensor& t, ReduceOp op) {
+  check_bf16_op(*this, t, op, "all_reduce");
   prepare_all_reduce(t);
   return do_all_reduce(t, op, false);
 }
@@ -197,21 +205,25 @@ Tensor Communicator::reduce_scatter(const Tensor& in, ReduceOp op) {
 }
 
 void Communicator::reduce_scatter_into(const Tensor& in, const Tensor& out, ReduceOp op) {
+  check_bf16_op(*this, in, op, "reduce_scatter");
   prepare_reduce_scatter(in, out);
   do_reduce_scatter(in, out, op, true).wait();
 }
 
 Request Communicator::ireduce_scatter_into(const Tensor& in, const Tensor& out, ReduceOp op) {
+  check_bf16_op(*this, in, op, "reduce_scatter");
   prepare_reduce_scatter(in, out);
   return do_reduce_scatter(in, out, op, false);
 }
 
 void Communicator::reduce_into(const Tensor& in, const Tensor& out, int root, ReduceOp op) {
+  check_bf16_op(*this, in, op, "reduce");
   prepare_reduce(in, out, root);
   do_reduce(in, out, root, op, true).wait();
 }
 
 Request Communicator::ireduce_into(const Tensor& in, const Tensor& out, int root, ReduceOp op) {
+  check_bf16_op(*this, in, op, "reduce");
   prepare_reduce(in, out, root);
   return do_reduce(in, out, root, op, false);
 }

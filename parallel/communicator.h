@@ -14,6 +14,11 @@
 //    reduction of rows [r n, (r + 1) n) of every rank's input.
 //  * Tensors are contiguous, on the communicator's device (cpu, or cuda for NCCL). In-place
 //    ops (all_reduce, broadcast, recv) write through the handle: views share the write.
+//  * bf16 tensors reduce (all_reduce, reduce_scatter, reduce) with sum only: each combine of
+//    two partial sums widens both to f32, adds in f32 and rounds the sum back to bf16
+//    (core/bf16.h, nearest-even), so p ranks' sum is rounded p - 1 times, never accumulated
+//    in bf16 arithmetic. max over bf16 is an error. (Gradients travel this way with
+//    parallel.grad_reduce_dtype=bf16: half the bytes of f32; parallel/data_parallel.h.)
 //  * Byte counts (CommStats) are the per-rank volume of the bandwidth-optimal (ring)
 //    algorithm, so they are exact and backend-independent (what MPI actually moves depends
 //    on the algorithm it picks, which is not observable): with p ranks and e bytes/element,

@@ -21,6 +21,7 @@ GradReducer::GradReducer(Communicator& comm, NamedParams params, DataParallelOpt
   SKEIN_CHECK(comm_.device() == Device::cpu, "GradReducer: the ", comm_.backend_name(),
               " communicator works on ", device_name(comm_.device()), "; GradReducer packs cpu gradients");
   SKEIN_CHECK(options.bucket_bytes > 0, "GradReducer: bucket_bytes must be > 0, got ", options.bucket_bytes);
+  check_reduce_dtype(options_.reduce_dtype, params_, "GradReducer");
   check_same_layout(comm_, params_, "GradReducer");
   if (options_.overlap && comm_.size() > 1) own_ = comm_.split(0, comm_.rank());
   bucket_of_.resize(params_.size());
@@ -31,6 +32,7 @@ GradReducer::GradReducer(Communicator& comm, NamedParams params, DataParallelOpt
   auto close = [&] {
     if (cur.params.empty()) return;
     cur.buffer = Tensor::empty({cur_elems}, cur_dtype, comm_.device());
+    if (options_.reduce_dtype == DType::bf16) cur.wire = Tensor::empty({cur_elems}, DType::bf16, comm_.device());
     buckets_.push_back(std::move(cur));
     cur = Bucket();
     cur_elems = 0;
@@ -94,15 +96,18 @@ void GradReducer::launch(size_t k) {
   SKEIN_ASSERT(k == launched_ && pending_.size() == k, "GradReducer: bucket ", k, " launched out of order");
   Bucket& b = buckets_[k];
   for (size_t j = 0; j < b.params.size(); ++j) pack_grad(params_[b.params[j]].second, b.buffer, b.offsets[j]);
+  // What travels: the f32 bucket, or its bf16 rounding (widened back in reduce()).
+  const Tensor& wire = b.wire.defined() ? b.wire : b.buffer;
+  if (b.wire.defined()) round_to_bf16(b.buffer, b.wire);
   // Non-blocking only in an armed step (every rank arms, or none: MPI never matches a blocking
   // collective with a non-blocking one); unarmed, nothing runs beside the reduce, and Open
   // MPI's blocking all-reduce is about twice as fast as libnbc's.
   if (options_.skip_comm) {
     pending_.emplace_back();
   } else if (own_ && armed_) {
-    pending_.push_back(own_->iall_reduce(b.buffer));
+    pending_.push_back(own_->iall_reduce(wire));
   } else {
-    comm_.all_reduce(b.buffer);
+    comm_.all_reduce(wire);
     pending_.emplace_back();
   }
   ++launched_;
@@ -128,6 +133,7 @@ void GradReducer::reduce() {
   for (size_t k = 0; k < buckets_.size(); ++k) {
     pending_[k].wait();
     const Bucket& b = buckets_[k];
+    if (b.wire.defined()) widen_to_f32(b.wire, b.buffer);
     for (size_t j = 0; j < b.params.size(); ++j)
       if (seen[b.params[j]] > 0)  // (skip_comm: this rank's own presence)
         unpack_grad(params_[b.params[j]].second, b.buffer, b.offsets[j], inv);

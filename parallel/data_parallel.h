@@ -50,6 +50,14 @@ struct DataParallelOptions {
   // step time with it, beside the same step with communication, measures what the
   // communication costs and how much of it overlap hides.
   bool skip_comm = false;
+  // The dtype gradients travel in (parallel.grad_reduce_dtype): f32, or bf16, which halves
+  // the bytes on the wire. bf16: each packed f32 bucket (ZeRO-1: its flat gradient) is
+  // rounded to bf16 (core/bf16.h, nearest-even), summed over the group with f32 accumulation
+  // of each pair (communicator.h: the bf16 sum) and widened back to f32 before the 1/p
+  // average, so each element of the average carries 2p - 1 roundings of relative size
+  // <= 2^-8 (bf16's unit roundoff: one per rank's operand, p - 1 in the sum). f32 parameters
+  // only. A group of one sends nothing and rounds nothing.
+  DType reduce_dtype = DType::f32;
 };
 
 class GradReducer {
@@ -95,6 +103,7 @@ class GradReducer {
     std::vector<size_t> params;
     std::vector<int64_t> offsets;  // element offset of each parameter in buffer
     Tensor buffer;                 // [numel] flat, allocated once
+    Tensor wire;                   // [numel] bf16: what travels with reduce_dtype bf16 (else undefined)
     size_t ready = 0;              // parameters reported final since arm()
   };
   void on_ready(TensorImpl* leaf);

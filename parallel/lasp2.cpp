@@ -13,7 +13,9 @@
 // (3) per segment, S_in of rank r = the chain S ← T_j S + S_loc_j over j < r, the global
 // final state the same chain over every rank; one local pass from S_in gives this rank's
 // output (the only chunkwise pass of a linear-attention piece).
-// Everything is differentiable ops, so the backward is exact.
+// Everything is differentiable ops, so the backward is exact. Their GEMMs (the chain, kᵀv, the
+// incoming term) are matmul_f32: under bf16-mixed the states stay f32, as they do in the
+// one-process kernels (core/precision.h), so sp ranks compute what one process computes.
 // reference: Sun et al., "LASP-2: Rethinking Sequence Parallelism for Linear Attention and Its
 // Hybrid", 2025, Algorithm 1 (each rank computes only its memory state M_t = K_tᵀ V_t, one
 // all-gather of the states, then a prefix over ranks).
@@ -57,7 +59,7 @@ ChainedStates chain_states(Communicator& sp, const Tensor& gathered, int64_t Dv,
     if (j == 0 && r == 0) S_in = mul(S_loc, 0.0).contiguous();
     if (j == r && r > 0) S_in = S.contiguous();
     if (j == 0) S = S_loc;
-    else S = add(diagonal ? mul(trans, S) : matmul(trans.contiguous(), S.contiguous()), S_loc);
+    else S = add(diagonal ? mul(trans, S) : matmul_f32(trans.contiguous(), S.contiguous()), S_loc);
   }
   return {S_in, S.contiguous()};
 }
@@ -90,11 +92,12 @@ void check_segment(const Recurrence& r, const std::string& op) {
 // view of k would return dk as a transposed view, and a strided copy of it costs about as
 // much as the GEMMs).
 Tensor keys_times_values(const Tensor& k, const Tensor& v) {
-  Tensor out = matmul(k.detach().transpose(2, 3), v.detach());
+  Tensor out = matmul_f32(k.detach().transpose(2, 3), v.detach());
   const bool need_k = k.requires_grad(), need_v = v.requires_grad();
   return record("lasp2_keys_times_values", out, {k, v},
                 [sk = k.detach(), sv = v.detach(), need_k, need_v](const Tensor& g) {
-    return std::vector<Tensor>{need_k ? matmul(sv, g.transpose(2, 3)) : Tensor(), need_v ? matmul(sk, g) : Tensor()};
+    return std::vector<Tensor>{need_k ? matmul_f32(sv, g.transpose(2, 3)) : Tensor(),
+                               need_v ? matmul_f32(sk, g) : Tensor()};
   });
 }
 
@@ -153,7 +156,7 @@ Tensor incoming_term(const Tensor& q, const Tensor& g, const Tensor& S_in, doubl
     Tensor w = exp(mul(g.reshape({H, 1}), from_vector(steps, {1, T}, g.dtype())));  // [H, T]
     qd = mul(q, w.view({1, H, T, 1}));
   }
-  Tensor o = matmul(qd.contiguous(), S_in);
+  Tensor o = matmul_f32(qd.contiguous(), S_in);
   return scale == 1.0 ? o : mul(o, scale);
 }
 

@@ -23,12 +23,35 @@ MPI_Datatype mpi_type(DType t) {
     case DType::f64: return MPI_DOUBLE;
     case DType::i32: return MPI_INT32_T;
     case DType::i64: return MPI_INT64_T;
-    case DType::bf16: return MPI_UINT16_T;  // moved as bits; all_reduce refuses it (gradients reduce in f32)
+    case DType::bf16: return MPI_UINT16_T;  // moved as bits; reduced by bf16_sum_op below
   }
   return MPI_DATATYPE_NULL;
 }
 
-MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::sum ? MPI_SUM : MPI_MAX; }
+// The bf16 sum (communicator.h): MPI has no bf16 type, so bf16 moves as 2-byte words and
+// reduces with this user-defined, commutative op. Each call combines two partial sums: both
+// widened to f32 (exact), added in f32, rounded back (nearest-even, core/bf16.h).
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  const bf16* a = static_cast<const bf16*>(in);
+  bf16* b = static_cast<bf16*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(b[i]));
+}
+
+// Created once, on first use (MPI is initialised by then); MPI_Finalize releases it.
+MPI_Op bf16_sum_op() {
+  static const MPI_Op op = [] {
+    MPI_Op o = MPI_OP_NULL;
+    check_mpi(MPI_Op_create(&bf16_sum, /*commute=*/1, &o), "MPI_Op_create");
+    return o;
+  }();
+  return op;
+}
+
+// The front end refused every op but sum for bf16 (Communicator::check_bf16_op).
+MPI_Op mpi_op(ReduceOp op, DType t) {
+  if (t == DType::bf16) return bf16_sum_op();
+  return op == ReduceOp::sum ? MPI_SUM : MPI_MAX;
+}
 
 // MPI counts are int: larger messages would need derived types, which nothing here sends.
 int mpi_count(int64_t n, const char* op) {
@@ -98,21 +121,20 @@ std::unique_ptr<Communicator> MpiComm::split(int color, int key) {
 
 Request MpiComm::do_all_reduce(const Tensor& t, ReduceOp op, bool blocking) {
   const int n = mpi_count(t.numel(), "all_reduce");
-  SKEIN_CHECK(t.dtype() != DType::bf16, "all_reduce: dtype bf16 is not supported over MPI (reduce in f32)");
   if (blocking) {
     const int64_t esize = static_cast<int64_t>(dtype_size(t.dtype()));
     const int64_t piece = std::max<int64_t>(1, chunk_bytes_ / esize);
     char* data = static_cast<char*>(t.raw_data());
     for (int64_t at = 0; at < n; at += piece) {  // pieces: see set_chunk_bytes
       const int len = static_cast<int>(std::min<int64_t>(piece, n - at));
-      check_mpi(MPI_Allreduce(MPI_IN_PLACE, data + at * esize, len, mpi_type(t.dtype()), mpi_op(op), comm_),
+      check_mpi(MPI_Allreduce(MPI_IN_PLACE, data + at * esize, len, mpi_type(t.dtype()), mpi_op(op, t.dtype()), comm_),
                 "MPI_Allreduce");
     }
     return Request();
   }
   auto r = std::make_unique<MpiRequest>("MPI_Iallreduce");
   r->keep = {t};
-  check_mpi(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), n, mpi_type(t.dtype()), mpi_op(op), comm_, &r->req),
+  check_mpi(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), n, mpi_type(t.dtype()), mpi_op(op, t.dtype()), comm_, &r->req),
             "MPI_Iallreduce");
   return Request(std::move(r));
 }
@@ -132,7 +154,6 @@ Request MpiComm::do_all_gather(const Tensor& in, const Tensor& out, bool blockin
 }
 
 Request MpiComm::do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op, bool blocking) {
-  SKEIN_CHECK(in.dtype() != DType::bf16, "reduce_scatter: dtype bf16 is not supported over MPI (reduce in f32)");
   const int n = mpi_count(out.numel(), "reduce_scatter");
   mpi_count(in.numel(), "reduce_scatter");
   const MPI_Datatype ty = mpi_type(in.dtype());
@@ -143,7 +164,7 @@ Request MpiComm::do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp
     const int64_t piece = std::max<int64_t>(1, chunk_bytes_ / static_cast<int64_t>(esize * size_));
     if (n <= piece) {
       const std::vector<int> counts(static_cast<size_t>(size_), n);
-      check_mpi(MPI_Reduce_scatter(in.raw_data(), out.raw_data(), counts.data(), ty, mpi_op(op), comm_),
+      check_mpi(MPI_Reduce_scatter(in.raw_data(), out.raw_data(), counts.data(), ty, mpi_op(op, in.dtype()), comm_),
                 "MPI_Reduce_scatter");
       return Request();
     }
@@ -158,29 +179,29 @@ Request MpiComm::do_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp
                     src + (static_cast<size_t>(q) * n + static_cast<size_t>(at)) * esize, len * esize);
       const std::vector<int> counts(static_cast<size_t>(size_), len);
       check_mpi(MPI_Reduce_scatter(packed.data(), dst + at * static_cast<int64_t>(esize), counts.data(), ty,
-                                   mpi_op(op), comm_),
+                                   mpi_op(op, in.dtype()), comm_),
                 "MPI_Reduce_scatter");
     }
     return Request();
   }
   auto r = std::make_unique<MpiRequest>("MPI_Ireduce_scatter_block");
   r->keep = {in, out};
-  check_mpi(MPI_Ireduce_scatter_block(in.raw_data(), out.raw_data(), n, ty, mpi_op(op), comm_, &r->req),
+  check_mpi(MPI_Ireduce_scatter_block(in.raw_data(), out.raw_data(), n, ty, mpi_op(op, in.dtype()), comm_, &r->req),
             "MPI_Ireduce_scatter_block");
   return Request(std::move(r));
 }
 
 Request MpiComm::do_reduce(const Tensor& in, const Tensor& out, int root, ReduceOp op, bool blocking) {
-  SKEIN_CHECK(in.dtype() != DType::bf16, "reduce: dtype bf16 is not supported over MPI (reduce in f32)");
   const int n = mpi_count(in.numel(), "reduce");
   const MPI_Datatype ty = mpi_type(in.dtype());
   if (blocking) {
-    check_mpi(MPI_Reduce(in.raw_data(), out.raw_data(), n, ty, mpi_op(op), root, comm_), "MPI_Reduce");
+    check_mpi(MPI_Reduce(in.raw_data(), out.raw_data(), n, ty, mpi_op(op, in.dtype()), root, comm_), "MPI_Reduce");
     return Request();
   }
   auto r = std::make_unique<MpiRequest>("MPI_Ireduce");
   r->keep = {in, out};
-  check_mpi(MPI_Ireduce(in.raw_data(), out.raw_data(), n, ty, mpi_op(op), root, comm_, &r->req), "MPI_Ireduce");
+  check_mpi(MPI_Ireduce(in.raw_data(), out.raw_data(), n, ty, mpi_op(op, in.dtype()), root, comm_, &r->req),
+            "MPI_Ireduce");
   return Request(std::move(r));
 }
 

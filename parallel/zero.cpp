@@ -31,12 +31,17 @@ Zero1AdamW::Zero1AdamW(Communicator& comm, NamedParams params, AdamWOptions opti
     numel_ += p.numel();
   }
   check_same_layout(comm_, params_, "Zero1AdamW");
+  check_reduce_dtype(dp.reduce_dtype, params_, "Zero1AdamW");
   const int64_t world = comm_.size(), r = comm_.rank();
   shard_numel_ = (numel_ + world - 1) / world;
   flat_grad_ = zeros({shard_numel_ * world}, dtype_);  // the padding stays zero
   flat_param_ = Tensor::empty({shard_numel_ * world}, dtype_);
   shard_grad_ = Tensor::empty({shard_numel_}, dtype_);
   shard_param_ = zeros({shard_numel_}, dtype_);
+  if (dp.reduce_dtype == DType::bf16 && world > 1) {  // a group of one sends nothing: nothing to round
+    flat_wire_ = Tensor::empty({shard_numel_ * world}, DType::bf16);
+    shard_wire_ = Tensor::empty({shard_numel_}, DType::bf16);
+  }
 
   // Pieces: each parameter's overlap with [r S, (r + 1) S).
   const int64_t lo = r * shard_numel_, hi = lo + shard_numel_;
@@ -102,7 +107,14 @@ void Zero1AdamW::on_ready(TensorImpl* leaf) {
 
 void Zero1AdamW::launch_next() {
   const int j = comm_.size() - 1 - launched_;
-  pending_.push_back(own_->ireduce_into(flat_grad_.narrow(0, j * shard_numel_, shard_numel_), shard_grad_, j));
+  const Tensor grads = flat_grad_.narrow(0, j * shard_numel_, shard_numel_);
+  if (flat_wire_.defined()) {  // bf16: this shard's slice rounded as it launches
+    const Tensor wire = flat_wire_.narrow(0, j * shard_numel_, shard_numel_);
+    round_to_bf16(grads, wire);
+    pending_.push_back(own_->ireduce_into(wire, shard_wire_, j));
+  } else {
+    pending_.push_back(own_->ireduce_into(grads, shard_grad_, j));
+  }
   ++launched_;
 }
 
@@ -115,15 +127,22 @@ void Zero1AdamW::reduce_grads() {
   Request presence_req = skip_comm_ ? Request() : comm_.iall_reduce(present);
   for (size_t i = 0; i < params_.size(); ++i)
     if (!armed || !reported_[i]) pack_grad(params_[i].second, flat_grad_, offsets_[i]);
-  if (skip_comm_) {  // benchmark only: this rank's own gradients, unreduced
-    copy_bytes(shard_grad_, flat_grad_.narrow(0, comm_.rank() * shard_numel_, shard_numel_));
+  const bool wire = flat_wire_.defined();  // bf16 on the wire
+  if (skip_comm_) {  // benchmark only: this rank's own gradients, unreduced (rounded as they would travel)
+    const Tensor own = flat_grad_.narrow(0, comm_.rank() * shard_numel_, shard_numel_);
+    if (wire) round_to_bf16(own, shard_wire_);
+    else copy_bytes(shard_grad_, own);
   } else if (own_ && armed) {  // every rank armed (or none): the shard reduces
     while (launched_ < comm_.size()) launch_next();
     wait_all(pending_);
     pending_.clear();
+  } else if (wire) {
+    round_to_bf16(flat_grad_, flat_wire_);
+    comm_.reduce_scatter_into(flat_wire_, shard_wire_);
   } else {
     comm_.reduce_scatter_into(flat_grad_, shard_grad_);
   }
+  if (wire) widen_to_f32(shard_wire_, shard_grad_);
   launched_ = 0;
   presence_req.wait();
   // The same arithmetic as GradReducer's unpack: sum * (1 / p) in the parameter dtype.

@@ -18,6 +18,10 @@
 // small gather step of each reduce. A step that was not armed uses the one blocking
 // reduce-scatter. Clipping uses the global norm, an all-reduce of the
 // shards' squared norms (each element owned by one rank).
+// bf16 reduce (DataParallelOptions::reduce_dtype, parallel.grad_reduce_dtype=bf16): the flat
+// gradient (overlap: each shard's slice, as it launches) is rounded to bf16, reduce-scattered
+// (or reduced per shard) with the f32-accumulating bf16 sum, and the shard widened back to
+// f32 before the 1/p: the same numbers as GradReducer's bf16 buckets (bit-equal with 2 ranks).
 // reference: ../shared/research/parallel_distill.md §3.2 (Megatron distributed optimizer,
 // nanotron ZeroDistributedOptimizer); Rajbhandari et al., "ZeRO", SC 2020.
 #pragma once
@@ -38,8 +42,8 @@ class Zero1AdamW {
   // params: this rank's replica (the same list, same dtype, on every rank of comm, which
   // must outlive the optimizer). Decay is decided per whole parameter by options.decay,
   // as plain AdamW does.
-  // dp: overlap and skip_comm as for GradReducer (bucket_bytes unused: the shards are the
-  // buckets). Collective over comm.
+  // dp: overlap, skip_comm and reduce_dtype as for GradReducer (bucket_bytes unused: the
+  // shards are the buckets). Collective over comm.
   Zero1AdamW(Communicator& comm, NamedParams params, AdamWOptions options = {}, const DataParallelOptions& dp = {});
   ~Zero1AdamW();
 
@@ -97,6 +101,8 @@ class Zero1AdamW {
   Tensor flat_grad_;    // [p S] this rank's packed gradients
   Tensor flat_param_;   // [p S] the all-gather target
   Tensor shard_grad_;   // [S]
+  Tensor flat_wire_;    // [p S] bf16: flat_grad_ rounded (reduce_dtype bf16; else undefined)
+  Tensor shard_wire_;   // [S] bf16: the reduced shard, before widening
   Tensor shard_param_;  // [S] master values of the shard; pieces are views into it
   std::vector<Tensor> piece_tensors_;
   std::unique_ptr<AdamW> shard_opt_;

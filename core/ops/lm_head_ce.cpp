@@ -3,7 +3,11 @@
 // gradient. With grad, each chunk's softmax - onehot is turned into its share of dh and dW
 // right away (two GEMMs), so backward is one scaling by the incoming gradient: the FLOPs are
 // those of the unfused head (3 GEMMs) and the memory is dh [N, D] + dW [V, D] instead of
-// 2 x [N, V].
+// 2 x [N, V]. The rows carry softmax - onehot UNSCALED, and 1 / count joins the incoming
+// gradient in backward: under bf16-mixed those rows are rounded to bf16 for the two GEMMs, and
+// rounding is scale-invariant only for powers of two, so a per-rank 1 / n_r folded in before
+// the rounding would make each rank round differently from one process on the whole batch
+// (data / sequence parallelism; parallel/data_parallel.h's loss normalisation).
 // reference: Hsu et al., "Liger Kernel: Efficient Triton Kernels for LLM Training", 2024
 // (fused linear cross-entropy); Wijmans et al., "Cut Your Losses in Large-Vocabulary
 // Language Models", 2024.
@@ -21,10 +25,9 @@ namespace {
 int64_t default_chunk_rows(int64_t V) { return std::max<int64_t>(64, (int64_t{1} << 22) / std::max<int64_t>(1, V)); }
 
 // One chunk of rows, in place: lse per row into `lse`; with grad, the row becomes
-// (softmax - onehot) * inv_count (zero for ignored rows). x: [n, V] contiguous.
+// softmax - onehot (zero for ignored rows). x: [n, V] contiguous.
 template <typename T>
-void chunk_rows(T* x, int64_t n, int64_t V, const int64_t* t, int64_t ignore_index, bool grad, double inv_count,
-                double* lse) {
+void chunk_rows(T* x, int64_t n, int64_t V, const int64_t* t, int64_t ignore_index, bool grad, double* lse) {
   parallel_for(0, n, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, V)), [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       T* row = x + r * V;
@@ -34,9 +37,8 @@ void chunk_rows(T* x, int64_t n, int64_t V, const int64_t* t, int64_t ignore_ind
       lse[r] = static_cast<double>(l) - (t[r] == ignore_index ? 0.0 : static_cast<double>(row[t[r]]));
       if (!grad) continue;
       if (t[r] == ignore_index) { std::fill(row, row + V, T(0)); continue; }
-      const T scale = static_cast<T>(inv_count);
-      for (int64_t i = 0; i < V; ++i) row[i] = cpu::exp_of(row[i] - l) * scale;
-      row[t[r]] -= scale;
+      for (int64_t i = 0; i < V; ++i) row[i] = cpu::exp_of(row[i] - l);
+      row[t[r]] -= T(1);
     }
   });
 }
@@ -80,7 +82,7 @@ Tensor lm_head_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor
     const Tensor hc = ops::gemm_operand(hd.narrow(0, r0, n));  // bf16-mixed: rounded once, for logits and dW
     Tensor x = ops::matmul_data(hc, wd.transpose(0, 1)).contiguous();  // [n, V]: this chunk's logits
     SKEIN_DISPATCH_FLOAT(x.dtype(), op, [&] {
-      chunk_rows(x.data<scalar_t>(), n, V, pt + r0, ignore_index, grad, inv_count, row_loss.data() + r0);
+      chunk_rows(x.data<scalar_t>(), n, V, pt + r0, ignore_index, grad, row_loss.data() + r0);
     });
     if (!grad) continue;
     Tensor dh_c = dh.narrow(0, r0, n);
@@ -93,9 +95,8 @@ Tensor lm_head_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor
     if (pt[r] != ignore_index) total += row_loss[static_cast<size_t>(r)];
   Tensor loss = full({}, count ? total / static_cast<double>(count) : 0.0, h.dtype());
   if (!grad) return loss;
-  return record(op, loss, {h, weight}, [dh, dw](const Tensor& g) {
-    const double s = g.item();
-    if (s == 1.0) return std::vector<Tensor>{dh, dw};
+  return record(op, loss, {h, weight}, [dh, dw, inv_count](const Tensor& g) {
+    const double s = g.item() * inv_count;  // d(mean) / d(row) = 1 / count, times the incoming gradient
     return std::vector<Tensor>{mul(dh, s), mul(dw, s)};
   });
 }

@@ -57,7 +57,8 @@ int64_t batch_stride(const Tensor& x) {
 
 // out[..., M, N] = a[..., M, K] · b[..., K, N] (b may be 2-D); no autograd. One batched GEMM of
 // the operands' device. An operand already bf16 (gemm_operand) makes a bf16 GEMM with f32 out.
-Tensor matmul_forward(const Tensor& a, const Tensor& b) {
+// mixed: the precision policy picks the operand dtype; false: the operands' own (matmul_f32).
+Tensor matmul_forward(const Tensor& a, const Tensor& b, bool mixed = true) {
   const int64_t M = a.shape()[a.dim() - 2], K = a.shape()[a.dim() - 1], N = b.shape()[b.dim() - 1];
   Shape out_shape(a.shape().begin(), a.shape().end() - 2);
   out_shape.push_back(M);
@@ -69,7 +70,8 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
   if (out.numel() == 0) return out;
   if (K == 0) { fill_(out, 0.0); return out; }
   kern::GemmArgs g;
-  g.dtype = pre_rounded ? DType::bf16 : PrecisionPolicy::current().gemm_dtype(a.dtype(), a.device());
+  const DType policy_dtype = mixed ? PrecisionPolicy::current().gemm_dtype(a.dtype(), a.device()) : a.dtype();
+  g.dtype = pre_rounded ? DType::bf16 : policy_dtype;
   const bool bf16 = g.dtype == DType::bf16;  // bf16 operands; C stays f32
   g.K = K;
   g.N = N;
@@ -120,7 +122,10 @@ Tensor matmul_data(const Tensor& a, const Tensor& b) {
 
 }  // namespace ops
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+namespace {
+
+// matmul and matmul_f32: the same checks and backward; `mixed` as for matmul_forward.
+Tensor matmul_impl(const Tensor& a, const Tensor& b, bool mixed) {
   ops::common_device("matmul", {a, b});
   SKEIN_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: need at least 2-D operands, got ",
               shape_str(a.shape()), " and ", shape_str(b.shape()));
@@ -134,24 +139,29 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
               std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin())),
               "matmul: batch dims of ", shape_str(a.shape()), " and ", shape_str(b.shape()),
               " differ (b must be 2-D or have a's batch dims)");
-  Tensor out = matmul_forward(a, b);
+  Tensor out = matmul_forward(a, b, mixed);
   if (!any_requires_grad({a, b})) return out;
   bool need_a = a.requires_grad(), need_b = b.requires_grad();
   Tensor sa = a.detach(), sb = b.detach();
-  return record("matmul", out, {a, b}, [sa, sb, need_a, need_b](const Tensor& g_in) {
+  return record(mixed ? "matmul" : "matmul_f32", out, {a, b}, [sa, sb, need_a, need_b, mixed](const Tensor& g_in) {
     Tensor ga, gb;
-    const Tensor g = need_a && need_b ? ops::gemm_operand(g_in) : g_in;  // rounded once for both GEMMs
-    if (need_a) ga = matmul_forward(g, sb.transpose(-1, -2));           // dA = g · B^T
+    const Tensor g = mixed && need_a && need_b ? ops::gemm_operand(g_in) : g_in;  // rounded once for both GEMMs
+    if (need_a) ga = matmul_forward(g, sb.transpose(-1, -2), mixed);             // dA = g · B^T
     if (need_b) {
-      if (sb.dim() == 2 && sa.dim() > 2) {                               // dB = Σ_batch A^T · g
+      if (sb.dim() == 2 && sa.dim() > 2) {                                        // dB = Σ_batch A^T · g
         const int64_t K = sa.shape().back(), N = g.shape().back();
-        gb = matmul_forward(sa.reshape({-1, K}).transpose(0, 1), g.reshape({-1, N}));
+        gb = matmul_forward(sa.reshape({-1, K}).transpose(0, 1), g.reshape({-1, N}), mixed);
       } else {
-        gb = matmul_forward(sa.transpose(-1, -2), g);                    // dB = A^T · g
+        gb = matmul_forward(sa.transpose(-1, -2), g, mixed);                      // dB = A^T · g
       }
     }
     return std::vector<Tensor>{ga, gb};
   });
 }
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) { return matmul_impl(a, b, true); }
+Tensor matmul_f32(const Tensor& a, const Tensor& b) { return matmul_impl(a, b, false); }
 
 }  // namespace skein

@@ -32,6 +32,11 @@ ncclDataType_t nccl_type(DType t) {
     case DType::f64: return ncclFloat64;
     case DType::i32: return ncclInt32;
     case DType::i64: return ncclInt64;
+    // bf16 sums (parallel.grad_reduce_dtype=bf16): NCCL's own bf16 reduction adds pairs in f32
+    // and rounds back (a bf16 add, or widen-add-round before sm_80), the combine MpiComm's
+    // user-defined op does. UNVERIFIED: no GPU has run a bf16 NCCL reduce of ours; and the
+    // GradReducer / Zero1AdamW buffers are host buffers today, so they reach it only once the
+    // trainer's grid runs over NCCL (launch/parallel_options.h: resolve_backend).
     case DType::bf16: return ncclBfloat16;
   }
   return ncclFloat32;

@@ -85,6 +85,8 @@ TEST(ConfigErrors, InvalidValuesNameKeyAndValue) {
   EXPECT_HAS(parse_error("model: {layer_variants: [gla, gru]}"), "model.layer_variants: invalid value [gla, gru]");
   EXPECT_HAS(parse_error("model: {layer_pattern: LXS}"), "model.layer_pattern: invalid value 'LXS'");
   EXPECT_HAS(parse_error("parallel: {softmax_sp: ulysses}"), "parallel.softmax_sp: invalid value 'ulysses'");
+  EXPECT_HAS(parse_error("parallel: {grad_reduce_dtype: f16}"),
+             "parallel.grad_reduce_dtype: invalid value 'f16' (must be one of f32, bf16)");
   EXPECT_EQ(parse_error("model:\n  d_model: -5\n"), "configs/x.yaml:2: model.d_model: invalid value -5 (must be >= 1)");
   EXPECT_HAS(parse_error("model: {n_layers: 0}"), "model.n_layers: invalid value 0 (must be >= 1)");
   EXPECT_HAS(parse_error("model: {vocab_size: 1}"), "model.vocab_size: invalid value 1 (must be 0 (from the data) or >= 2)");
@@ -139,6 +141,9 @@ TEST(ConfigErrors, RulesAcrossKeys) {
   EXPECT_NO_THROW(parse_config("model: {n_layers: 6, layer_pattern: LLS}", "ok.yaml"));
   EXPECT_HAS(parse_error("parallel: {tp: 3}"), "parallel.tp: 3 does not divide model.n_heads (8)");
   EXPECT_HAS(parse_error("parallel: {sp: 3}"), "parallel.sp: 3 does not divide data.seq_len (256)");
+  EXPECT_HAS(parse_error("model: {dtype: f64}\nparallel: {grad_reduce_dtype: bf16}"),
+             "parallel.grad_reduce_dtype: bf16 rounds f32 gradients but model.dtype is f64");
+  EXPECT_NO_THROW(parse_config("parallel: {grad_reduce_dtype: bf16}", "ok.yaml"));
   // the source names the overrides when there are some
   EXPECT_EQ(parse_error("", {"model.d_model=500"}),
             "configs/x.yaml + --set: model.d_model: 500 is not divisible by model.n_heads (8)");

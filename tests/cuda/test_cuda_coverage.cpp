@@ -32,6 +32,7 @@ const std::map<std::string, std::pair<std::string, std::string>>& coverage() {
       {"mul_", {"map", "InPlace"}}, {"sum", {"reduce", "Reductions"}}, {"mean", {"reduce", "Reductions"}},
       {"max", {"reduce + put_along", "Reductions"}}, {"logsumexp", {"reduce", "Reductions"}},
       {"cumsum", {"cumsum", "Reductions"}}, {"matmul", {"gemm", "Matmul"}},
+      {"matmul_f32", {"gemm", "Matmul"}},
       {"softmax", {"softmax_fwd/bwd", "SoftmaxAndCrossEntropy"}},
       {"log_softmax", {"softmax_fwd/bwd", "SoftmaxAndCrossEntropy"}},
       {"cross_entropy", {"cross_entropy_fwd/bwd", "SoftmaxAndCrossEntropy"}},

@@ -113,6 +113,8 @@ TEST(CudaOps, Matmul) {
     compare("matmul batch x 2d", mm, {plain({2, 6, 8}, 66, dt), plain({8, 5}, 67, dt)});
     compare("matmul batched transposed", mm, {transposed({4, 5, 8}, 68, dt), transposed({4, 8, 3}, 69, dt)});
     compare("matmul sliced", mm, {sliced({6, 7}, 70, dt), plain({7, 4}, 71, dt)});
+    compare("matmul_f32 batched", [](const V& a) { return matmul_f32(a[0], a[1]); },
+            {plain({2, 3, 5, 8}, 72, dt), plain({2, 3, 8, 4}, 73, dt)});
   }
 }
 

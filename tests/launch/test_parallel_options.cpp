@@ -1,6 +1,7 @@
 // test_parallel_options.cpp — the parallel section's communication keys become the options of
-// the gradient reducer and LASP-2 (bucket MiB -> bytes, overlap, bench_skip_comm), and
-// parallel.backend resolves to MPI, or stops with an error naming the key and the reason.
+// the gradient reducer and LASP-2 (bucket MiB -> bytes, overlap, bench_skip_comm, the gradients'
+// wire dtype), and parallel.backend resolves to MPI, or stops with an error naming the key and
+// the reason.
 #include <gtest/gtest.h>
 #include <string>
 #include "launch/parallel_options.h"
@@ -30,6 +31,17 @@ TEST(ParallelOptions, KeysBecomeReducerAndLasp2Options) {
   const Lasp2Options l = lasp2_options(p);
   EXPECT_FALSE(l.overlap);
   EXPECT_TRUE(l.skip_comm);
+  EXPECT_EQ(d.reduce_dtype, DType::f32);  // parallel.grad_reduce_dtype's default
+  p.grad_reduce_dtype = "bf16";
+  EXPECT_EQ(data_parallel_options(p).reduce_dtype, DType::bf16);
+  p.grad_reduce_dtype = "fp16";  // a value set around the config loader's schema check
+  try {
+    data_parallel_options(p);
+    ADD_FAILURE() << "no error for parallel.grad_reduce_dtype=fp16";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("parallel.grad_reduce_dtype must be f32 or bf16, got 'fp16'"),
+              std::string::npos) << e.what();
+  }
 }
 
 TEST(ParallelOptions, BackendResolution) {

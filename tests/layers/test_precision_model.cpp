@@ -5,7 +5,10 @@
 // rounded GEMMs and lands at ~2e-2 here), except MoM's decay-gate parameters (A_log, dt_bias,
 // a few numbers each, sums over every token with heavy cancellation, and the a_proj feeding
 // them): ≤ 1e-1 (measured 3-7e-2). Gradients come out f32; recompute full / mlp give the
-// same gradients as no recompute under bf16-mixed too (the weight cache and the rounding repeat).
+// same gradients as no recompute under bf16-mixed too (the weight cache and the rounding repeat)
+// up to flips: recompute reorders a few f32 sums (~1e-7 apart in f32 here), and a bf16 rounding
+// that sits on a boundary can then go the other way, one 2^-8 step of one operand element:
+// ≤ 5e-3 (measured 1.3e-3 on the LS model's k_proj with the fused head; MLP weights 3e-6).
 #include <gtest/gtest.h>
 #include <cmath>
 #include <map>
@@ -90,7 +93,7 @@ TEST(PrecisionModel, Bf16MixedGradientsTrackF32) {
       EXPECT_GT(worst, 1e-6) << what << ": bf16-mixed changed nothing";
       for (Recompute r : {Recompute::mlp, Recompute::full}) {
         m.set_recompute(r, 5);
-        compare(bf, step(m, ids, targets), 1e-6, what + " recompute " + std::to_string(static_cast<int>(r)));
+        compare(bf, step(m, ids, targets), 5e-3, what + " recompute " + std::to_string(static_cast<int>(r)));
       }
     }
   }

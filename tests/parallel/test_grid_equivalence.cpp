@@ -5,12 +5,14 @@
 // sequence, tp shard of the model, loss weighted by the global token count, gradients averaged
 // over dp × sp (DistributedOptimizer) — and its loss and EVERY parameter gradient (a sharded
 // one: its slice) equal the one-process model's on the whole batch. Models: LLLS with each
-// linear variant, and MS (MoM + softmax). Ignored targets are spread unevenly.
+// linear variant, and MS (MoM + softmax). Ignored targets are spread unevenly. The same under
+// train.precision=bf16-mixed, with gradients reduced in f32 and in bf16 (GridEquivalenceBf16).
 #include <gtest/gtest.h>
 #include <cmath>
 #include "helpers.h"
 #include "layers/model.h"
 #include "optim/adamw.h"
+#include "core/precision.h"
 #include "optim/clip.h"
 #include "parallel/distributed_optimizer.h"
 #include "parallel/lasp2.h"
@@ -227,6 +229,81 @@ TEST(GridEquivalenceOverlap, LossAndEveryGradientEqualOneProcess) {
     expect_grid_equals_one_process(gc, "LLLS", "gla", DType::f32, Recompute::none, false, 4, "auto", true);
     expect_grid_equals_one_process(gc, "LLLS", "decay", DType::f64, Recompute::full, true, 4, "auto", true);
   }
+}
+
+// train.precision=bf16-mixed (GEMM operands rounded to bf16, f32 accumulation; norms, mixers,
+// loss, gradients f32) on each grid against one process in bf16-mixed: the loss and every
+// gradient, with the gradients reduced in f32 and in bf16 (parallel.grad_reduce_dtype).
+// Returns {the loss's relative difference, the worst gradient's L2 relative difference}.
+std::pair<double, double> bf16_grid_vs_one_process(const GridCase& gc, const std::string& pattern,
+                                                   const std::string& variant, DType reduce_dtype, double grad_tol) {
+  const ModelConfig cfg = grid_model(pattern, variant, DType::f32);
+  const GlobalBatch g = make_batch();
+  HybridLM ref(cfg);
+  ref.fused_head = gc.tp == 1;  // both models the trainer's way (the fused head's rows carry 1 / n unscaled)
+  const double ref_loss = one_process(ref, g);
+  const auto ref_params = ref.named_parameters();
+  ProcessGrid grid(world(), gc.dp, gc.sp, gc.tp);
+  HybridLM model(cfg, std::make_shared<CommModelParallel>(grid, gc.softmax_sp, Lasp2Options{}));
+  model.fused_head = ref.fused_head;
+  const int64_t rows = kB / gc.dp, cols = kT / gc.sp;
+  Tensor ids = g.ids.narrow(0, grid.dp_rank() * rows, rows).narrow(1, grid.sp_rank() * cols, cols).contiguous();
+  Tensor tgt = g.targets.narrow(0, grid.dp_rank() * rows, rows).narrow(1, grid.sp_rank() * cols, cols).contiguous();
+  Communicator& group = grid.dp_sp_comm();
+  const TokenScale ts = global_token_scale(group, count_targets(tgt));
+  DataParallelOptions dpo;
+  dpo.reduce_dtype = reduce_dtype;
+  DistributedOptimizer opt(grid, model.named_parameters(), model.tp_splits(),
+                           std::make_unique<AdamW>(model.named_parameters()), false, {}, dpo);
+  LossParts l = model.loss(ids, tgt);
+  mul(l.lm, ts.scale).backward();
+  opt.reduce();
+  const double loss = global_mean_loss(group, ts.local ? l.lm.item() : 0.0, ts.local);
+  double worst = 0;
+  const auto params = model.named_parameters();
+  const auto splits = model.tp_splits();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor expect = tp_shard(ref_params[i].second.grad(), splits.at(params[i].first), grid.tp_rank(), grid.tp());
+    const double d = l2_rel(params[i].second.grad(), expect);
+    EXPECT_LE(d, grad_tol) << params[i].first;
+    worst = std::max(worst, d);
+  }
+  return {std::fabs(loss - ref_loss) / std::fabs(ref_loss), worst};
+}
+
+// Tolerances (u = 2^-8, bf16's unit roundoff). The loss (a forward): 1e-5 as in f32 — rounding
+// to bf16 is elementwise and every grid hands each GEMM the same f32 operands up to f32
+// summation order (LASP-2's cross-slice state GEMMs stay f32, matmul_f32, as the one-process
+// kernels keep them; the fused head rounds softmax - onehot before any per-rank 1 / n_r).
+// Measured on 2 and 4 ranks with AMX: <= 7e-8. Gradients, f32 reduce: 1e-4. A rounding that
+// sits on a bf16 boundary can flip under that f32 noise (one u-sized step of one operand
+// element): the softmax layer's v_proj under Ring reaches 4.8e-6, most gradients stay below
+// 5e-7; a rounding that is NOT the one process's (LASP-2's states in bf16, or 1 / n_r folded
+// in before rounding) puts every gradient at 5e-3 to 9e-3. Gradients, bf16 reduce: element i
+// of the average (1/q) Σ_r x_r gets each rank's operand rounded (<= u |x_r|) and each of the
+// q - 1 partial sums of k operands rounded (<= u k |avg| when the ranks' gradients agree in
+// sign): <= u (1 + (q (q + 1) / 2 - 1) / q) |avg| — 2u for a group of 2, 3.25u for 4
+// (measured: 3.2e-3 and 4.8e-3; without the widening back to f32: 0.84).
+TEST(GridEquivalenceBf16, LossAndEveryGradientEqualOneProcess) {
+  if (grids_for_world().empty()) GTEST_SKIP() << "needs 2 or 4 ranks";
+  const PrecisionScope scope(Precision::bf16_mixed);
+  const bool root = world().rank() == 0;
+  if (root && !scope.note().empty()) std::printf("%s: the f32-reduce cases are f32 tests here\n", scope.note().c_str());
+  const double u = 1.0 / 256;
+  for (const GridCase& gc : grids_for_world())
+    for (DType rd : {DType::f32, DType::bf16}) {
+      if (rd == DType::bf16 && gc.dp * gc.sp == 1) continue;  // nothing is reduced
+      SCOPED_TRACE(testing::Message() << "dp" << gc.dp << " sp" << gc.sp << " tp" << gc.tp << " " << gc.softmax_sp
+                                      << " reduce " << dtype_name(rd));
+      const double q = gc.dp * gc.sp;  // the group the gradients are averaged over
+      const double grad_tol = rd == DType::f32 ? 1e-4 : u * (1 + (q * (q + 1) / 2 - 1) / q);
+      const auto [dl, dg] = bf16_grid_vs_one_process(gc, "LLLS", "gla", rd, grad_tol);
+      EXPECT_LE(dl, 1e-5);
+      if (root)
+        std::printf("%s, dp%d sp%d tp%d %s, gradients reduced in %s: loss %.1e, worst gradient %.1e "
+                    "(bound %.1e)\n", PrecisionPolicy::current().describe().c_str(), gc.dp, gc.sp, gc.tp,
+                    gc.softmax_sp.c_str(), dtype_name(rd), dl, dg, grad_tol);
+    }
 }
 
 }  // namespace
