@@ -58,6 +58,15 @@ GlobalBatch make_batch() {
   return {from_vector(ids, {kB, kT}, DType::i64), from_vector(tgt, {kB, kT}, DType::i64)};
 }
 
+// This rank's share of the global batch: its rows (dp) and its slice of each sequence (sp).
+GlobalBatch rank_share(const GlobalBatch& g, const ProcessGrid& grid) {
+  const int64_t rows = kB / grid.dp(), cols = kT / grid.sp();
+  auto cut = [&](const Tensor& t) {
+    return t.narrow(0, grid.dp_rank() * rows, rows).narrow(1, grid.sp_rank() * cols, cols).contiguous();
+  };
+  return {cut(g.ids), cut(g.targets)};
+}
+
 struct GridCase {
   int dp, sp, tp;
   std::string softmax_sp;
@@ -117,10 +126,8 @@ void expect_grid_equals_one_process(const GridCase& gc, const std::string& patte
   HybridLM model(cfg, std::make_shared<CommModelParallel>(grid, gc.softmax_sp, lasp2));
   model.set_recompute(recompute);
   model.fused_head = fused_head;
-  // This rank's rows (dp) and slice of each sequence (sp).
-  const int64_t rows = kB / gc.dp, cols = kT / gc.sp;
-  Tensor ids = g.ids.narrow(0, grid.dp_rank() * rows, rows).narrow(1, grid.sp_rank() * cols, cols).contiguous();
-  Tensor tgt = g.targets.narrow(0, grid.dp_rank() * rows, rows).narrow(1, grid.sp_rank() * cols, cols).contiguous();
+  const GlobalBatch mine = rank_share(g, grid);
+  const Tensor &ids = mine.ids, &tgt = mine.targets;
   Communicator& group = grid.dp_sp_comm();
   const TokenScale ts = global_token_scale(group, count_targets(tgt));
   DataParallelOptions dpo;
@@ -246,9 +253,8 @@ std::pair<double, double> bf16_grid_vs_one_process(const GridCase& gc, const std
   ProcessGrid grid(world(), gc.dp, gc.sp, gc.tp);
   HybridLM model(cfg, std::make_shared<CommModelParallel>(grid, gc.softmax_sp, Lasp2Options{}));
   model.fused_head = ref.fused_head;
-  const int64_t rows = kB / gc.dp, cols = kT / gc.sp;
-  Tensor ids = g.ids.narrow(0, grid.dp_rank() * rows, rows).narrow(1, grid.sp_rank() * cols, cols).contiguous();
-  Tensor tgt = g.targets.narrow(0, grid.dp_rank() * rows, rows).narrow(1, grid.sp_rank() * cols, cols).contiguous();
+  const GlobalBatch mine = rank_share(g, grid);
+  const Tensor &ids = mine.ids, &tgt = mine.targets;
   Communicator& group = grid.dp_sp_comm();
   const TokenScale ts = global_token_scale(group, count_targets(tgt));
   DataParallelOptions dpo;
