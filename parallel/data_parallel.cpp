@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include "core/autograd.h"
+#include "core/ops.h"
 #include "optim/clip.h"
 #include "parallel/flat.h"
 
@@ -96,9 +97,10 @@ void GradReducer::launch(size_t k) {
   SKEIN_ASSERT(k == launched_ && pending_.size() == k, "GradReducer: bucket ", k, " launched out of order");
   Bucket& b = buckets_[k];
   for (size_t j = 0; j < b.params.size(); ++j) pack_grad(params_[b.params[j]].second, b.buffer, b.offsets[j]);
-  // What travels: the f32 bucket, or its bf16 rounding (widened back in reduce()).
+  // What travels: the f32 bucket, or its bf16 rounding (copy_ rounds to nearest-even, core/bf16.h;
+  // widened back in reduce()).
   const Tensor& wire = b.wire.defined() ? b.wire : b.buffer;
-  if (b.wire.defined()) round_to_bf16(b.buffer, b.wire);
+  if (b.wire.defined()) copy_(b.wire, b.buffer);
   // Non-blocking only in an armed step (every rank arms, or none: MPI never matches a blocking
   // collective with a non-blocking one); unarmed, nothing runs beside the reduce, and Open
   // MPI's blocking all-reduce is about twice as fast as libnbc's.
@@ -133,7 +135,10 @@ void GradReducer::reduce() {
   for (size_t k = 0; k < buckets_.size(); ++k) {
     pending_[k].wait();
     const Bucket& b = buckets_[k];
-    if (b.wire.defined()) widen_to_f32(b.wire, b.buffer);
+    if (b.wire.defined()) {
+      Tensor buf = b.buffer;
+      copy_(buf, b.wire);  // bf16 -> f32: exact
+    }
     for (size_t j = 0; j < b.params.size(); ++j)
       if (seen[b.params[j]] > 0)  // (skip_comm: this rank's own presence)
         unpack_grad(params_[b.params[j]].second, b.buffer, b.offsets[j], inv);

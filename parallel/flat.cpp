@@ -23,20 +23,6 @@ size_t slot_bytes(const Tensor& t) { return static_cast<size_t>(t.numel()) * dty
 
 }  // namespace
 
-void round_to_bf16(const Tensor& buf, const Tensor& wire) {
-  SKEIN_ASSERT(buf.dtype() == DType::f32 && wire.dtype() == DType::bf16 && buf.numel() == wire.numel() &&
-               buf.is_contiguous() && wire.is_contiguous() && buf.device() == Device::cpu &&
-               wire.device() == Device::cpu, "round_to_bf16: needs [n] f32 -> [n] bf16 on cpu");
-  f32_to_bf16(buf.data<float>(), wire.data<bf16>(), buf.numel());
-}
-
-void widen_to_f32(const Tensor& wire, const Tensor& buf) {
-  SKEIN_ASSERT(buf.dtype() == DType::f32 && wire.dtype() == DType::bf16 && buf.numel() == wire.numel() &&
-               buf.is_contiguous() && wire.is_contiguous() && buf.device() == Device::cpu &&
-               wire.device() == Device::cpu, "widen_to_f32: needs [n] bf16 -> [n] f32 on cpu");
-  bf16_to_f32(wire.data<bf16>(), buf.data<float>(), buf.numel());
-}
-
 void check_reduce_dtype(DType reduce_dtype, const NamedParams& params, const char* who) {
   SKEIN_CHECK(reduce_dtype == DType::f32 || reduce_dtype == DType::bf16, who, ": parallel.grad_reduce_dtype must be "
               "f32 or bf16, got ", dtype_name(reduce_dtype));

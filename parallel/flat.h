@@ -18,11 +18,6 @@ void unpack_grad(const Tensor& param, const Tensor& buf, int64_t offset, double 
 // buf[offset : offset + numel(t)] = t (t contiguous), or the reverse.
 void pack_values(const Tensor& t, const Tensor& buf, int64_t offset);
 void unpack_values(const Tensor& t, const Tensor& buf, int64_t offset);
-// parallel.grad_reduce_dtype=bf16's two conversions, through core/bf16.h's one rounding:
-// wire = bf16(buf) (nearest-even), and buf = f32(wire) (exact). Same numel, contiguous, cpu.
-// buf: [n] f32, wire: [n] bf16
-void round_to_bf16(const Tensor& buf, const Tensor& wire);
-void widen_to_f32(const Tensor& wire, const Tensor& buf);
 // Throws unless reduce_dtype is f32, or bf16 with every parameter f32. `who` names the caller.
 void check_reduce_dtype(DType reduce_dtype, const NamedParams& params, const char* who);
 // An i64 [params.size()] tensor: 1 where the parameter has a gradient, else 0.

@@ -109,8 +109,8 @@ void Zero1AdamW::launch_next() {
   const int j = comm_.size() - 1 - launched_;
   const Tensor grads = flat_grad_.narrow(0, j * shard_numel_, shard_numel_);
   if (flat_wire_.defined()) {  // bf16: this shard's slice rounded as it launches
-    const Tensor wire = flat_wire_.narrow(0, j * shard_numel_, shard_numel_);
-    round_to_bf16(grads, wire);
+    Tensor wire = flat_wire_.narrow(0, j * shard_numel_, shard_numel_);
+    copy_(wire, grads);
     pending_.push_back(own_->ireduce_into(wire, shard_wire_, j));
   } else {
     pending_.push_back(own_->ireduce_into(grads, shard_grad_, j));
@@ -130,19 +130,19 @@ void Zero1AdamW::reduce_grads() {
   const bool wire = flat_wire_.defined();  // bf16 on the wire
   if (skip_comm_) {  // benchmark only: this rank's own gradients, unreduced (rounded as they would travel)
     const Tensor own = flat_grad_.narrow(0, comm_.rank() * shard_numel_, shard_numel_);
-    if (wire) round_to_bf16(own, shard_wire_);
+    if (wire) copy_(shard_wire_, own);
     else copy_bytes(shard_grad_, own);
   } else if (own_ && armed) {  // every rank armed (or none): the shard reduces
     while (launched_ < comm_.size()) launch_next();
     wait_all(pending_);
     pending_.clear();
   } else if (wire) {
-    round_to_bf16(flat_grad_, flat_wire_);
+    copy_(flat_wire_, flat_grad_);
     comm_.reduce_scatter_into(flat_wire_, shard_wire_);
   } else {
     comm_.reduce_scatter_into(flat_grad_, shard_grad_);
   }
-  if (wire) widen_to_f32(shard_wire_, shard_grad_);
+  if (wire) copy_(shard_grad_, shard_wire_);  // bf16 -> f32: exact
   launched_ = 0;
   presence_req.wait();
   // The same arithmetic as GradReducer's unpack: sum * (1 / p) in the parameter dtype.
