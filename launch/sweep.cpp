@@ -477,20 +477,7 @@ int run_sweep(const SweepPlan& plan, const TrainFn& train, OnChange on_change) {
 
 void write_sweep_results(const SweepPlan& plan) {
   fs::create_directories(plan.out_dir);
-  // swept keys: those whose value differs between runs, in order of appearance
-  std::vector<std::string> keys;
-  std::map<std::string, std::set<std::string>> values;
-  std::vector<std::map<std::string, std::string>> run_values(plan.runs.size());
-  for (size_t i = 0; i < plan.runs.size(); ++i) {
-    for (const auto& o : plan.runs[i].overrides) {
-      const std::string k = o.substr(0, o.find('=')), v = o.substr(std::min(o.size(), o.find('=') + 1));
-      if (k == "train.run_dir") continue;
-      if (!values.count(k)) keys.push_back(k);
-      values[k].insert(v);
-      run_values[i][k] = v;
-    }
-  }
-  std::erase_if(keys, [&](const std::string& k) { return values[k].size() < 2; });
+  auto [keys, run_values] = swept_keys(plan);
   // final.json fields: the union over runs, in order of appearance
   std::vector<std::optional<Fields>> finals;
   std::vector<std::string> fields;
@@ -541,6 +528,23 @@ void write_sweep_results(const SweepPlan& plan) {
   svg << svg_line_plot(curves, {"training loss: " + plan.out_dir, "step", "loss"});
   SKEIN_CHECK(csv && md && svg, "sweep: writing results in '", plan.out_dir, "' failed");
   if (!plan.plot_x.empty()) write_sweep_plot(plan);
+}
+
+SweptKeys swept_keys(const SweepPlan& plan) {
+  SweptKeys sk;
+  std::map<std::string, std::set<std::string>> values;
+  sk.run_values.resize(plan.runs.size());
+  for (size_t i = 0; i < plan.runs.size(); ++i) {
+    for (const auto& o : plan.runs[i].overrides) {
+      const std::string k = o.substr(0, o.find('=')), v = o.substr(std::min(o.size(), o.find('=') + 1));
+      if (k == "train.run_dir") continue;
+      if (!values.count(k)) sk.keys.push_back(k);
+      values[k].insert(v);
+      sk.run_values[i][k] = v;
+    }
+  }
+  std::erase_if(sk.keys, [&](const std::string& k) { return values[k].size() < 2; });
+  return sk;
 }
 
 std::optional<std::vector<std::pair<std::string, double>>> read_run_final(const SweepRun& run) {

@@ -12,6 +12,7 @@
 //   set: [train.steps=200]             # fixed overrides for every run
 //   plot: {x: data.mqar_num_kv_pairs, y: mqar_accuracy}   # optional: final y vs the grid key x
 #pragma once
+#include <map>
 #include <optional>
 #include <utility>
 #include <functional>
@@ -60,6 +61,13 @@ std::string slurm_array_script(const SweepPlan& plan, const std::string& skein_b
 using TrainFn = std::function<int(const std::vector<std::string>& args)>;
 int run_sweep(const SweepPlan& plan, const TrainFn& train, OnChange on_change = OnChange::refuse);
 void write_sweep_results(const SweepPlan& plan);
+// The keys swept: those whose value differs between runs (not train.run_dir), in order of first
+// appearance, and each run's value of every key it sets.
+struct SweptKeys {
+  std::vector<std::string> keys;
+  std::vector<std::map<std::string, std::string>> run_values;  // [run] key -> value
+};
+SweptKeys swept_keys(const SweepPlan& plan);
 // A run's final.json as (field, value) pairs; nullopt when it is missing or not flat JSON.
 std::optional<std::vector<std::pair<std::string, double>>> read_run_final(const SweepRun& run);
 // plot: <out>/<y>.svg — each run's final y against its value of x, one line per combination of

@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <set>
 #include "core/error.h"
 #include "launch/plot.h"
 #include "launch/sweep.h"
@@ -20,19 +19,7 @@ namespace fs = std::filesystem;
 
 void write_sweep_plot(const SweepPlan& plan) {
   SKEIN_CHECK(!plan.plot_x.empty() && !plan.plot_y.empty(), "sweep: write_sweep_plot needs plot.x and plot.y");
-  // every run's key=value pairs (not train.run_dir) and which keys vary between runs
-  std::vector<std::map<std::string, std::string>> values(plan.runs.size());
-  std::vector<std::string> order;  // keys in order of first appearance
-  std::map<std::string, std::set<std::string>> seen;
-  for (size_t i = 0; i < plan.runs.size(); ++i)
-    for (const std::string& o : plan.runs[i].overrides) {
-      const size_t eq = o.find('=');
-      const std::string k = o.substr(0, eq), v = eq == std::string::npos ? "" : o.substr(eq + 1);
-      if (k == "train.run_dir") continue;
-      if (!seen.count(k)) order.push_back(k);
-      seen[k].insert(v);
-      values[i][k] = v;
-    }
+  auto [keys, values] = swept_keys(plan);
   // one series per combination of the other varying keys, labelled "key=value, ..." with each
   // key's last dotted part (linear_variant=decay)
   std::map<std::string, size_t> series_of;
@@ -42,8 +29,8 @@ void write_sweep_plot(const SweepPlan& plan) {
     SKEIN_CHECK(values[i].count(plan.plot_x), "sweep: run '", plan.runs[i].name, "' has no value of plot.x '",
                 plan.plot_x, "'");
     std::string label;
-    for (const std::string& k : order) {
-      if (k == plan.plot_x || seen[k].size() < 2) continue;
+    for (const std::string& k : keys) {
+      if (k == plan.plot_x) continue;
       const std::string shortk = k.substr(k.rfind('.') == std::string::npos ? 0 : k.rfind('.') + 1);
       label += (label.empty() ? "" : ", ") + shortk + "=" + (values[i].count(k) ? values[i][k] : "-");
     }
