@@ -12,7 +12,7 @@ PKGS=(
   libboost-program-options-dev
   libgtest-dev libgmock-dev
   libbenchmark-dev
-  libdnnl-dev
+  libdnnl-dev ocl-icd-opencl-dev   # dnnl-config.cmake finds OpenCL (a Recommends, skipped by --no-install-recommends)
   nlohmann-json3-dev
   zlib1g-dev libzstd-dev
   libpcre2-dev libutf8proc-dev
