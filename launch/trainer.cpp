@@ -334,9 +334,8 @@ RunSummary train(Config cfg, const std::string& resume) {
   // for "% of peak" in the log: sgemm on the CPU, cuBLAS f32 (TF32 when on) on a GPU
   const double peak = device == Device::cpu ? gemm_peak_gflops(device, 1024, 1024, 1024, 3)
                                             : gemm_peak_gflops(device, 8192, 8192, 8192, 5);
-  const bool lm = cfg.data.source != "icl_regression";
   const double tokens_per_step = static_cast<double>(cfg.data.batch_size * cfg.data.seq_len * cfg.train.grad_accum);
-  const double flops_per_step = lm ? 3 * model_flops_per_token(cfg.model, cfg.data.seq_len) * tokens_per_step : 0;
+  const double flops_per_step = 3 * model_flops_per_token(cfg.model, cfg.data.seq_len) * tokens_per_step;
   if (rank0)
     std::printf("model: %lld parameters on this rank, %d ranks (dp %d x sp %d x tp %d) x %d threads, sgemm %.1f GFLOP/s, %s\n",
                 static_cast<long long>(model.num_parameters()), world->size(), grid.dp(), grid.sp(), grid.tp(),

@@ -78,7 +78,8 @@ Tensor Block::forward(const Tensor& x, MixerCache* cache) {
 
 double model_flops_per_token(const ModelConfig& c, int64_t T) {
   const double d = static_cast<double>(c.d_model), h = static_cast<double>(c.mlp_hidden);
-  double f = 2 * d * static_cast<double>(c.vocab_size);
+  // the LM head, or a continuous-input model's read-in (input_dim -> d) and read-out (d -> 1)
+  double f = c.input_dim > 0 ? 2 * d * static_cast<double>(c.input_dim + 1) : 2 * d * static_cast<double>(c.vocab_size);
   for (int64_t i = 0; i < c.n_layers; ++i) {
     f += 2 * (4 * d * d + 3 * d * h);
     if (c.layer_kind(i) == 'S') f += 4 * d * (static_cast<double>(T) + 1) / 2;

@@ -114,5 +114,17 @@ TEST(Module, ConfigErrorsNameTheField) {
   EXPECT_THROW(HybridLM{c}, Error);
 }
 
+// The FLOP count behind the step line's GFLOP/s: the closed form of ../shared/BENCHMARK.md,
+// and a continuous-input model counts its read-in and read-out, not a vocabulary it lacks.
+TEST(Module, FlopsPerTokenClosedForm) {
+  ModelConfig c = tiny("LS");
+  const double d = static_cast<double>(c.d_model), h = static_cast<double>(c.mlp_hidden), T = 16;
+  const double blocks = 2 * 2 * (4 * d * d + 3 * d * h) + 4 * d * (T + 1) / 2 +
+                        4 * d * (static_cast<double>(c.chunk_size) + 1) / 2 + 4 * d * static_cast<double>(c.head_dim());
+  EXPECT_DOUBLE_EQ(model_flops_per_token(c, 16), blocks + 2 * d * static_cast<double>(c.vocab_size));
+  c.input_dim = 5;
+  EXPECT_DOUBLE_EQ(model_flops_per_token(c, 16), blocks + 2 * d * 6);
+}
+
 }  // namespace
 }  // namespace skein
