@@ -160,11 +160,16 @@ void backward_weighted(const LossParts& parts, double lm_weight, int group, cons
 // MQAR accuracy, when evaluate() computed it (not under sp): on every eval line, in
 // metrics.jsonl and TensorBoard as "mqar_accuracy".
 bool has_mqar_accuracy(const Config& cfg, const ProcessGrid& grid) { return cfg.data.source == "mqar" && grid.sp() == 1; }
-std::string metric_text(const Config& cfg, const ProcessGrid& grid, const RunSummary& e) {
-  return has_mqar_accuracy(cfg, grid) ? " | mqar accuracy " + std::to_string(e.metric) : "";
+// "val loss L | val ppl P[ | mqar accuracy A]"; in-context regression's loss is a mean squared
+// error, which has no perplexity: "val mse L".
+std::string eval_text(const Config& cfg, const ProcessGrid& grid, const RunSummary& e) {
+  if (cfg.data.source == "icl_regression") return fmt("val mse %.4f", e.val_loss);
+  return fmt("val loss %.4f | val ppl %.2f", e.val_loss, e.val_ppl) +
+         (has_mqar_accuracy(cfg, grid) ? " | mqar accuracy " + std::to_string(e.metric) : "");
 }
 std::map<std::string, double> eval_scalars(const Config& cfg, const ProcessGrid& grid, const RunSummary& e) {
-  std::map<std::string, double> s{{"val_loss", e.val_loss}, {"val_ppl", e.val_ppl}};
+  std::map<std::string, double> s{{"val_loss", e.val_loss}};
+  if (cfg.data.source != "icl_regression") s["val_ppl"] = e.val_ppl;
   if (has_mqar_accuracy(cfg, grid)) s["mqar_accuracy"] = e.metric;
   return s;
 }
@@ -395,8 +400,7 @@ RunSummary train(Config cfg, const std::string& resume) {
     }
     if (data.val && cfg.train.eval_every > 0 && (step + 1) % cfg.train.eval_every == 0 && step + 1 < cfg.train.steps) {
       RunSummary e = evaluate(model, *data.val, cfg, cfg.train.eval_batches, &grid);  // the same on every rank
-      bar.line(fmt("eval   %6lld | val loss %.4f | val ppl %.2f%s", static_cast<long long>(step + 1), e.val_loss, e.val_ppl,
-                   metric_text(cfg, grid, e).c_str()));
+      bar.line(fmt("eval   %6lld | %s", static_cast<long long>(step + 1), eval_text(cfg, grid, e).c_str()));
       metrics.write(step + 1, eval_scalars(cfg, grid, e));
     }
     if (cfg.checkpoint.every > 0 && (step + 1) % cfg.checkpoint.every == 0 && step + 1 < cfg.train.steps)
@@ -416,8 +420,7 @@ RunSummary train(Config cfg, const std::string& resume) {
           << icl_curves_svg(e.icl, "in-context regression, dim " + std::to_string(cfg.data.icl_dim));
     out.metric_name = e.metric_name;
     if (rank0)
-      std::printf("final  %6lld | val loss %.4f | val ppl %.2f%s\n", static_cast<long long>(step), e.val_loss, e.val_ppl,
-                  metric_text(cfg, grid, e).c_str());
+      std::printf("final  %6lld | %s\n", static_cast<long long>(step), eval_text(cfg, grid, e).c_str());
     metrics.write(step, eval_scalars(cfg, grid, e));
   }
   metrics.flush();
