@@ -36,6 +36,9 @@ struct DataConfig {
   bool shuffle = true;
   // MQAR (zoology): key-value pairs then queries; vocab = model.vocab_size
   int64_t mqar_num_kv_pairs = 8;
+  // > 0: training examples draw their pair count from {m, 2m, 4m, ...} and mqar_num_kv_pairs
+  // (Zoology's mixture of easier settings); evaluation stays at mqar_num_kv_pairs
+  int64_t mqar_min_kv_pairs = 0;
   // in-context linear regression: x in R^dim, y = w·x (+ noise), n_points pairs per sequence
   int64_t icl_dim = 8;
   int64_t icl_points = 32;

@@ -363,6 +363,8 @@ void validate_config(const Config& cfg) {
                 " must be even and >= 4 * data.mqar_num_kv_pairs (", 4 * d.mqar_num_kv_pairs, ") for mqar");
     SKEIN_CHECK(d.mqar_num_kv_pairs <= m.vocab_size / 2 - 1, "data.mqar_num_kv_pairs: ", d.mqar_num_kv_pairs,
                 " distinct keys do not fit in [1, model.vocab_size / 2) with model.vocab_size ", m.vocab_size);
+    SKEIN_CHECK(d.mqar_min_kv_pairs <= d.mqar_num_kv_pairs, "data.mqar_min_kv_pairs: ", d.mqar_min_kv_pairs,
+                " exceeds data.mqar_num_kv_pairs (", d.mqar_num_kv_pairs, ")");
   }
   SKEIN_CHECK(d.source != "icl_regression" || d.seq_len == 2 * d.icl_points, "data.seq_len: ", d.seq_len,
               " must be 2 * data.icl_points (", 2 * d.icl_points, ") for icl_regression: an x token and a y token a point");

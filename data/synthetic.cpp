@@ -60,6 +60,8 @@ void check_mqar(const MqarOptions& o) {
               o.vocab_size, " is too small for ", o.num_kv_pairs,
               " distinct keys in [1, vocab_size/2) and values in [vocab_size/2, vocab_size)");
   SKEIN_CHECK(o.power_a > 0, "mqar: power_a ", o.power_a, " must be positive");
+  SKEIN_CHECK(o.min_kv_pairs >= 0 && o.min_kv_pairs <= o.num_kv_pairs, "mqar: min_kv_pairs ", o.min_kv_pairs,
+              " must be in [0, num_kv_pairs = ", o.num_kv_pairs, "] (0: no training mixture)");
 }
 
 void check_icl(const IclRegressionOptions& o) {
@@ -95,20 +97,34 @@ std::vector<double> icl_query_predictions(const Tensor& pred, const Tensor& targ
 
 // ---------------------------------------------------------------- MQAR
 
+std::vector<int64_t> mqar_kv_ladder(const MqarOptions& opt) {
+  check_mqar(opt);
+  std::vector<int64_t> ladder;
+  if (opt.min_kv_pairs > 0)
+    for (int64_t k = opt.min_kv_pairs; k < opt.num_kv_pairs; k *= 2) ladder.push_back(k);
+  ladder.push_back(opt.num_kv_pairs);
+  return ladder;
+}
+
 Batch mqar_batch(const MqarOptions& opt, uint64_t seed, int64_t first_example, int64_t batch_size) {
   check_mqar(opt);
   SKEIN_CHECK(batch_size > 0 && first_example >= 0, "mqar: batch_size ", batch_size,
               " must be positive and first_example ", first_example, " >= 0");
-  const int64_t L = opt.seq_len, K = opt.num_kv_pairs, V = opt.vocab_size, half = V / 2;
-  const int64_t space = (L - 2 * K) / 2;  // >= K since 4K <= L
-  std::vector<double> gap_weight(static_cast<size_t>(space));
-  for (int64_t g = 0; g < space; ++g) gap_weight[static_cast<size_t>(g)] = std::pow(double(g + 1), opt.power_a - 1);
+  const std::vector<int64_t> ladder = mqar_kv_ladder(opt);
+  const int64_t L = opt.seq_len, V = opt.vocab_size, half = V / 2;
+  // gap weights for the widest query space (the fewest pairs); an example uses a prefix
+  const int64_t widest = (L - 2 * ladder.front()) / 2;
+  std::vector<double> gap_weight(static_cast<size_t>(widest));
+  for (int64_t g = 0; g < widest; ++g) gap_weight[static_cast<size_t>(g)] = std::pow(double(g + 1), opt.power_a - 1);
 
   Batch b{full({batch_size, L}, 0, DType::i64), full({batch_size, L}, -100, DType::i64)};
   std::vector<uint8_t> used(static_cast<size_t>(V), 0);
-  std::vector<int64_t> keys(static_cast<size_t>(K)), values(static_cast<size_t>(K));
+  std::vector<int64_t> keys(static_cast<size_t>(opt.num_kv_pairs)), values(static_cast<size_t>(opt.num_kv_pairs));
   for (int64_t e = 0; e < batch_size; ++e) {
     Stream rng(seed, first_example + e, kMqarTag);
+    // a mixture draws the example's pair count first; without one the stream is as it always was
+    const int64_t K = ladder.size() == 1 ? ladder[0] : ladder[static_cast<size_t>(rng.below(static_cast<int64_t>(ladder.size())))];
+    const int64_t space = (L - 2 * K) / 2;  // >= K since 4K <= L
     int64_t* in = b.inputs.data<int64_t>() + e * L;
     int64_t* tg = b.targets.data<int64_t>() + e * L;
     // K distinct keys in [1, V/2), K distinct values in [V/2, V) (rejection; K < V/4 typically).
@@ -131,7 +147,7 @@ Batch mqar_batch(const MqarOptions& opt, uint64_t seed, int64_t first_example, i
       in[2 * j + 1] = values[static_cast<size_t>(j)];
     }
     // K distinct gaps, successive weighted draws without replacement (numpy's choice(p=...)).
-    std::vector<double> w = gap_weight;
+    std::vector<double> w(gap_weight.begin(), gap_weight.begin() + space);
     double total = 0;
     for (double x : w) total += x;
     for (int64_t j = 0; j < K; ++j) {

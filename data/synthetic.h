@@ -36,7 +36,14 @@ struct MqarOptions {
   int64_t num_kv_pairs = 4;  // K
   double power_a = 0.01;
   bool random_non_queries = true;  // zoology's default (its Figure 2 configs use false)
+  // > 0: a training mixture as Zoology trains (easier settings beside the target one): each
+  // example draws its own pair count uniformly from the ladder {m, 2m, 4m, ..., < K} plus K itself
+  // (m = min_kv_pairs), its queries filling the rest of the same seq_len. 0: every example has K.
+  int64_t min_kv_pairs = 0;
 };
+
+// The pair counts a mixture draws from ({num_kv_pairs} when min_kv_pairs is 0).
+std::vector<int64_t> mqar_kv_ladder(const MqarOptions& opt);
 
 // Examples [first_example, first_example + batch_size) of the stream `seed`.
 // inputs, targets: [batch_size, seq_len] i64.

@@ -205,7 +205,9 @@ DataSources make_data(Config& cfg, int64_t dp_rank, int64_t dp_size) {
     m.vocab_size = cfg.model.vocab_size;
     m.seq_len = dc.seq_len;
     m.num_kv_pairs = dc.mqar_num_kv_pairs;
-    d.train = std::make_unique<MqarSource>(m, dc.batch_size, dc.seed, dp_rank, dp_size);
+    MqarOptions train_mix = m;  // evaluation stays at num_kv_pairs
+    train_mix.min_kv_pairs = dc.mqar_min_kv_pairs;
+    d.train = std::make_unique<MqarSource>(train_mix, dc.batch_size, dc.seed, dp_rank, dp_size);
     d.val = std::make_unique<MqarSource>(m, dc.batch_size, dc.seed + 1000003);
   } else {  // icl_regression
     IclRegressionOptions r;
@@ -339,8 +341,6 @@ RunSummary train(Config cfg, const std::string& resume) {
   // for "% of peak" in the log: sgemm on the CPU, cuBLAS f32 (TF32 when on) on a GPU
   const double peak = device == Device::cpu ? gemm_peak_gflops(device, 1024, 1024, 1024, 3)
                                             : gemm_peak_gflops(device, 8192, 8192, 8192, 5);
-  const double tokens_per_step = static_cast<double>(cfg.data.batch_size * cfg.data.seq_len * cfg.train.grad_accum);
-  const double flops_per_step = 3 * model_flops_per_token(cfg.model, cfg.data.seq_len) * tokens_per_step;
   if (rank0)
     std::printf("model: %lld parameters on this rank, %d ranks (dp %d x sp %d x tp %d) x %d threads, sgemm %.1f GFLOP/s, %s\n",
                 static_cast<long long>(model.num_parameters()), world->size(), grid.dp(), grid.sp(), grid.tp(),
@@ -359,8 +359,14 @@ RunSummary train(Config cfg, const std::string& resume) {
     std::vector<Batch> micro(static_cast<size_t>(cfg.train.grad_accum));
     std::vector<int64_t> counts;
     int64_t local_count = 0;
+    // tokens this rank's dp slice drew: an in-context regression curriculum shortens sequences
+    double step_tokens = 0;
+    int64_t step_seq_len = 0;
     for (Batch& b : micro) {
-      b = sequence_slice(data.train->next(), grid);
+      b = data.train->next();
+      step_seq_len = b.inputs.size(1);
+      step_tokens += static_cast<double>(b.inputs.size(0) * step_seq_len);
+      b = sequence_slice(b, grid);
       counts.push_back(is_floating(b.targets.dtype()) ? b.targets.numel() : count_targets(b.targets));
       local_count += counts.back();
       b = batch_to(b, device);
@@ -387,11 +393,14 @@ RunSummary train(Config cfg, const std::string& resume) {
     }
     opt->step();
     // the global batch (sp splits it); tok/s and GFLOP/s are moving averages over the last 20 steps
-    bar.tick(step + 1, tokens_per_step * static_cast<double>(grid.dp()), seconds_since(t0), "loss " + fmt("%.4f", loss));
+    bar.tick(step + 1, step_tokens * static_cast<double>(grid.dp()), seconds_since(t0), "loss " + fmt("%.4f", loss));
     tokens_per_s = bar.tokens_per_s();
     out.loss = loss;
     if (rank0 && ((step + 1) % cfg.train.log_every == 0 || step == 0)) {
-      const StepStats s = step_stats(flops_per_step / (grid.sp() * grid.tp()) / bar.seconds_per_step(), peak, device);  // per rank
+      // per rank: this dp replica's share of the global tokens, split over its sp x tp ranks
+      const double flops_per_s = 3 * model_flops_per_token(cfg.model, step_seq_len) * tokens_per_s /
+                                 static_cast<double>(grid.dp() * grid.sp() * grid.tp());
+      const StepStats s = step_stats(flops_per_s, peak, device);
       const std::string mixed = precision.requested() == Precision::f32 ? "" : " | " + precision.describe();
       bar.line(fmt("step %6lld | loss %.4f | lr %.2e | grad norm %.3f | %s%s | eta %s", static_cast<long long>(step + 1),
                    loss, opt->lr(), grad_norm, s.text(tokens_per_s).c_str(), mixed.c_str(),

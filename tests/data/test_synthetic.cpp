@@ -82,6 +82,52 @@ TEST(Mqar, ReproducibleAndShardable) {
   EXPECT_THROW(mqar_batch(MqarOptions{256, 33, 4}, 1, 0, 1), Error);  // odd L
 }
 
+// Zoology's training mixture: each example draws its pair count from the doubling ladder
+// {m, 2m, ...} plus K and is a valid MQAR example with that many pairs in the same seq_len.
+TEST(Mqar, TrainingMixtureDrawsPairCountsFromTheLadder) {
+  EXPECT_EQ(mqar_kv_ladder(MqarOptions{160, 256, 32, 0.01, true, 4}), (std::vector<int64_t>{4, 8, 16, 32}));
+  EXPECT_EQ(mqar_kv_ladder(MqarOptions{160, 256, 25, 0.01, true, 5}), (std::vector<int64_t>{5, 10, 20, 25}));
+  EXPECT_EQ(mqar_kv_ladder(MqarOptions{160, 256, 32}), (std::vector<int64_t>{32}));
+  EXPECT_THROW(mqar_kv_ladder(MqarOptions{160, 256, 8, 0.01, true, 9}), Error);  // min > K
+
+  const int64_t B = 400, L = 256, V = 160;
+  MqarOptions o{V, L, 32, 0.01, true, 4};
+  Batch b = mqar_batch(o, 9, 0, B);
+  ASSERT_EQ(b.inputs.shape(), (Shape{B, L}));
+  std::map<int64_t, int64_t> examples_with;  // pair count -> examples
+  for (int64_t e = 0; e < B; ++e) {
+    const int64_t* x = b.inputs.data<int64_t>() + e * L;
+    const int64_t* y = b.targets.data<int64_t>() + e * L;
+    int64_t K = 0;  // the number of queries is the example's pair count
+    for (int64_t p = 0; p < L; ++p) K += y[p] != -100;
+    ASSERT_TRUE(K == 4 || K == 8 || K == 16 || K == 32) << "example " << e << " has " << K << " queries";
+    ++examples_with[K];
+    std::map<int64_t, int64_t> kv;
+    for (int64_t j = 0; j < K; ++j) {
+      EXPECT_TRUE(x[2 * j] >= 1 && x[2 * j] < V / 2 && x[2 * j + 1] >= V / 2 && x[2 * j + 1] < V);
+      kv[x[2 * j]] = x[2 * j + 1];
+    }
+    ASSERT_EQ(kv.size(), size_t(K)) << "keys distinct";
+    for (int64_t p = 0; p < L; ++p) {
+      if (y[p] == -100) continue;
+      ASSERT_GE(p, 2 * K) << "queries follow the pairs";
+      EXPECT_EQ((p - 2 * K) % 2, 0);
+      ASSERT_TRUE(kv.count(x[p]));
+      EXPECT_EQ(y[p], kv[x[p]]);
+    }
+  }
+  for (int64_t K : {4, 8, 16, 32})  // uniform over 4 rungs: 100 expected each, sd ~8.7
+    EXPECT_TRUE(examples_with[K] > 60 && examples_with[K] < 140) << K << " pairs: " << examples_with[K];
+
+  // a ladder of one rung (min == K) is the plain generator, stream for stream
+  MqarOptions same = o;
+  same.min_kv_pairs = 32;
+  MqarOptions plain = o;
+  plain.min_kv_pairs = 0;
+  EXPECT_EQ(mqar_batch(same, 9, 0, 8).inputs.to_vector(), mqar_batch(plain, 9, 0, 8).inputs.to_vector());
+  EXPECT_EQ(mqar_batch(same, 9, 0, 8).targets.to_vector(), mqar_batch(plain, 9, 0, 8).targets.to_vector());
+}
+
 TEST(Mqar, AccuracyMetric) {
   MqarOptions o{64, 32, 4};
   Batch b = mqar_batch(o, 5, 0, 6);
