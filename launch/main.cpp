@@ -134,7 +134,8 @@ int cmd_eval(const std::vector<std::string>& args) {
   RunSummary r = evaluate(*model, *data.val, cfg, batches);
   SKEIN_CHECK(std::isfinite(r.val_loss), "eval: the validation loss of ", vm["checkpoint"].as<std::string>(), " is ",
               r.val_loss, " (the weights overflow on this data; a checkpoint with non-finite weights is refused on load)");
-  std::printf("{\"val_loss\": %.6f, \"val_ppl\": %.4f", r.val_loss, r.val_ppl);
+  std::printf("{\"val_loss\": %.6f", r.val_loss);
+  if (r.icl.empty()) std::printf(", \"val_ppl\": %.4f", r.val_ppl);  // a regression loss has no perplexity
   if (!r.metric_name.empty()) std::printf(", \"%s\": %.6f", r.metric_name.c_str(), r.metric);  // named by what it is
   std::printf(", \"batches\": %lld%s}\n", static_cast<long long>(batches),
               r.icl.empty() ? "" : (", \"icl_per_point\": " + icl_curves_json(r.icl)).c_str());
