@@ -205,6 +205,7 @@ DataSources make_data(Config& cfg, int64_t dp_rank, int64_t dp_size) {
     m.vocab_size = cfg.model.vocab_size;
     m.seq_len = dc.seq_len;
     m.num_kv_pairs = dc.mqar_num_kv_pairs;
+    m.random_non_queries = dc.mqar_random_non_queries;
     MqarOptions train_mix = m;  // evaluation stays at num_kv_pairs
     train_mix.min_kv_pairs = dc.mqar_min_kv_pairs;
     d.train = std::make_unique<MqarSource>(train_mix, dc.batch_size, dc.seed, dp_rank, dp_size);
