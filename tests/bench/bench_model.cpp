@@ -48,8 +48,16 @@ int main(int argc, char** argv) {
   std::string pattern = "LLLS", json, recompute = "none", precision = "f32";
   bool fused_head = false;
   int64_t window = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
+  for (int i = 1; i < argc; i += 2) {
+    const std::string k = argv[i];
+    if (k == "--help" || k == "-h") {
+      std::printf("usage: bench_model [--seq N] [--batch N] [--steps N] [--warmup N] [--threads N] [--pattern LLLS]\n"
+                  "  [--window N] [--recompute none|mlp|full] [--fused-head 0|1] [--precision f32|bf16-mixed]"
+                  " [--json FILE]\n");
+      return 0;
+    }
+    if (i + 1 >= argc) { std::fprintf(stderr, "bench_model: option %s needs a value\n", k.c_str()); return 2; }
+    const std::string v = argv[i + 1];
     if (k == "--seq") seq = std::stoll(v);
     else if (k == "--batch") batch = std::stoll(v);
     else if (k == "--steps") steps = std::stoll(v);
