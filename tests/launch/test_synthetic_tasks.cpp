@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 #include "configs/loader.h"
 #include "launch/trainer.h"
@@ -54,6 +55,34 @@ std::vector<double> logged(const fs::path& jsonl, const std::string& key) {
     if (j.contains(key)) out.push_back(j[key].get<double>());
   }
   return out;
+}
+
+// data.mqar_min_kv_pairs reaches the training source only (evaluation stays at the target pair
+// count); data.mqar_random_non_queries=false leaves every non-query position 0 in both.
+TEST(SyntheticTasks, MqarConfigKeysReachTheSources) {
+  Config c = load_config("", {"data.source=mqar", "model.vocab_size=64", "data.seq_len=64", "data.batch_size=64",
+                              "data.mqar_num_kv_pairs=8", "data.mqar_min_kv_pairs=2",
+                              "data.mqar_random_non_queries=false"});
+  DataSources d = make_data(c);
+  auto queries_per_example = [](const Batch& b) {
+    std::set<int64_t> counts;
+    const int64_t B = b.targets.size(0), L = b.targets.size(1);
+    const int64_t* y = b.targets.data<int64_t>();
+    const int64_t* x = b.inputs.data<int64_t>();
+    for (int64_t e = 0; e < B; ++e) {
+      int64_t K = 0;
+      for (int64_t p = 0; p < L; ++p) K += y[e * L + p] != -100;
+      for (int64_t p = 2 * K; p < L; ++p) {
+        if (y[e * L + p] == -100) {
+          EXPECT_EQ(x[e * L + p], 0) << "a non-query position is filled";
+        }
+      }
+      counts.insert(K);
+    }
+    return counts;
+  };
+  EXPECT_EQ(queries_per_example(d.train->next()), (std::set<int64_t>{2, 4, 8}));
+  EXPECT_EQ(queries_per_example(d.val->next()), (std::set<int64_t>{8}));
 }
 
 TEST(SyntheticTasks, MqarGatedDeltaNetWithShortConvRecallsDecayDoesNot) {
