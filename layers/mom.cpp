@@ -21,7 +21,29 @@ MoM::Inputs piece(const MoM::Inputs& r, int64_t start, int64_t len) {
   return {steps(r.q), steps(r.k), steps(r.v), cut(r.beta), cut(r.gate)};
 }
 
+// x: [..., d] through the bias-free, column-parallel `layers` as ONE GEMM (their weights
+// stacked) -> one view per layer: [..., out_i]. One GEMM, one input gradient and one weight
+// gradient instead of a GEMM each and the sum of their input gradients.
+std::vector<Tensor> stacked_projection(const std::vector<const Linear*>& layers, const Tensor& x) {
+  std::vector<Tensor> ws;
+  Shape sizes;
+  for (const Linear* l : layers) {
+    SKEIN_ASSERT(!l->bias.defined() && l->mode != TpMode::row, "MoM: stacked projections are bias-free, not row-parallel");
+    ws.push_back(l->compute_weight(x.dtype()));
+    sizes.push_back(l->weight.size(0));
+  }
+  Tensor y = matmul(x, (ws.size() == 1 ? ws[0] : cat(ws, 0)).transpose(0, 1));
+  return ws.size() == 1 ? std::vector<Tensor>{y} : split(y, sizes, -1);
+}
+
 }  // namespace
+
+std::vector<const Linear*> MemoryProjections::layers() const {
+  std::vector<const Linear*> out{k_proj.get(), v_proj.get()};
+  if (b_proj) out.push_back(b_proj.get());
+  if (a_proj) out.push_back(a_proj.get());
+  return out;
+}
 
 MemoryProjections::MemoryProjections(const ModelConfig& cfg, const std::string& variant, Generator& gen,
                                      const ModelParallel* par) {
@@ -81,14 +103,14 @@ MoM::MoM(const ModelConfig& cfg, Generator& gen, double out_std, const ModelPara
   }
 }
 
-MoM::Inputs MoM::inputs(const MemoryProjections& mem, const Tensor& x, const Tensor& q) const {
-  // x: [Bx, n, d], q: [Bx, n, H*hd] -> k, v: [Bx, n, H*hd], beta, log_alpha: [Bx, H, n]
-  Inputs r{q, mem.k_proj->forward(x), mem.v_proj->forward(x), Tensor(), log_decay};  // gate: undefined for plain
+MoM::Inputs MoM::inputs(const Tensor& q, const std::vector<Tensor>& p) const {
+  // -> k, v: [Bx, n, H*hd], beta, log_alpha: [Bx, H, n]
+  Inputs r{q, p[0], p[1], Tensor(), log_decay};  // gate: undefined for plain
   if (!is_delta(variant)) return r;
-  r.beta = sigmoid(mem.b_proj->forward(x)).permute({0, 2, 1});
+  r.beta = sigmoid(p[2]).permute({0, 2, 1});
   r.gate = Tensor();
   if (variant == "gated_delta")  // -exp(A_log) * softplus(a_proj(x) + dt_bias)
-    r.gate = mul(neg(exp(A_log)), softplus(add(mem.a_proj->forward(x), dt_bias))).permute({0, 2, 1});
+    r.gate = mul(neg(exp(A_log)), softplus(add(p[3], dt_bias))).permute({0, 2, 1});
   return r;
 }
 
@@ -117,12 +139,12 @@ void MoM::conv_parts(std::vector<Inputs>& parts, MixerCache* cache) const {
   }
 }
 
-Tensor MoM::output(const Tensor& o, const Tensor& x) const {
+Tensor MoM::output(const Tensor& o, const Tensor& gate) const {
   // o: [B, T, H, dv] -> per-head RMSNorm over dv -> [B, T, H*dv] * gain (* silu gate) -> o_proj
   Tensor y = output_norm ? rms_norm(o, ones({o.size(-1)}, o.dtype(), o.device()), 1e-6) : o;
-  y = y.reshape({x.size(0), x.size(1), -1});
+  y = y.reshape({o.size(0), o.size(1), -1});
   if (output_norm) y = mul(y, o_norm);
-  if (output_gate) y = mul(y, silu(g_proj->forward(x)));
+  if (output_gate) y = mul(y, silu(gate));
   return o_proj->forward(y);  // row-parallel: summed over tp ranks
 }
 
@@ -151,8 +173,9 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
   last_weights = w;
   // Dispatch (a stable counting sort): memory m's rows in (batch, time) order, so its tokens
   // of batch b are one contiguous run; slot_rows: each row's index into w's flat [K*BT].
+  // seg_slots[b * M + m]: the slot row of each token of last_segments[b * M + m].
   last_segments.assign(B * M, {});
-  std::vector<std::vector<double>> rows(M), slot_rows(M);
+  std::vector<std::vector<double>> rows(M), slot_rows(M), seg_slots(B * M);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t)
       for (int64_t s = 0; s < K; ++s) {
@@ -160,52 +183,94 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
         last_segments[b * M + m].push_back(t);
         rows[m].push_back(static_cast<double>(b * T + t));
         slot_rows[m].push_back(static_cast<double>(s * BT + b * T + t));
+        seg_slots[b * M + m].push_back(static_cast<double>(s * BT + b * T + t));
       }
   Tensor xc = par().tp_copy(x);  // Megatron f: the input gradient is summed over tp ranks
   Tensor x_flat = xc.reshape({BT, d});
-  Tensor q_flat = q_proj->forward(xc).reshape({BT, -1});  // [BT, H*hd]
+  // q, the output gate and the shared memory's projections of every token: one GEMM.
+  std::vector<const Linear*> whole{q_proj.get()};
+  if (output_gate) whole.push_back(g_proj.get());
+  if (shared)
+    for (const Linear* l : shared_memory->layers()) whole.push_back(l);
+  const std::vector<Tensor> proj = stacked_projection(whole, xc);
+  const Tensor& q_all = proj[0];  // [B, T, H*hd]
+  const Tensor gate = output_gate ? proj[1] : Tensor();
+  const std::vector<Tensor> shared_proj(proj.begin() + (output_gate ? 2 : 1), proj.end());
+  Tensor q_flat = q_all.reshape({BT, -1});  // [BT, H*hd]
   // The weights are replicated and scale this rank's heads: their gradient is summed over tp.
   Tensor w_flat = par().tp_copy(w).reshape({K * BT, 1});
   const size_t n_states = static_cast<size_t>(M + (shared ? 1 : 0));
   if (cache && cache->states.size() != n_states) cache->states.assign(n_states, Tensor());
-  std::vector<Tensor> row_index(M), mem_out(M);  // mem_out[m]: [n_m, H*dv] in rows[m] order
-  for (int64_t m = 0; m < M; ++m)
-    if (!rows[m].empty()) row_index[m] = from_vector(rows[m], {static_cast<int64_t>(rows[m].size())}, DType::i64, x.device());
-  Tensor shared_out;                                      // [BT, H*dv]
+  // The routed memories' outputs, in pieces: rows [n, H*dv] with their destination rows and
+  // routing-weight slots (indices into w_flat).
+  struct Routed {
+    Tensor out;
+    std::vector<double> dest, slots;
+  };
+  std::vector<Routed> routed;
+  Tensor shared_out;  // [B, H, T, dv]
   std::vector<LinearAttentionResult> results;
   if (!cache && par().sp_size() == 1) {
-    // Training on one sp rank: memory m's B segments as ONE batch [B, L_m, ...], each row its
-    // segment right-padded with zero rows (a causal conv and recurrence leave the valid
-    // positions exact; the padded positions and final states are dropped): M recurrences
-    // instead of M * B small ones.
+    // Training on one sp rank: a memory's segments of up to kGroupRows batch rows, taken in
+    // order of length, run as ONE batch [rows, L, ...], each segment right-padded with zero
+    // rows to the group's longest (a causal conv and recurrence leave the valid positions
+    // exact; the padded positions and final states are dropped): a few recurrences per
+    // memory instead of B small ones, with little padding. Every group's rows come from one
+    // gather of x and of q.
+    constexpr size_t kGroupRows = 8;
     Tensor x_ext = cat({x_flat, zeros({1, d}, x.dtype(), x.device())}, 0);  // row BT: the padding
     Tensor q_ext = cat({q_flat, zeros({1, q_flat.size(1)}, x.dtype(), x.device())}, 0);
-    std::vector<Inputs> parts;
-    std::vector<Tensor> valid(M);
+    std::vector<double> pad;  // group after group: [rows, L] row indices into x_ext
+    Shape group_memory, sizes, group_rows, lens;
+    std::vector<Tensor> valid;
     for (int64_t m = 0; m < M; ++m) {
-      if (rows[m].empty()) continue;
-      int64_t L = 0;
-      for (int64_t b = 0; b < B; ++b) L = std::max<int64_t>(L, static_cast<int64_t>(last_segments[b * M + m].size()));
-      std::vector<double> pad(static_cast<size_t>(B * L), static_cast<double>(BT)), keep;
+      std::vector<int64_t> order;  // batch rows with tokens for m, longest segment first
       for (int64_t b = 0; b < B; ++b)
-        for (size_t p = 0; p < last_segments[b * M + m].size(); ++p) {
-          pad[static_cast<size_t>(b * L) + p] = static_cast<double>(b * T + last_segments[b * M + m][p]);
-          keep.push_back(static_cast<double>(b * L) + static_cast<double>(p));
+        if (!last_segments[b * M + m].empty()) order.push_back(b);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        return last_segments[a * M + m].size() > last_segments[b * M + m].size();
+      });
+      for (size_t g0 = 0; g0 < order.size(); g0 += kGroupRows) {
+        const size_t nr = std::min(kGroupRows, order.size() - g0);
+        const int64_t L = static_cast<int64_t>(last_segments[order[g0] * M + m].size());
+        const size_t at = pad.size();
+        pad.resize(at + nr * static_cast<size_t>(L), static_cast<double>(BT));
+        Routed r;
+        std::vector<double> keep;
+        for (size_t i = 0; i < nr; ++i) {
+          const int64_t b = order[g0 + i];
+          const std::vector<int64_t>& seg = last_segments[b * M + m];
+          for (size_t p = 0; p < seg.size(); ++p) {
+            const double row = static_cast<double>(b * T + seg[p]);
+            pad[at + i * static_cast<size_t>(L) + p] = row;
+            keep.push_back(static_cast<double>(i * static_cast<size_t>(L) + p));
+            r.dest.push_back(row);
+          }
+          r.slots.insert(r.slots.end(), seg_slots[b * M + m].begin(), seg_slots[b * M + m].end());
         }
-      Tensor idx = from_vector(pad, {B * L}, DType::i64, x.device());
-      parts.push_back(inputs(*memories[m], embedding(x_ext, idx).reshape({B, L, d}),
-                             embedding(q_ext, idx).reshape({B, L, -1})));
-      valid[m] = from_vector(keep, {static_cast<int64_t>(keep.size())}, DType::i64, x.device());
+        routed.push_back(std::move(r));
+        valid.push_back(from_vector(keep, {static_cast<int64_t>(keep.size())}, DType::i64, x.device()));
+        group_memory.push_back(m);
+        group_rows.push_back(static_cast<int64_t>(nr));
+        lens.push_back(L);
+        sizes.push_back(static_cast<int64_t>(nr) * L);
+      }
     }
-    if (shared) parts.push_back(inputs(*shared_memory, xc, q_flat.reshape({B, T, -1})));
+    Tensor idx = from_vector(pad, {static_cast<int64_t>(pad.size())}, DType::i64, x.device());
+    const std::vector<Tensor> xs = split(embedding(x_ext, idx), sizes, 0), qs = split(embedding(q_ext, idx), sizes, 0);
+    std::vector<Inputs> parts;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const Shape rows_shape{group_rows[i], lens[i], -1};
+      parts.push_back(inputs(qs[i].reshape(rows_shape),
+                             stacked_projection(memories[group_memory[i]]->layers(), xs[i].reshape(rows_shape))));
+    }
+    if (shared) parts.push_back(inputs(q_all, shared_proj));
     conv_parts(parts, nullptr);
-    size_t i = 0;
-    for (int64_t m = 0; m < M; ++m) {
-      if (rows[m].empty()) continue;
-      Tensor o = run_recurrence(recurrence(parts[i++]), scale, chunk).out;  // [B, H, L, dv]
-      mem_out[m] = embedding(o.permute({0, 2, 1, 3}).reshape({o.size(0) * o.size(2), -1}), valid[m]);
+    for (size_t i = 0; i < routed.size(); ++i) {
+      Tensor o = run_recurrence(recurrence(parts[i]), scale, chunk).out;  // [rows, H, L, dv]
+      routed[i].out = embedding(o.permute({0, 2, 1, 3}).reshape({o.size(0) * o.size(2), -1}), valid[i]);
     }
-    if (shared) shared_out = run_recurrence(recurrence(parts[i]), scale, chunk).out;
+    if (shared) shared_out = run_recurrence(recurrence(parts.back()), scale, chunk).out;
   } else {
     // One recurrence per (memory, batch) — empty where no token of that batch chose the
     // memory — then the shared memory's over every token.
@@ -214,8 +279,9 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
       const int64_t n = static_cast<int64_t>(rows[m].size());
       Inputs all;
       if (n > 0) {
-        all = inputs(*memories[m], embedding(x_flat, row_index[m]).reshape({1, n, d}),
-                     embedding(q_flat, row_index[m]).reshape({1, n, -1}));
+        Tensor row_index = from_vector(rows[m], {n}, DType::i64, x.device());
+        all = inputs(embedding(q_flat, row_index).reshape({1, n, -1}),
+                     stacked_projection(memories[m]->layers(), embedding(x_flat, row_index).reshape({1, n, d})));
       } else {  // no tokens on this rank: a length-0 piece of the same kind
         Tensor none = zeros({1, 0, n_heads * head_dim}, x.dtype(), x.device());
         all = {none, none, none, Tensor(), log_decay};
@@ -228,7 +294,7 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
         start += len;
       }
     }
-    if (shared) parts.push_back(inputs(*shared_memory, xc, q_flat.reshape({B, T, -1})));
+    if (shared) parts.push_back(inputs(q_all, shared_proj));
     conv_parts(parts, cache);
     std::vector<Recurrence> segments;
     for (size_t i = 0; i < parts.size(); ++i) {
@@ -248,23 +314,26 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
       for (int64_t b = 0; b < B; ++b)
         if (results[m * B + b].out.size(2) > 0) outs.push_back(results[m * B + b].out);
       const int64_t n = static_cast<int64_t>(rows[m].size());
-      mem_out[m] = (outs.size() == 1 ? outs[0] : cat(outs, 2)).permute({0, 2, 1, 3}).reshape({n, -1});
+      routed.push_back({(outs.size() == 1 ? outs[0] : cat(outs, 2)).permute({0, 2, 1, 3}).reshape({n, -1}),
+                        rows[m], slot_rows[m]});
     }
     if (shared) shared_out = results.back().out;
   }
-  // Combine: each memory's outputs, weighted, scattered back to their rows.
-  Tensor combined;  // [BT, H*dv]
-  for (int64_t m = 0; m < M; ++m) {
-    if (rows[m].empty()) continue;
-    const int64_t n = static_cast<int64_t>(rows[m].size());
-    Tensor o = mul(mem_out[m], embedding(w_flat, from_vector(slot_rows[m], {n}, DType::i64, x.device())));
-    Tensor placed = scatter_rows(o, row_index[m], BT);
-    combined = combined.defined() ? add(combined, placed) : placed;
+  // Combine: the routed outputs times their routing weights, and the shared memory's
+  // (unweighted), summed into their rows by ONE scatter.
+  std::vector<Tensor> pieces;
+  std::vector<double> dest;  // the row of each piece row
+  for (const Routed& r : routed) {
+    const int64_t n = static_cast<int64_t>(r.slots.size());
+    pieces.push_back(mul(r.out, embedding(w_flat, from_vector(r.slots, {n}, DType::i64, x.device()))));
+    dest.insert(dest.end(), r.dest.begin(), r.dest.end());
   }
-  if (shared) {  // unweighted
-    Tensor o = shared_out.permute({0, 2, 1, 3}).reshape({BT, -1});
-    combined = combined.defined() ? add(combined, o) : o;
+  if (shared) {
+    pieces.push_back(shared_out.permute({0, 2, 1, 3}).reshape({BT, -1}));
+    for (int64_t r = 0; r < BT; ++r) dest.push_back(static_cast<double>(r));
   }
+  Tensor combined = scatter_rows(pieces.size() == 1 ? pieces[0] : cat(pieces, 0),
+                                 from_vector(dest, {static_cast<int64_t>(dest.size())}, DType::i64, x.device()), BT);
   if (cache) {
     for (int64_t m = 0; m < M; ++m) {
       std::vector<Tensor> states;
@@ -274,7 +343,7 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
     if (shared) cache->states[M] = results.back().final_state.detach();
     cache->pos += T;
   }
-  return output(combined.reshape({B, T, n_heads, -1}), xc);
+  return output(combined.reshape({B, T, n_heads, -1}), gate);
 }
 
 Tensor mom_aux_loss(const std::vector<const MoM*>& layers) {

@@ -35,6 +35,8 @@ class MemoryProjections : public Module {
  public:
   MemoryProjections(const ModelConfig& cfg, const std::string& variant, Generator& gen, const ModelParallel* par);
   std::shared_ptr<Linear> k_proj, v_proj, b_proj, a_proj;
+  // k, v, then b and a where the variant has them: the order of MoM::inputs' projections.
+  std::vector<const Linear*> layers() const;
 };
 
 class MoM : public Mixer {
@@ -73,14 +75,16 @@ class MoM : public Mixer {
     Tensor q, k, v, beta, gate;
   };
  private:
-  // The inputs of `mem` over the rows x: [Bx, n, d] with queries q: [Bx, n, H*hd].
-  Inputs inputs(const MemoryProjections& mem, const Tensor& x, const Tensor& q) const;
+  // A memory's inputs from queries q: [Bx, n, H*hd] and its projections p of the same rows
+  // (MemoryProjections::layers' order): k, v: [Bx, n, H*hd], then b, a: [Bx, n, H].
+  Inputs inputs(const Tensor& q, const std::vector<Tensor>& p) const;
   // Head split and key/query features of (conv'd) inputs -> the recurrence.
   Recurrence recurrence(const Inputs& in) const;
   // The short convs of every part's q, k, v (in place; with the cache's conv states).
   void conv_parts(std::vector<Inputs>& parts, MixerCache* cache) const;
-  // o: [B, H, T, dv] (this rank's heads), x: [B, T, d] (after par().tp_copy) -> [B, T, d].
-  Tensor output(const Tensor& o, const Tensor& x) const;
+  // o: [B, T, H, dv] (this rank's heads), gate: g_proj(x): [B, T, H*dv] (undefined without
+  // the output gate) -> [B, T, d].
+  Tensor output(const Tensor& o, const Tensor& gate) const;
 };
 
 // Switch-style load-balancing loss over MoM layers: M * Σ_m f_m P_m with f_m the fraction of

@@ -178,13 +178,39 @@ std::vector<Tensor> split(const Tensor& t, const Shape& sizes, int64_t dim) {
   int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
   SKEIN_CHECK(total == t.shape()[dim], "split: sizes ", shape_str(sizes), " sum to ", total,
               " but dim ", dim, " of ", shape_str(t.shape()), " is ", t.shape()[dim]);
+  // The pieces are views of t; ONE node: its backward writes every piece's gradient into one
+  // buffer (zeros only where a piece received none), where per-piece narrows would each
+  // zero-fill a full-size gradient and the engine would add them up.
   std::vector<Tensor> out;
   int64_t off = 0;
-  for (int64_t s : sizes) {
-    out.push_back(t.narrow(dim, off, s));
-    off += s;
+  {
+    NoGradGuard views_only;
+    for (int64_t s : sizes) {
+      out.push_back(t.narrow(dim, off, s));
+      off += s;
+    }
   }
-  return out;
+  Shape in_shape = t.shape();
+  return record_multi("split", std::move(out), {t}, [in_shape, sizes, dim](const std::vector<Tensor>& gs) {
+    const Tensor* any = nullptr;
+    bool all = true;
+    for (const Tensor& g : gs) {
+      if (g.defined()) any = any ? any : &g;
+      all = all && g.defined();
+    }
+    if (!any) return std::vector<Tensor>{Tensor()};
+    Tensor gin = all ? Tensor::empty(in_shape, any->dtype(), any->device())
+                     : zeros(in_shape, any->dtype(), any->device());
+    int64_t at = 0;
+    for (size_t i = 0; i < gs.size(); ++i) {
+      if (gs[i].defined()) {
+        Tensor slot = gin.narrow(dim, at, sizes[i]);
+        copy_(slot, gs[i]);
+      }
+      at += sizes[i];
+    }
+    return std::vector<Tensor>{gin};
+  });
 }
 
 std::vector<Tensor> split(const Tensor& t, int64_t size, int64_t dim) {

@@ -29,12 +29,18 @@ constexpr int64_t kChannelGrain = 32;
 // Branch-free with the vectorisable exp (as skein::sigmoid): e^-x = inf gives 0.
 template <typename T> T sigmoid_of(T x) { return T(1) / (T(1) + cpu::exp_of(-x)); }
 
+// Where x's rows are: x's channels are contiguous, its batch and time strides are sb, st
+// (a column slice of a wider projection is read in place).
+struct RowStrides {
+  int64_t sb, st;
+};
+
 // Row r of xx = [prefix; x] (r in [0, K-1+T)): prefix row r, or x row r - (K-1); a zero row
 // (zeros: [C]) where there is no prefix.
 template <typename T>
-const T* xx_row(const T* x, const T* prefix, const T* zeros, int64_t b, int64_t r, int64_t T_, int64_t K,
+const T* xx_row(const T* x, RowStrides xst, const T* prefix, const T* zeros, int64_t b, int64_t r, int64_t K,
                 int64_t C) {
-  if (r >= K - 1) return x + (b * T_ + r - (K - 1)) * C;
+  if (r >= K - 1) return x + b * xst.sb + (r - (K - 1)) * xst.st;
   return prefix ? prefix + (b * (K - 1) + r) * C : zeros;
 }
 
@@ -71,8 +77,10 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
                 "short_conv: prefix ", shape_str(prefix.shape()), " must be [B, K-1, C] = [", B, ", ", K - 1, ", ",
                 C, "] of x's dtype");
   if (x.device() != Device::cpu) return short_conv_composed(x, weight, prefix, silu_activation);
-  // x and prefix are read in place (no [prefix; x] copy) and kept for the backward.
-  Tensor xs = x.detach().contiguous();
+  // x and prefix are read in place (no [prefix; x] copy; x may be a column slice of a wider
+  // tensor) and kept for the backward.
+  Tensor xs = x.strides()[2] == 1 || C == 1 ? x.detach() : x.detach().contiguous();
+  const RowStrides xst{xs.strides()[0], xs.strides()[1]};
   Tensor pre = prefix.defined() ? prefix.detach().contiguous() : Tensor();
   Tensor w = weight.detach().contiguous();
   Tensor z = Tensor::empty({B, T, C}, x.dtype());
@@ -91,7 +99,7 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
           scalar_t* __restrict zr = pz + (b * T + t) * C + lo;
           for (int64_t c = 0; c < n; ++c) zr[c] = 0;
           for (int64_t j = 0; j < K; ++j) {
-            const scalar_t* __restrict xr = xx_row(px, pp, zero.data(), b, t + j, T, K, C) + lo;
+            const scalar_t* __restrict xr = xx_row(px, xst, pp, zero.data(), b, t + j, K, C) + lo;
             const scalar_t* __restrict wr = wt.data() + j * C + lo;
             for (int64_t c = 0; c < n; ++c) zr[c] += wr[c] * xr[c];
           }
@@ -103,7 +111,7 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
     });
   });
   const bool has_prefix = prefix.defined();
-  return record("short_conv", y, {x, weight, prefix}, [xs, pre, w, z, silu_activation, has_prefix](const Tensor& g_in) {
+  return record("short_conv", y, {x, weight, prefix}, [xs, xst, pre, w, z, silu_activation, has_prefix](const Tensor& g_in) {
     const int64_t B = z.size(0), T = z.size(1), C = z.size(2), K = w.size(1), S = K - 1 + T;
     Tensor g = g_in.contiguous();
     Tensor dx = Tensor::empty({B, T, C}, z.dtype());
@@ -151,7 +159,7 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
                 for (int64_t c = 0; c < n; ++c) dzr[c] = gr[c];
               }
               for (int64_t j = 0; j < K; ++j) {
-                const scalar_t* __restrict xr = xx_row(px, pp, zero.data(), b, s + j, T, K, C) + lo;
+                const scalar_t* __restrict xr = xx_row(px, xst, pp, zero.data(), b, s + j, K, C) + lo;
                 scalar_t* __restrict pr = part.data() + j * n;
                 for (int64_t c = 0; c < n; ++c) pr[c] += dzr[c] * xr[c];
               }

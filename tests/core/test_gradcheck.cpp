@@ -175,6 +175,22 @@ TEST(GradCheck, CatStackSplit) {
   expect_gradcheck([](const V& x) { auto p = split(x[0], {1, 3}, 1); return mul(p[1], sum(p[0])); },
                    {rand64({3, 4}, 115)});
   expect_gradcheck([](const V& x) { auto p = split(x[0], 2, 0); return add(p[0], p[1]); }, {rand64({4, 3}, 116)});
+  // Pieces that receive no gradient (the middle one, unused) and a piece used twice; the
+  // input is a transposed view.
+  expect_gradcheck([](const V& x) {
+    auto p = split(x[0], {1, 2, 1}, 0);
+    return add(mul(p[0], p[0]), mul(p[2], 3.0));
+  }, {transposed_leaf(4, 3, 117)});
+}
+
+TEST(Split, UnusedPiecesGetZeroGradientAndUsedOnesTheirOwn) {
+  Tensor x = rand64({5, 2}, 118);
+  x.requires_grad_();
+  auto p = split(x, {2, 1, 2}, 0);
+  sum(mul(p[2], 2.0)).backward();
+  const std::vector<double> g = x.grad().to_vector();
+  const std::vector<double> want{0, 0, 0, 0, 0, 0, 2, 2, 2, 2};
+  EXPECT_EQ(g, want);
 }
 
 TEST(GradCheck, WhereMaskedFill) {

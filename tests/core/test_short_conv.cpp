@@ -81,6 +81,14 @@ TEST(ShortConv, GradcheckF64) {
                    {rand64({2, 2, 3}, 11), rand64({3, 4}, 12), rand64({2, 3, 3}, 13)});
   expect_gradcheck([](const V& in) { return short_conv_tail(in[0], in[1], 3); },
                    {rand64({2, 2, 3}, 14), rand64({2, 3, 3}, 15)});
+  // Strided inputs: a column slice of a wider projection and a batch/time-swapped view are read
+  // in place (rows at their strides); a channel-strided view is copied first.
+  expect_gradcheck([](const V& in) { return short_conv(in[0].narrow(2, 2, 3), in[1], in[2], true); },
+                   {rand64({2, 5, 7}, 18), rand64({3, 4}, 19), rand64({2, 3, 3}, 20)});
+  expect_gradcheck([](const V& in) { return short_conv(in[0].permute({1, 0, 2}), in[1], Tensor(), true); },
+                   {rand64({5, 2, 3}, 21), rand64({3, 4}, 22)});
+  expect_gradcheck([](const V& in) { return short_conv(in[0].transpose(1, 2), in[1], Tensor(), false); },
+                   {rand64({2, 3, 5}, 23), rand64({3, 4}, 24)});
 }
 
 TEST(ShortConv, StridedInputAndEmptySequence) {
