@@ -39,6 +39,9 @@ struct DataConfig {
   // > 0: training examples draw their pair count from {m, 2m, 4m, ...} and mqar_num_kv_pairs
   // (Zoology's mixture of easier settings); evaluation stays at mqar_num_kv_pairs
   int64_t mqar_min_kv_pairs = 0;
+  // > 0 (with the mixture): the rung of m * 2^i pairs is an example of min(seq_len,
+  // mqar_min_seq_len * 2^i) tokens (Zoology: 4 pairs in 64 tokens, 8 in 128, 16+ in 256)
+  int64_t mqar_min_seq_len = 0;
   // fill the non-query positions with random ids (zoology's generator default) or leave them 0
   bool mqar_random_non_queries = true;
   // in-context linear regression: x in R^dim, y = w·x (+ noise), n_points pairs per sequence

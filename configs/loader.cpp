@@ -365,6 +365,11 @@ void validate_config(const Config& cfg) {
                 " distinct keys do not fit in [1, model.vocab_size / 2) with model.vocab_size ", m.vocab_size);
     SKEIN_CHECK(d.mqar_min_kv_pairs <= d.mqar_num_kv_pairs, "data.mqar_min_kv_pairs: ", d.mqar_min_kv_pairs,
                 " exceeds data.mqar_num_kv_pairs (", d.mqar_num_kv_pairs, ")");
+    SKEIN_CHECK(d.mqar_min_seq_len == 0 || (d.mqar_min_kv_pairs > 0 && d.mqar_min_seq_len % 2 == 0),
+                "data.mqar_min_seq_len: ", d.mqar_min_seq_len, " must be even and needs data.mqar_min_kv_pairs > 0");
+    for (int64_t k = d.mqar_min_kv_pairs, len = d.mqar_min_seq_len; d.mqar_min_seq_len > 0 && k < d.mqar_num_kv_pairs; k *= 2, len *= 2)
+      SKEIN_CHECK(std::min(len, d.seq_len) >= 4 * k, "data.mqar_min_seq_len: ", d.mqar_min_seq_len, " gives the rung of ", k,
+                  " pairs ", std::min(len, d.seq_len), " tokens; it needs >= 4 * pairs = ", 4 * k);
   }
   SKEIN_CHECK(d.source != "icl_regression" || d.seq_len == 2 * d.icl_points, "data.seq_len: ", d.seq_len,
               " must be 2 * data.icl_points (", 2 * d.icl_points, ") for icl_regression: an x token and a y token a point");

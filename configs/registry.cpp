@@ -193,6 +193,8 @@ std::vector<ConfigKey> build_schema() {
       field("data.mqar_num_kv_pairs", &C::data, &D::mqar_num_kv_pairs, at_least(1), "MQAR key-value pairs per sequence"),
       field("data.mqar_min_kv_pairs", &C::data, &D::mqar_min_kv_pairs, at_least(0),
             "MQAR training mixture: pair counts doubling from this to mqar_num_kv_pairs (0: off)"),
+      field("data.mqar_min_seq_len", &C::data, &D::mqar_min_seq_len, at_least(0),
+            "MQAR training mixture: the first rung's example length, doubling with the pairs up to seq_len (0: seq_len)"),
       field("data.mqar_random_non_queries", &C::data, &D::mqar_random_non_queries, any(),
             "MQAR: random ids (true) or 0 (false) at the positions that are not queries"),
       field("data.icl_dim", &C::data, &D::icl_dim, at_least(1), "in-context regression input dimension"),

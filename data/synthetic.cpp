@@ -62,6 +62,16 @@ void check_mqar(const MqarOptions& o) {
   SKEIN_CHECK(o.power_a > 0, "mqar: power_a ", o.power_a, " must be positive");
   SKEIN_CHECK(o.min_kv_pairs >= 0 && o.min_kv_pairs <= o.num_kv_pairs, "mqar: min_kv_pairs ", o.min_kv_pairs,
               " must be in [0, num_kv_pairs = ", o.num_kv_pairs, "] (0: no training mixture)");
+  SKEIN_CHECK(o.min_seq_len >= 0 && o.min_seq_len % 2 == 0 && (o.min_seq_len == 0 || o.min_kv_pairs > 0),
+              "mqar: min_seq_len ", o.min_seq_len, " must be even, >= 0, and needs a mixture (min_kv_pairs > 0)");
+}
+
+// Rung lengths of a checked mixture: seq_len, or min(seq_len, min_seq_len * 2^i).
+std::vector<int64_t> len_ladder(const MqarOptions& opt, size_t rungs) {
+  std::vector<int64_t> lens;
+  for (size_t i = 0; i < rungs; ++i)
+    lens.push_back(opt.min_seq_len == 0 ? opt.seq_len : std::min(opt.seq_len, opt.min_seq_len << i));
+  return lens;
 }
 
 void check_icl(const IclRegressionOptions& o) {
@@ -103,30 +113,39 @@ std::vector<int64_t> mqar_kv_ladder(const MqarOptions& opt) {
   if (opt.min_kv_pairs > 0)
     for (int64_t k = opt.min_kv_pairs; k < opt.num_kv_pairs; k *= 2) ladder.push_back(k);
   ladder.push_back(opt.num_kv_pairs);
+  const std::vector<int64_t> lens = len_ladder(opt, ladder.size());
+  for (size_t i = 0; i < ladder.size(); ++i)
+    SKEIN_CHECK(4 * ladder[i] <= lens[i], "mqar: the mixture's rung of ", ladder[i], " pairs has ", lens[i],
+                " tokens (min_seq_len ", opt.min_seq_len, " * 2^", i, "); it needs >= 4 * pairs = ", 4 * ladder[i]);
   return ladder;
 }
+
+std::vector<int64_t> mqar_len_ladder(const MqarOptions& opt) { return len_ladder(opt, mqar_kv_ladder(opt).size()); }
 
 Batch mqar_batch(const MqarOptions& opt, uint64_t seed, int64_t first_example, int64_t batch_size) {
   check_mqar(opt);
   SKEIN_CHECK(batch_size > 0 && first_example >= 0, "mqar: batch_size ", batch_size,
               " must be positive and first_example ", first_example, " >= 0");
-  const std::vector<int64_t> ladder = mqar_kv_ladder(opt);
-  const int64_t L = opt.seq_len, V = opt.vocab_size, half = V / 2;
+  const std::vector<int64_t> ladder = mqar_kv_ladder(opt), lens = mqar_len_ladder(opt);
+  const int64_t V = opt.vocab_size, half = V / 2;
   // gap weights for the widest query space (the fewest pairs); an example uses a prefix
-  const int64_t widest = (L - 2 * ladder.front()) / 2;
+  int64_t widest = 0;
+  for (size_t i = 0; i < ladder.size(); ++i) widest = std::max(widest, (lens[i] - 2 * ladder[i]) / 2);
   std::vector<double> gap_weight(static_cast<size_t>(widest));
   for (int64_t g = 0; g < widest; ++g) gap_weight[static_cast<size_t>(g)] = std::pow(double(g + 1), opt.power_a - 1);
 
-  Batch b{full({batch_size, L}, 0, DType::i64), full({batch_size, L}, -100, DType::i64)};
+  const int64_t row = opt.seq_len;
+  Batch b{full({batch_size, row}, 0, DType::i64), full({batch_size, row}, -100, DType::i64)};
   std::vector<uint8_t> used(static_cast<size_t>(V), 0);
   std::vector<int64_t> keys(static_cast<size_t>(opt.num_kv_pairs)), values(static_cast<size_t>(opt.num_kv_pairs));
   for (int64_t e = 0; e < batch_size; ++e) {
     Stream rng(seed, first_example + e, kMqarTag);
     // a mixture draws the example's pair count first; without one the stream is as it always was
-    const int64_t K = ladder.size() == 1 ? ladder[0] : ladder[static_cast<size_t>(rng.below(static_cast<int64_t>(ladder.size())))];
+    const size_t rung = ladder.size() == 1 ? 0 : static_cast<size_t>(rng.below(static_cast<int64_t>(ladder.size())));
+    const int64_t K = ladder[rung], L = lens[rung];  // the example: K pairs in the row's first L tokens
     const int64_t space = (L - 2 * K) / 2;  // >= K since 4K <= L
-    int64_t* in = b.inputs.data<int64_t>() + e * L;
-    int64_t* tg = b.targets.data<int64_t>() + e * L;
+    int64_t* in = b.inputs.data<int64_t>() + e * row;
+    int64_t* tg = b.targets.data<int64_t>() + e * row;
     // K distinct keys in [1, V/2), K distinct values in [V/2, V) (rejection; K < V/4 typically).
     for (int64_t j = 0; j < K; ++j) {
       int64_t id;

@@ -40,10 +40,17 @@ struct MqarOptions {
   // example draws its own pair count uniformly from the ladder {m, 2m, 4m, ..., < K} plus K itself
   // (m = min_kv_pairs), its queries filling the rest of the same seq_len. 0: every example has K.
   int64_t min_kv_pairs = 0;
+  // > 0 (with a mixture): rung i of the ladder is an example of min(seq_len, min_seq_len * 2^i)
+  // tokens, as Zoology pairs 4 pairs with 64 tokens, 8 with 128, 16 and up with 256: the
+  // example fills the first tokens of the row, the rest is 0 without targets (a causal model
+  // sees exactly the shorter sequence). 0: every example fills seq_len.
+  int64_t min_seq_len = 0;
 };
 
 // The pair counts a mixture draws from ({num_kv_pairs} when min_kv_pairs is 0).
 std::vector<int64_t> mqar_kv_ladder(const MqarOptions& opt);
+// The example length of each rung of mqar_kv_ladder (seq_len everywhere when min_seq_len is 0).
+std::vector<int64_t> mqar_len_ladder(const MqarOptions& opt);
 
 // Examples [first_example, first_example + batch_size) of the stream `seed`.
 // inputs, targets: [batch_size, seq_len] i64.

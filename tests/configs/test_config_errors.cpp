@@ -128,6 +128,13 @@ TEST(ConfigErrors, RulesAcrossKeys) {
   EXPECT_NO_THROW(parse_config("data: {source: mqar, seq_len: 32, mqar_num_kv_pairs: 8}\nmodel: {vocab_size: 18}", "ok.yaml"));
   EXPECT_HAS(parse_error("data: {source: mqar, seq_len: 64, mqar_num_kv_pairs: 8, mqar_min_kv_pairs: 16}\nmodel: {vocab_size: 64}"),
              "data.mqar_min_kv_pairs: 16 exceeds data.mqar_num_kv_pairs (8)");
+  EXPECT_HAS(parse_error("data: {source: mqar, seq_len: 256, mqar_num_kv_pairs: 32, mqar_min_seq_len: 64}\nmodel: {vocab_size: 160}"),
+             "data.mqar_min_seq_len: 64 must be even and needs data.mqar_min_kv_pairs > 0");
+  EXPECT_HAS(parse_error("data: {source: mqar, seq_len: 256, mqar_num_kv_pairs: 32, mqar_min_kv_pairs: 4, mqar_min_seq_len: 8}\n"
+                         "model: {vocab_size: 160}"),
+             "data.mqar_min_seq_len: 8 gives the rung of 4 pairs 8 tokens; it needs >= 4 * pairs = 16");
+  EXPECT_NO_THROW(parse_config("data: {source: mqar, seq_len: 256, mqar_num_kv_pairs: 32, mqar_min_kv_pairs: 4, mqar_min_seq_len: 64}\n"
+                               "model: {vocab_size: 160}", "ok.yaml"));
   EXPECT_HAS(parse_error("data: {source: icl_regression, seq_len: 64, icl_points: 16}"),
              "data.seq_len: 64 must be 2 * data.icl_points (32) for icl_regression");
   EXPECT_HAS(parse_error("data: {path: ''}"), "data.path: '' (empty), but data.source is hdf5");

@@ -128,6 +128,36 @@ TEST(Mqar, TrainingMixtureDrawsPairCountsFromTheLadder) {
   EXPECT_EQ(mqar_batch(same, 9, 0, 8).targets.to_vector(), mqar_batch(plain, 9, 0, 8).targets.to_vector());
 }
 
+// Zoology's mixture of lengths: the rung of m * 2^i pairs is an example of min(L, min_seq_len *
+// 2^i) tokens at the start of the row; the rest of the row is 0 without targets, fills or not.
+TEST(Mqar, MixtureRungsAreShorterExamplesAtTheStartOfTheRow) {
+  MqarOptions o{160, 256, 32, 0.01, true, 4, 64};
+  EXPECT_EQ(mqar_len_ladder(o), (std::vector<int64_t>{64, 128, 256, 256}));
+  const int64_t B = 200, L = 256;
+  Batch b = mqar_batch(o, 11, 0, B);
+  std::map<int64_t, int64_t> len_of{{4, 64}, {8, 128}, {16, 256}, {32, 256}}, examples_with;
+  for (int64_t e = 0; e < B; ++e) {
+    const int64_t* x = b.inputs.data<int64_t>() + e * L;
+    const int64_t* y = b.targets.data<int64_t>() + e * L;
+    int64_t K = 0, last_query = -1, nonzero_after = 0;
+    for (int64_t p = 0; p < L; ++p)
+      if (y[p] != -100) ++K, last_query = p;
+    ASSERT_TRUE(len_of.count(K)) << "example " << e << " has " << K << " queries";
+    ++examples_with[K];
+    const int64_t len = len_of[K];
+    EXPECT_LT(last_query, len) << "example " << e;
+    for (int64_t p = len; p < L; ++p) nonzero_after += x[p] != 0;
+    EXPECT_EQ(nonzero_after, 0) << "example " << e << " (" << K << " pairs) writes past its " << len << " tokens";
+    int64_t fills = 0;  // random fills inside the example (random_non_queries)
+    for (int64_t p = 2 * K; p < len; ++p) fills += y[p] == -100 && x[p] != 0;
+    EXPECT_GT(fills, 0) << "example " << e;
+  }
+  for (int64_t K : {4, 8, 16, 32}) EXPECT_GT(examples_with[K], 25) << K << " pairs";
+  // each rung must hold its pairs: 4 pairs in 8 tokens do not fit
+  EXPECT_THROW(mqar_batch(MqarOptions{160, 256, 32, 0.01, true, 4, 8}, 1, 0, 1), Error);
+  EXPECT_THROW(mqar_batch(MqarOptions{160, 256, 32, 0.01, true, 0, 64}, 1, 0, 1), Error);  // no mixture
+}
+
 TEST(Mqar, AccuracyMetric) {
   MqarOptions o{64, 32, 4};
   Batch b = mqar_batch(o, 5, 0, 6);
