@@ -212,15 +212,14 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
   std::vector<LinearAttentionResult> results;
   if (!cache && par().sp_size() == 1) {
     // Training on one sp rank: a memory's segments of up to kGroupRows batch rows, taken in
-    // order of length, run as ONE batch [rows, L, ...], each segment right-padded with zero
-    // rows to the group's longest (a causal conv and recurrence leave the valid positions
-    // exact; the padded positions and final states are dropped): a few recurrences per
-    // memory instead of B small ones, with little padding. Every group's rows come from one
-    // gather of x and of q.
+    // order of length, run as ONE batch [rows, L, ...], each segment right-padded to the
+    // group's longest with copies of its last token: a causal conv and recurrence leave the
+    // valid positions exact whatever follows them, the padded positions' outputs and the
+    // final states are dropped, so the padding receives an exactly zero gradient. A few
+    // recurrences per memory instead of B small ones, with little padding; every group's
+    // rows come from one gather of x and of q.
     constexpr size_t kGroupRows = 8;
-    Tensor x_ext = cat({x_flat, zeros({1, d}, x.dtype(), x.device())}, 0);  // row BT: the padding
-    Tensor q_ext = cat({q_flat, zeros({1, q_flat.size(1)}, x.dtype(), x.device())}, 0);
-    std::vector<double> pad;  // group after group: [rows, L] row indices into x_ext
+    std::vector<double> pad;  // group after group: [rows, L] row indices into x_flat
     Shape group_memory, sizes, group_rows, lens;
     std::vector<Tensor> valid;
     for (int64_t m = 0; m < M; ++m) {
@@ -234,15 +233,16 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
         const size_t nr = std::min(kGroupRows, order.size() - g0);
         const int64_t L = static_cast<int64_t>(last_segments[order[g0] * M + m].size());
         const size_t at = pad.size();
-        pad.resize(at + nr * static_cast<size_t>(L), static_cast<double>(BT));
+        pad.resize(at + nr * static_cast<size_t>(L));
         Routed r;
         std::vector<double> keep;
         for (size_t i = 0; i < nr; ++i) {
           const int64_t b = order[g0 + i];
           const std::vector<int64_t>& seg = last_segments[b * M + m];
-          for (size_t p = 0; p < seg.size(); ++p) {
-            const double row = static_cast<double>(b * T + seg[p]);
+          for (size_t p = 0; p < static_cast<size_t>(L); ++p) {
+            const double row = static_cast<double>(b * T + seg[std::min(p, seg.size() - 1)]);
             pad[at + i * static_cast<size_t>(L) + p] = row;
+            if (p >= seg.size()) continue;
             keep.push_back(static_cast<double>(i * static_cast<size_t>(L) + p));
             r.dest.push_back(row);
           }
@@ -257,7 +257,7 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
       }
     }
     Tensor idx = from_vector(pad, {static_cast<int64_t>(pad.size())}, DType::i64, x.device());
-    const std::vector<Tensor> xs = split(embedding(x_ext, idx), sizes, 0), qs = split(embedding(q_ext, idx), sizes, 0);
+    const std::vector<Tensor> xs = split(embedding(x_flat, idx), sizes, 0), qs = split(embedding(q_flat, idx), sizes, 0);
     std::vector<Inputs> parts;
     for (size_t i = 0; i < sizes.size(); ++i) {
       const Shape rows_shape{group_rows[i], lens[i], -1};

@@ -35,6 +35,16 @@ struct RowStrides {
   int64_t sb, st;
 };
 
+// x's rows of a strided layout (a column slice of a wider projection) are too far apart for the
+// hardware prefetcher: the loops ask for row t + kPrefetchRows's channels [lo, lo + n) ahead.
+constexpr int64_t kPrefetchRows = 8;
+template <typename T>
+void prefetch_row(const T* x, RowStrides xst, int64_t b, int64_t t, int64_t T_, int64_t C, int64_t lo, int64_t n) {
+  if (t >= T_ || xst.st == C) return;  // contiguous rows: the hardware prefetcher's case
+  const char* row = reinterpret_cast<const char*>(x + b * xst.sb + t * xst.st + lo);
+  for (int64_t off = 0; off < n * static_cast<int64_t>(sizeof(T)); off += 64) __builtin_prefetch(row + off);
+}
+
 // Row r of xx = [prefix; x] (r in [0, K-1+T)): prefix row r, or x row r - (K-1); a zero row
 // (zeros: [C]) where there is no prefix.
 template <typename T>
@@ -96,6 +106,7 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
       const int64_t n = hi - lo;
       for (int64_t b = 0; b < B; ++b)
         for (int64_t t = 0; t < T; ++t) {
+          prefetch_row(px, xst, b, t + kPrefetchRows, T, C, lo, n);
           scalar_t* __restrict zr = pz + (b * T + t) * C + lo;
           for (int64_t c = 0; c < n; ++c) zr[c] = 0;
           for (int64_t j = 0; j < K; ++j) {
@@ -146,6 +157,7 @@ Tensor short_conv(const Tensor& x, const Tensor& weight, const Tensor& prefix, b
           // s walks xx's rows; once dz[t] (t = s) exists, every tap reading xx row s - j... is
           // gathered: dxx[s] = Σ_j w[j] dz[s - j] over 0 <= s - j < T, written once.
           for (int64_t s = 0; s < S; ++s) {
+            prefetch_row(px, xst, b, s + kPrefetchRows, T, C, lo, n);
             if (s < T) {  // dz row s, and its dw terms dz[s] · xx[s + j]
               const scalar_t* __restrict gr = pg + (b * T + s) * C + lo;
               const scalar_t* __restrict zr = pz + (b * T + s) * C + lo;

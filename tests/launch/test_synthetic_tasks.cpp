@@ -119,13 +119,13 @@ TEST(SyntheticTasks, IclFinalEvaluationHasThePerPointCurves) {
 }
 
 // reference: Garg et al. 2022, "What Can Transformers Learn In-Context?" (curriculum, Figure 2)
-// 8000 steps of a 4-layer d 64 model on 8 points (16 tokens): ~2 min of one core. Measured on
-// 2026-12-05 (docs/RESULTS.md): 1.19x least squares after 8000 steps with these seeds, ~1.29x
-// with data/model seed 7; 1.45x after 3000 steps; predict-zero is ~3x.
+// 8000 steps of a 6-layer d 64 softmax model on 8 points (16 tokens): ~3 min of one core.
+// Measured (docs/RESULTS.md): 1.135x least squares with these seeds, 1.120x with data and
+// model seed 7 (4 layers: 1.19x and ~1.29x; predict-zero is ~3x) — the "within 25%".
 TEST(SyntheticTasks, IclSoftmaxModelWithCurriculumApproachesLeastSquaresAtDim4) {
   TempDir dir("icl_dim4");
   Config c = load_config("", {"data.source=icl_regression", "model.vocab_size=0", "model.d_model=64",
-                              "model.n_layers=4", "model.layer_pattern=SSSS", "model.n_heads=2", "model.mlp_hidden=128",
+                              "model.n_layers=6", "model.layer_pattern=SSSSSS", "model.n_heads=2", "model.mlp_hidden=128",
                               "data.icl_dim=4", "data.icl_points=8", "data.seq_len=16", "data.batch_size=64",
                               "data.icl_curriculum=true", "data.icl_curriculum_start_dim=2",
                               "data.icl_curriculum_start_points=4", "data.icl_curriculum_dim_step=1",
@@ -139,7 +139,7 @@ TEST(SyntheticTasks, IclSoftmaxModelWithCurriculumApproachesLeastSquaresAtDim4) 
   const double model = r.icl.mean("model"), ls = r.icl.mean("least_squares");
   // least squares' expected mean over k = 0..7 is (1 + 3/4 + 1/2 + 1/4) / 8 = 0.3125
   EXPECT_NEAR(ls, 0.3125, 0.06);
-  EXPECT_LE(model, 1.5 * ls) << "model " << model << " vs least squares " << ls;
+  EXPECT_LE(model, 1.25 * ls) << "model " << model << " vs least squares " << ls;
   EXPECT_LT(model, 0.5 * r.icl.mean("nearest_3"));
   EXPECT_LT(model, 0.5 * r.icl.mean("averaging"));
   // the least-squares shape: past k = d examples the error is a fraction of the first point's
