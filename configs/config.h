@@ -42,6 +42,9 @@ struct DataConfig {
   // > 0 (with the mixture): the rung of m * 2^i pairs is an example of min(seq_len,
   // mqar_min_seq_len * 2^i) tokens (Zoology: 4 pairs in 64 tokens, 8 in 128, 16+ in 256)
   int64_t mqar_min_seq_len = 0;
+  // > 0 (with the ladder): a curriculum, rung i for steps [i * interval, (i + 1) * interval), then
+  // the last rung (the target), instead of the uniform mixture
+  int64_t mqar_curriculum_interval = 0;
   // fill the non-query positions with random ids (zoology's generator default) or leave them 0
   bool mqar_random_non_queries = true;
   // in-context linear regression: x in R^dim, y = w·x (+ noise), n_points pairs per sequence

@@ -365,6 +365,8 @@ void validate_config(const Config& cfg) {
                 " distinct keys do not fit in [1, model.vocab_size / 2) with model.vocab_size ", m.vocab_size);
     SKEIN_CHECK(d.mqar_min_kv_pairs <= d.mqar_num_kv_pairs, "data.mqar_min_kv_pairs: ", d.mqar_min_kv_pairs,
                 " exceeds data.mqar_num_kv_pairs (", d.mqar_num_kv_pairs, ")");
+    SKEIN_CHECK(d.mqar_curriculum_interval == 0 || d.mqar_min_kv_pairs > 0, "data.mqar_curriculum_interval: ",
+                d.mqar_curriculum_interval, " needs data.mqar_min_kv_pairs > 0 (the rungs it walks)");
     SKEIN_CHECK(d.mqar_min_seq_len == 0 || (d.mqar_min_kv_pairs > 0 && d.mqar_min_seq_len % 2 == 0),
                 "data.mqar_min_seq_len: ", d.mqar_min_seq_len, " must be even and needs data.mqar_min_kv_pairs > 0");
     for (int64_t k = d.mqar_min_kv_pairs, len = d.mqar_min_seq_len; d.mqar_min_seq_len > 0 && k < d.mqar_num_kv_pairs; k *= 2, len *= 2)

@@ -195,6 +195,8 @@ std::vector<ConfigKey> build_schema() {
             "MQAR training mixture: pair counts doubling from this to mqar_num_kv_pairs (0: off)"),
       field("data.mqar_min_seq_len", &C::data, &D::mqar_min_seq_len, at_least(0),
             "MQAR training mixture: the first rung's example length, doubling with the pairs up to seq_len (0: seq_len)"),
+      field("data.mqar_curriculum_interval", &C::data, &D::mqar_curriculum_interval, at_least(0),
+            "MQAR: walk the mixture's rungs in order, this many steps each, then stay on the target (0: a uniform mixture)"),
       field("data.mqar_random_non_queries", &C::data, &D::mqar_random_non_queries, any(),
             "MQAR: random ids (true) or 0 (false) at the positions that are not queries"),
       field("data.icl_dim", &C::data, &D::icl_dim, at_least(1), "in-context regression input dimension"),

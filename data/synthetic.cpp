@@ -64,6 +64,8 @@ void check_mqar(const MqarOptions& o) {
               " must be in [0, num_kv_pairs = ", o.num_kv_pairs, "] (0: no training mixture)");
   SKEIN_CHECK(o.min_seq_len >= 0 && o.min_seq_len % 2 == 0 && (o.min_seq_len == 0 || o.min_kv_pairs > 0),
               "mqar: min_seq_len ", o.min_seq_len, " must be even, >= 0, and needs a mixture (min_kv_pairs > 0)");
+  SKEIN_CHECK(o.curriculum_examples >= 0 && (o.curriculum_examples == 0 || o.min_kv_pairs > 0), "mqar: curriculum_examples ",
+              o.curriculum_examples, " must be >= 0 and needs a ladder (min_kv_pairs > 0)");
 }
 
 // Rung lengths of a checked mixture: seq_len, or min(seq_len, min_seq_len * 2^i).
@@ -141,7 +143,10 @@ Batch mqar_batch(const MqarOptions& opt, uint64_t seed, int64_t first_example, i
   for (int64_t e = 0; e < batch_size; ++e) {
     Stream rng(seed, first_example + e, kMqarTag);
     // a mixture draws the example's pair count first; without one the stream is as it always was
-    const size_t rung = ladder.size() == 1 ? 0 : static_cast<size_t>(rng.below(static_cast<int64_t>(ladder.size())));
+    const size_t last = ladder.size() - 1;
+    const size_t rung = ladder.size() == 1             ? 0
+                        : opt.curriculum_examples > 0 ? std::min<size_t>(last, static_cast<size_t>((first_example + e) / opt.curriculum_examples))
+                                                      : static_cast<size_t>(rng.below(static_cast<int64_t>(ladder.size())));
     const int64_t K = ladder[rung], L = lens[rung];  // the example: K pairs in the row's first L tokens
     const int64_t space = (L - 2 * K) / 2;  // >= K since 4K <= L
     int64_t* in = b.inputs.data<int64_t>() + e * row;

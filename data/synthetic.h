@@ -45,6 +45,10 @@ struct MqarOptions {
   // example fills the first tokens of the row, the rest is 0 without targets (a causal model
   // sees exactly the shorter sequence). 0: every example fills seq_len.
   int64_t min_seq_len = 0;
+  // > 0 (with a mixture): a curriculum instead of a mixture — example i (of the global stream)
+  // is rung min(i / curriculum_examples, last) of the ladder, so training walks the rungs in
+  // order and stays on the last (a resumed run, or any data-parallel split, continues it).
+  int64_t curriculum_examples = 0;
 };
 
 // The pair counts a mixture draws from ({num_kv_pairs} when min_kv_pairs is 0).

@@ -209,6 +209,7 @@ DataSources make_data(Config& cfg, int64_t dp_rank, int64_t dp_size) {
     MqarOptions train_mix = m;  // evaluation stays at num_kv_pairs
     train_mix.min_kv_pairs = dc.mqar_min_kv_pairs;
     train_mix.min_seq_len = dc.mqar_min_seq_len;
+    train_mix.curriculum_examples = dc.mqar_curriculum_interval * dc.batch_size * dp_size * cfg.train.grad_accum;
     d.train = std::make_unique<MqarSource>(train_mix, dc.batch_size, dc.seed, dp_rank, dp_size);
     d.val = std::make_unique<MqarSource>(m, dc.batch_size, dc.seed + 1000003);
   } else {  // icl_regression

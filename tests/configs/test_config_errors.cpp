@@ -133,6 +133,8 @@ TEST(ConfigErrors, RulesAcrossKeys) {
   EXPECT_HAS(parse_error("data: {source: mqar, seq_len: 256, mqar_num_kv_pairs: 32, mqar_min_kv_pairs: 4, mqar_min_seq_len: 8}\n"
                          "model: {vocab_size: 160}"),
              "data.mqar_min_seq_len: 8 gives the rung of 4 pairs 8 tokens; it needs >= 4 * pairs = 16");
+  EXPECT_HAS(parse_error("data: {source: mqar, seq_len: 256, mqar_num_kv_pairs: 32, mqar_curriculum_interval: 100}\nmodel: {vocab_size: 160}"),
+             "data.mqar_curriculum_interval: 100 needs data.mqar_min_kv_pairs > 0 (the rungs it walks)");
   EXPECT_NO_THROW(parse_config("data: {source: mqar, seq_len: 256, mqar_num_kv_pairs: 32, mqar_min_kv_pairs: 4, mqar_min_seq_len: 64}\n"
                                "model: {vocab_size: 160}", "ok.yaml"));
   EXPECT_HAS(parse_error("data: {source: icl_regression, seq_len: 64, icl_points: 16}"),

@@ -158,6 +158,25 @@ TEST(Mqar, MixtureRungsAreShorterExamplesAtTheStartOfTheRow) {
   EXPECT_THROW(mqar_batch(MqarOptions{160, 256, 32, 0.01, true, 0, 64}, 1, 0, 1), Error);  // no mixture
 }
 
+// The curriculum walks the rungs in order: example i is rung min(i / interval, last), whichever
+// batch (or data-parallel shard) draws it.
+TEST(Mqar, CurriculumWalksTheRungsInOrderThenStaysOnTheTarget) {
+  MqarOptions o{160, 256, 32, 0.01, false, 4, 64, 10};
+  const int64_t L = 256;
+  auto pairs_of = [&](const Batch& b, int64_t e) {
+    int64_t K = 0;
+    for (int64_t p = 0; p < L; ++p) K += b.targets.data<int64_t>()[e * L + p] != -100;
+    return K;
+  };
+  Batch b = mqar_batch(o, 3, 0, 60);
+  const std::vector<int64_t> want{4, 8, 16, 32, 32, 32};
+  for (int64_t e = 0; e < 60; ++e) ASSERT_EQ(pairs_of(b, e), want[static_cast<size_t>(e / 10)]) << "example " << e;
+  Batch shard = mqar_batch(o, 3, 25, 10);  // examples 25..34 of the same stream
+  for (int64_t e = 0; e < 10; ++e) EXPECT_EQ(pairs_of(shard, e), want[static_cast<size_t>((25 + e) / 10)]);
+  EXPECT_EQ(shard.inputs.to_vector(), b.inputs.narrow(0, 25, 10).contiguous().to_vector());
+  EXPECT_THROW(mqar_batch(MqarOptions{160, 256, 32, 0.01, false, 0, 0, 10}, 1, 0, 1), Error);  // no ladder
+}
+
 TEST(Mqar, AccuracyMetric) {
   MqarOptions o{64, 32, 4};
   Batch b = mqar_batch(o, 5, 0, 6);
