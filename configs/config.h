@@ -40,7 +40,8 @@ struct DataConfig {
   // (Zoology's mixture of easier settings); evaluation stays at mqar_num_kv_pairs
   int64_t mqar_min_kv_pairs = 0;
   // > 0 (with the mixture): the rung of m * 2^i pairs is an example of min(seq_len,
-  // mqar_min_seq_len * 2^i) tokens (Zoology: 4 pairs in 64 tokens, 8 in 128, 16+ in 256)
+  // mqar_min_seq_len * 2^i) tokens, the target rung of seq_len (Zoology: 4 pairs in 64 tokens, 8
+  // in 128, 16+ in 256)
   int64_t mqar_min_seq_len = 0;
   // > 0 (with the ladder): a curriculum, rung i for steps [i * interval, (i + 1) * interval), then
   // the last rung (the target), instead of the uniform mixture

@@ -68,11 +68,12 @@ void check_mqar(const MqarOptions& o) {
               o.curriculum_examples, " must be >= 0 and needs a ladder (min_kv_pairs > 0)");
 }
 
-// Rung lengths of a checked mixture: seq_len, or min(seq_len, min_seq_len * 2^i).
+// Rung lengths of a checked mixture: seq_len, or min(seq_len, min_seq_len * 2^i) — except the
+// last rung, the target the evaluation measures, which is always seq_len.
 std::vector<int64_t> len_ladder(const MqarOptions& opt, size_t rungs) {
   std::vector<int64_t> lens;
   for (size_t i = 0; i < rungs; ++i)
-    lens.push_back(opt.min_seq_len == 0 ? opt.seq_len : std::min(opt.seq_len, opt.min_seq_len << i));
+    lens.push_back(opt.min_seq_len == 0 || i + 1 == rungs ? opt.seq_len : std::min(opt.seq_len, opt.min_seq_len << i));
   return lens;
 }
 

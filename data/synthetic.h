@@ -41,7 +41,8 @@ struct MqarOptions {
   // (m = min_kv_pairs), its queries filling the rest of the same seq_len. 0: every example has K.
   int64_t min_kv_pairs = 0;
   // > 0 (with a mixture): rung i of the ladder is an example of min(seq_len, min_seq_len * 2^i)
-  // tokens, as Zoology pairs 4 pairs with 64 tokens, 8 with 128, 16 and up with 256: the
+  // tokens, the last rung (the target) of seq_len, as Zoology pairs 4 pairs with 64 tokens, 8
+  // with 128, 16 and up with 256: the
   // example fills the first tokens of the row, the rest is 0 without targets (a causal model
   // sees exactly the shorter sequence). 0: every example fills seq_len.
   int64_t min_seq_len = 0;

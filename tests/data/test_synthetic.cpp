@@ -133,6 +133,7 @@ TEST(Mqar, TrainingMixtureDrawsPairCountsFromTheLadder) {
 TEST(Mqar, MixtureRungsAreShorterExamplesAtTheStartOfTheRow) {
   MqarOptions o{160, 256, 32, 0.01, true, 4, 64};
   EXPECT_EQ(mqar_len_ladder(o), (std::vector<int64_t>{64, 128, 256, 256}));
+  EXPECT_EQ(mqar_len_ladder(MqarOptions{160, 256, 8, 0.01, true, 4, 64}), (std::vector<int64_t>{64, 256}));  // the target: seq_len
   const int64_t B = 200, L = 256;
   Batch b = mqar_batch(o, 11, 0, B);
   std::map<int64_t, int64_t> len_of{{4, 64}, {8, 128}, {16, 256}, {32, 256}}, examples_with;
