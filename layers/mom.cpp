@@ -171,18 +171,15 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
   w = div(w, sum(w, {0}, true));                                // renormalised over the slots
   last_probs = probs;
   last_weights = w;
-  // Dispatch (a stable counting sort): memory m's rows in (batch, time) order, so its tokens
-  // of batch b are one contiguous run; slot_rows: each row's index into w's flat [K*BT].
-  // seg_slots[b * M + m]: the slot row of each token of last_segments[b * M + m].
+  // Dispatch: last_segments[b * M + m] holds the times of batch b's tokens that chose memory m
+  // (in order); seg_slots[b * M + m] each one's index into w's flat [K*BT].
   last_segments.assign(B * M, {});
-  std::vector<std::vector<double>> rows(M), slot_rows(M), seg_slots(B * M);
+  std::vector<std::vector<double>> seg_slots(B * M);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t)
       for (int64_t s = 0; s < K; ++s) {
         const int64_t m = choice[(b * T + t) * K + s];
         last_segments[b * M + m].push_back(t);
-        rows[m].push_back(static_cast<double>(b * T + t));
-        slot_rows[m].push_back(static_cast<double>(s * BT + b * T + t));
         seg_slots[b * M + m].push_back(static_cast<double>(s * BT + b * T + t));
       }
   Tensor xc = par().tp_copy(x);  // Megatron f: the input gradient is summed over tp ranks
@@ -220,7 +217,7 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
     // rows come from one gather of x and of q.
     constexpr size_t kGroupRows = 8;
     std::vector<double> pad;  // group after group: [rows, L] row indices into x_flat
-    Shape group_memory, sizes, group_rows, lens;
+    Shape group_memory, group_rows, lens;
     std::vector<Tensor> valid;
     for (int64_t m = 0; m < M; ++m) {
       std::vector<int64_t> order;  // batch rows with tokens for m, longest segment first
@@ -253,9 +250,10 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
         group_memory.push_back(m);
         group_rows.push_back(static_cast<int64_t>(nr));
         lens.push_back(L);
-        sizes.push_back(static_cast<int64_t>(nr) * L);
       }
     }
+    Shape sizes;  // each group's rows of the gathered x and q
+    for (size_t i = 0; i < lens.size(); ++i) sizes.push_back(group_rows[i] * lens[i]);
     Tensor idx = from_vector(pad, {static_cast<int64_t>(pad.size())}, DType::i64, x.device());
     const std::vector<Tensor> xs = split(embedding(x_flat, idx), sizes, 0), qs = split(embedding(q_flat, idx), sizes, 0);
     std::vector<Inputs> parts;
@@ -273,7 +271,16 @@ Tensor MoM::forward(const Tensor& x, MixerCache* cache) {
     if (shared) shared_out = run_recurrence(recurrence(parts.back()), scale, chunk).out;
   } else {
     // One recurrence per (memory, batch) — empty where no token of that batch chose the
-    // memory — then the shared memory's over every token.
+    // memory — then the shared memory's over every token. rows[m]: memory m's rows of x_flat
+    // in (batch, time) order, so its tokens of batch b are one contiguous run; slot_rows[m]:
+    // each one's index into w_flat.
+    std::vector<std::vector<double>> rows(M), slot_rows(M);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t b = 0; b < B; ++b)
+        for (size_t i = 0; i < last_segments[b * M + m].size(); ++i) {
+          rows[m].push_back(static_cast<double>(b * T + last_segments[b * M + m][i]));
+          slot_rows[m].push_back(seg_slots[b * M + m][i]);
+        }
     std::vector<Inputs> parts;  // per (memory, batch), then the shared memory
     for (int64_t m = 0; m < M; ++m) {
       const int64_t n = static_cast<int64_t>(rows[m].size());
